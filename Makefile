@@ -1,0 +1,118 @@
+# Stockade — see README.md. Build output goes to $(BUILDDIR).
+
+CC ?= gcc
+CLANG ?= clang
+PREFIX ?= /usr/local
+DESTDIR ?=
+BUILDDIR ?= build
+FUZZ_RUNS ?= 1000000
+
+PKGS := libcjson openssl libcurl libsystemd libseccomp libcap fuse3
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lev
+
+WARNINGS := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wstrict-prototypes -Wmissing-prototypes \
+	-Wno-unused-parameter
+BASE_CFLAGS := -std=gnu11 -g -O2 -D_GNU_SOURCE -D_FORTIFY_SOURCE=2 -fstack-protector-strong \
+	$(WARNINGS) -Icommon -I. $(PKG_CFLAGS)
+SANITIZE_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+ifeq ($(SANITIZE),1)
+BASE_CFLAGS += $(SANITIZE_FLAGS) -O1
+LDFLAGS += $(SANITIZE_FLAGS)
+endif
+ALL_CFLAGS := $(BASE_CFLAGS) $(CFLAGS)
+ALL_LDFLAGS := -Wl,--as-needed $(LDFLAGS)
+
+MAINS := agent/stockadectl.c $(wildcard agent/stockaded.c enforcer/stockade-runc.c)
+BINS := $(patsubst %.c,$(BUILDDIR)/bin/%,$(notdir $(MAINS)))
+LIB_SRCS := $(filter-out $(MAINS),$(wildcard common/*.c policy/*.c proto/*.c enforcer/*.c agent/*.c))
+LIB_OBJS := $(patsubst %.c,$(BUILDDIR)/obj/%.o,$(LIB_SRCS))
+LIB := $(BUILDDIR)/libstockade.a
+
+UNIT_SRCS := $(wildcard tests/unit/test-*.c)
+UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILDDIR)/tests/%,$(UNIT_SRCS))
+FUZZ_SRCS := $(wildcard tests/fuzz/fuzz-*.c)
+REPLAY_BINS := $(patsubst tests/fuzz/%.c,$(BUILDDIR)/tests/%-replay,$(FUZZ_SRCS))
+BENCH_SRCS := $(wildcard tests/bench/bench-*.c)
+BENCH_BINS := $(patsubst tests/bench/%.c,$(BUILDDIR)/tests/%,$(BENCH_SRCS))
+
+FUZZ_DIR := build/fuzz
+FUZZ_CFLAGS := -std=gnu11 -g -O1 -D_GNU_SOURCE -Icommon -I. $(PKG_CFLAGS) \
+	-fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all
+FUZZ_LIB_OBJS := $(patsubst %.c,$(FUZZ_DIR)/obj/%.o,$(LIB_SRCS))
+FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(FUZZ_DIR)/%,$(FUZZ_SRCS))
+
+.PHONY: all deps test check fuzz fuzz-build tests-build install clean demo
+.SUFFIXES:
+.DELETE_ON_ERROR:
+.SECONDARY:
+
+all: $(BINS)
+
+deps:
+	@scripts/deps.sh
+
+$(BUILDDIR)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -MMD -MP -c $< -o $@
+
+$(LIB): $(LIB_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILDDIR)/bin/%: $(BUILDDIR)/obj/agent/%.o $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $^ -o $@ $(ALL_LDFLAGS) $(PKG_LIBS)
+
+$(BUILDDIR)/bin/stockade-runc: $(BUILDDIR)/obj/enforcer/stockade-runc.o $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $^ -o $@ $(ALL_LDFLAGS) $(PKG_LIBS)
+
+$(BUILDDIR)/tests/test-%: $(BUILDDIR)/obj/tests/unit/test-%.o $(BUILDDIR)/obj/tests/unit/test.o $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $^ -o $@ $(ALL_LDFLAGS) $(PKG_LIBS)
+
+$(BUILDDIR)/tests/fuzz-%-replay: $(BUILDDIR)/obj/tests/fuzz/fuzz-%.o $(BUILDDIR)/obj/tests/fuzz/replay.o $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $^ -o $@ $(ALL_LDFLAGS) $(PKG_LIBS)
+
+$(BUILDDIR)/tests/bench-%: $(BUILDDIR)/obj/tests/bench/bench-%.o $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $^ -o $@ $(ALL_LDFLAGS) $(PKG_LIBS)
+
+tests-build: $(BINS) $(UNIT_BINS) $(REPLAY_BINS) $(BENCH_BINS)
+
+# libFuzzer builds use clang and their own objects.
+$(FUZZ_DIR)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CLANG) $(FUZZ_CFLAGS) -c $< -o $@
+
+$(FUZZ_DIR)/fuzz-%: $(FUZZ_DIR)/obj/tests/fuzz/fuzz-%.o $(FUZZ_LIB_OBJS)
+	$(CLANG) -fsanitize=fuzzer,address,undefined $^ -o $@ $(PKG_LIBS)
+
+fuzz-build: $(FUZZ_BINS)
+
+test: deps
+	@$(MAKE) --no-print-directory tests-build fuzz-build >$(BUILDDIR).log 2>&1 || { cat $(BUILDDIR).log; exit 1; }
+	@tests/run --build $(BUILDDIR) --fuzz $(FUZZ_DIR)
+
+check: deps
+	@$(MAKE) --no-print-directory BUILDDIR=build/check SANITIZE=1 tests-build >build/check.log 2>&1 || { cat build/check.log; exit 1; }
+	@tests/run --build build/check
+
+fuzz: deps
+	@$(MAKE) --no-print-directory fuzz-build
+	@tests/fuzz/run-fuzzers $(FUZZ_DIR) $(FUZZ_RUNS)
+
+demo: deps
+	@$(MAKE) --no-print-directory all
+	@scripts/demo.sh $(BUILDDIR)/bin
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin
+	install -m 0755 $(BINS) $(DESTDIR)$(PREFIX)/bin/
+
+clean:
+	rm -rf build build.log
+
+-include $(shell find $(BUILDDIR)/obj -name '*.d' 2>/dev/null)
