@@ -1,7 +1,491 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-#include <stdio.h>
+/* stockadectl: the administrator's tool. Offline: keygen, root init, sign, verify,
+ * settings show. Exit status: 0 success, 1 rejected or failed, 2 usage error. */
+#include <fcntl.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <inttypes.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "policy/bundle.h"
+#include "log.h"
+#include "policy/store.h"
+#include "util.h"
+
+#define EXIT_USAGE 2
+#define MAX_KEYS 32
+
+typedef struct Command {
+        const char *name;
+        const char *usage;
+        int (*run)(int argc, char *argv[]);
+} Command;
+
+static _printf_(1, 2) int usage_error(const char *format, ...) {
+        va_list ap;
+        va_start(ap, format);
+        fputs("stockadectl: ", stderr);
+        vfprintf(stderr, format, ap);
+        fputs(" (see --help)\n", stderr);
+        va_end(ap);
+        return EXIT_USAGE;
+}
+
+static _printf_(1, 2) int fail(const char *format, ...) {
+        va_list ap;
+        va_start(ap, format);
+        fputs("stockadectl: ", stderr);
+        vfprintf(stderr, format, ap);
+        fputc('\n', stderr);
+        va_end(ap);
+        return EXIT_FAILURE;
+}
+
+static int read_input(const char *path, size_t max, char **ret, size_t *ret_size) {
+        int r = read_full_file(AT_FDCWD, path, max, ret, ret_size);
+        if (r == -EFBIG)
+                return fail("'%s' is larger than %zu bytes", path, max);
+        if (r < 0)
+                return fail("cannot read '%s': %s", path, strerror(-r));
+        return 0;
+}
+
+static int print_json(const cJSON *json) {
+        _cleanup_free_ char *text = cJSON_Print(json);
+        if (!text)
+                return fail("out of memory");
+        puts(text);
+        return 0;
+}
+
+/* Loads --key/--sign files into keys[]; returns an exit status. */
+static int load_keys(char *const *paths, size_t n, bool private_key, Key **keys) {
+        for (size_t i = 0; i < n; i++) {
+                _cleanup_free_ char *why = NULL;
+                int r = key_load_file(paths[i], private_key, &keys[i], &why);
+                if (r < 0)
+                        return fail("%s", why ? why : strerror(-r));
+        }
+        return 0;
+}
+
+static void free_keys(Key **keys, size_t n) {
+        for (size_t i = 0; i < n; i++)
+                key_free(keys[i]);
+}
+
+static int add_path(char **paths, size_t *n, char *path) {
+        if (*n >= MAX_KEYS)
+                return usage_error("at most %d keys", MAX_KEYS);
+        paths[(*n)++] = path;
+        return 0;
+}
+
+static int write_key_file(const char *path, const char *pem, mode_t mode) {
+        _cleanup_close_ int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode);
+        if (fd < 0)
+                return fail("cannot create '%s': %m", path);
+        size_t n = strlen(pem);
+        if (write(fd, pem, n) != (ssize_t) n || fsync(fd) < 0)
+                return fail("cannot write '%s': %m", path);
+        return 0;
+}
+
+static int cmd_keygen(int argc, char *argv[]) {
+        static const struct option options[] = {
+                { "type", required_argument, NULL, 't' },
+                { "out", required_argument, NULL, 'o' },
+                {},
+        };
+        KeyType type = KEY_ED25519;
+        const char *prefix = NULL;
+        int c;
+        while ((c = getopt_long(argc, argv, "", options, NULL)) >= 0)
+                switch (c) {
+                case 't':
+                        if (key_type_from_string(optarg, &type) < 0)
+                                return usage_error("unknown key type '%s' (ed25519 or p256)", optarg);
+                        break;
+                case 'o': prefix = optarg; break;
+                default: return EXIT_USAGE;
+                }
+        if (!prefix || optind != argc)
+                return usage_error("keygen needs --out PREFIX and nothing else");
+
+        _cleanup_(key_freep) Key *key = NULL;
+        _cleanup_free_ char *priv = NULL, *pub = NULL, *priv_path = NULL, *pub_path = NULL;
+        if (key_generate(type, &key) < 0 || key_private_pem(key, &priv) < 0 || key_public_pem(key, &pub) < 0)
+                return fail("key generation failed");
+        if (asprintf(&priv_path, "%s.key", prefix) < 0 || asprintf(&pub_path, "%s.pub", prefix) < 0)
+                return fail("out of memory");
+
+        int r = write_key_file(priv_path, priv, 0600);
+        if (r != 0)
+                return r;
+        r = write_key_file(pub_path, pub, 0644);
+        if (r != 0) {
+                (void) unlink(priv_path);
+                return r;
+        }
+        puts(key_id(key));
+        return 0;
+}
+
+static int cmd_root_init(int argc, char *argv[]) {
+        static const struct option options[] = {
+                { "version", required_argument, NULL, 'v' },
+                { "threshold", required_argument, NULL, 't' },
+                { "key", required_argument, NULL, 'k' },
+                { "sign", required_argument, NULL, 's' },
+                {},
+        };
+        int64_t version = 1, threshold = 0;
+        char *key_paths[MAX_KEYS], *sign_paths[MAX_KEYS];
+        size_t n_keys = 0, n_signers = 0;
+        int c, r;
+        while ((c = getopt_long(argc, argv, "", options, NULL)) >= 0)
+                switch (c) {
+                case 'v':
+                        if (safe_atoi64(optarg, &version) < 0 || version < 1 || version > INT32_MAX)
+                                return usage_error("--version must be a positive integer");
+                        break;
+                case 't':
+                        if (safe_atoi64(optarg, &threshold) < 0 || threshold < 1 || threshold > MAX_KEYS)
+                                return usage_error("--threshold must be a positive integer");
+                        break;
+                case 'k':
+                        if ((r = add_path(key_paths, &n_keys, optarg)) != 0)
+                                return r;
+                        break;
+                case 's':
+                        if ((r = add_path(sign_paths, &n_signers, optarg)) != 0)
+                                return r;
+                        break;
+                default: return EXIT_USAGE;
+                }
+        if (optind != argc || threshold == 0 || n_keys == 0 || n_signers == 0)
+                return usage_error("root init needs --threshold, at least one --key and one --sign");
+        if ((size_t) threshold > n_keys)
+                return usage_error("--threshold %" PRId64 " is more than the %zu keys given", threshold, n_keys);
+
+        Key *keys[MAX_KEYS] = {}, *signers[MAX_KEYS] = {};
+        _cleanup_free_ char *text = NULL;
+        r = load_keys(key_paths, n_keys, false, keys);
+        if (r == 0)
+                r = load_keys(sign_paths, n_signers, true, signers);
+        if (r == 0 && trust_root_create(version, (size_t) threshold, keys, n_keys, signers, n_signers, &text) < 0)
+                r = fail("cannot create the root");
+        if (r == 0)
+                puts(text);
+        free_keys(keys, n_keys);
+        free_keys(signers, n_signers);
+        return r;
+}
+
+static int cmd_root(int argc, char *argv[]) {
+        if (argc >= 2 && streq(argv[1], "init"))
+                return cmd_root_init(argc - 1, argv + 1);
+        return usage_error("unknown root command (expected: root init)");
+}
+
+static int cmd_sign(int argc, char *argv[]) {
+        static const struct option options[] = {
+                { "key", required_argument, NULL, 'k' },
+                { "org", required_argument, NULL, 'o' },
+                { "serial", required_argument, NULL, 's' },
+                { "expires", required_argument, NULL, 'e' },
+                { "valid-for", required_argument, NULL, 'V' },
+                {},
+        };
+        char *key_paths[MAX_KEYS];
+        size_t n_keys = 0;
+        const char *org = NULL;
+        int64_t serial = 0, expires = 0, valid_for = 0, now = time(NULL);
+        int c, r;
+        while ((c = getopt_long(argc, argv, "", options, NULL)) >= 0)
+                switch (c) {
+                case 'k':
+                        if ((r = add_path(key_paths, &n_keys, optarg)) != 0)
+                                return r;
+                        break;
+                case 'o': org = optarg; break;
+                case 's':
+                        if (safe_atoi64(optarg, &serial) < 0 || serial < 1)
+                                return usage_error("--serial must be a positive integer");
+                        break;
+                case 'e':
+                        if (rfc3339_parse(optarg, &expires) < 0)
+                                return usage_error("--expires must be an RFC 3339 time such as 2027-01-31T00:00:00Z");
+                        break;
+                case 'V':
+                        if (duration_parse(optarg, &valid_for) < 0)
+                                return usage_error("--valid-for must be a duration such as 30d, 12h or 90m");
+                        break;
+                default: return EXIT_USAGE;
+                }
+        if (optind + 1 != argc || n_keys == 0 || !org || org[0] == '\0' || serial == 0)
+                return usage_error("sign needs --key, --org, --serial and one SETTINGS.json");
+        if ((expires != 0) == (valid_for != 0))
+                return usage_error("sign needs exactly one of --expires and --valid-for");
+        if (valid_for)
+                expires = now + valid_for;
+        if (expires <= now)
+                return fail("--expires is in the past");
+
+        _cleanup_free_ char *text = NULL, *why = NULL, *out = NULL;
+        size_t size;
+        if ((r = read_input(argv[optind], ENVELOPE_MAX_SIZE, &text, &size)) != 0)
+                return r;
+        _cleanup_(admin_settings_freep) AdminSettings *settings = NULL;
+        if (admin_settings_parse_text(text, size, &settings, &why) < 0)
+                return fail("invalid settings '%s': %s", argv[optind], why ? why : "parse error");
+        const char *const *warnings;
+        size_t n_warnings = admin_settings_warnings(settings, &warnings);
+        for (size_t i = 0; i < n_warnings; i++)
+                fprintf(stderr, "stockadectl: warning: %s\n", warnings[i]);
+
+        _cleanup_json_ cJSON *json = cJSON_ParseWithLength(text, size);
+        Key *keys[MAX_KEYS] = {};
+        r = load_keys(key_paths, n_keys, true, keys);
+        if (r == 0 && bundle_create(org, serial, now, expires, json, keys, n_keys, &out) < 0)
+                r = fail("signing failed");
+        if (r == 0)
+                puts(out);
+        free_keys(keys, n_keys);
+        return r;
+}
+
+static cJSON *bundle_summary(const Bundle *b) {
+        char issued[32], expires[32];
+        rfc3339_format(b->issued_at, issued);
+        rfc3339_format(b->expires, expires);
+        cJSON *json = cJSON_CreateObject();
+        cJSON_AddStringToObject(json, "org", b->org);
+        cJSON_AddNumberToObject(json, "serial", (double) b->serial);
+        cJSON_AddStringToObject(json, "issuedAt", issued);
+        cJSON_AddStringToObject(json, "expires", expires);
+        cJSON_AddBoolToObject(json, "expired", b->expired);
+        return json;
+}
+
+/* {"policy": {...} or null, "warnings": [...], "settings": {...}} */
+static int effective_json(const Bundle *b, const cJSON *user, cJSON **ret) {
+        _cleanup_(effective_settings_freep) EffectiveSettings *eff = NULL;
+        int r = effective_settings_compute(b ? b->settings : NULL, user, &eff);
+        if (r < 0)
+                return r;
+
+        cJSON *json = cJSON_CreateObject();
+        cJSON_AddItemToObject(json, "policy", b ? bundle_summary(b) : cJSON_CreateNull());
+        cJSON *warnings = cJSON_AddArrayToObject(json, "warnings");
+        if (b) {
+                const char *const *list;
+                size_t n = admin_settings_warnings(b->settings, &list);
+                for (size_t i = 0; i < n; i++)
+                        cJSON_AddItemToArray(warnings, cJSON_CreateString(list[i]));
+        }
+        cJSON_AddItemToObject(json, "settings", effective_settings_to_json(eff));
+        *ret = json;
+        return 0;
+}
+
+static int open_store(const char *dir, PolicyStore **ret) {
+        _cleanup_free_ char *why = NULL;
+        if (policy_store_open(dir, ret, &why) < 0)
+                return fail("%s", why ? why : "cannot open the state directory");
+        return 0;
+}
+
+static int cmd_verify(int argc, char *argv[]) {
+        static const struct option options[] = {
+                { "root", required_argument, NULL, 'r' },
+                { "org", required_argument, NULL, 'o' },
+                { "state-dir", required_argument, NULL, 'd' },
+                { "commit", no_argument, NULL, 'c' },
+                {},
+        };
+        const char *root_path = NULL, *org = NULL, *state_dir = NULL;
+        bool commit = false;
+        int c, r;
+        while ((c = getopt_long(argc, argv, "", options, NULL)) >= 0)
+                switch (c) {
+                case 'r': root_path = optarg; break;
+                case 'o': org = optarg; break;
+                case 'd': state_dir = optarg; break;
+                case 'c': commit = true; break;
+                default: return EXIT_USAGE;
+                }
+        if (!root_path || optind + 1 != argc)
+                return usage_error("verify needs --root ROOT.json and one BUNDLE.json");
+        if (commit && !state_dir)
+                return usage_error("--commit needs --state-dir");
+
+        _cleanup_(policy_store_freep) PolicyStore *store = NULL;
+        if (state_dir && (r = open_store(state_dir, &store)) != 0)
+                return r;
+
+        _cleanup_free_ char *root_text = NULL, *text = NULL, *why = NULL;
+        size_t root_size, size;
+        if ((r = read_input(root_path, ENVELOPE_MAX_SIZE, &root_text, &root_size)) != 0)
+                return r;
+        _cleanup_(trust_root_freep) TrustRoot *root = NULL;
+        if (trust_root_parse(root_text, root_size, &root, &why) < 0 ||
+            (store && trust_root_check_successor(policy_store_root(store), root, &why) < 0))
+                return fail("rejected: %s", why);
+
+        /* A bundle larger than the limit is still read (up to twice it) so that the size
+         * check reports it as a rejection. */
+        r = read_full_file(AT_FDCWD, argv[optind], 2 * ENVELOPE_MAX_SIZE, &text, &size);
+        if (r == -EFBIG)
+                return fail("rejected: too large: more than %d bytes (limit %d)", 2 * ENVELOPE_MAX_SIZE, ENVELOPE_MAX_SIZE);
+        if (r < 0)
+                return fail("cannot read '%s': %s", argv[optind], strerror(-r));
+
+        const PolicyState *state = store ? policy_store_state(store) : NULL;
+        BundleCheck check = {
+                .org = org ? org : state ? state->org : NULL,
+                .now = time(NULL),
+                .state = state,
+        };
+        _cleanup_(bundle_freep) Bundle *bundle = NULL;
+        if (bundle_verify(root, text, size, &check, &bundle, &why) < 0)
+                return fail("rejected: %s", why);
+
+        if (commit && (r = policy_store_commit(store, root, bundle, text, size, check.now)) < 0)
+                return fail("cannot record the bundle in '%s': %s", state_dir, strerror(-r));
+
+        _cleanup_json_ cJSON *json = NULL;
+        if (effective_json(bundle, NULL, &json) < 0)
+                return fail("out of memory");
+        return print_json(json);
+}
+
+static void print_settings_table(const cJSON *json) {
+        const cJSON *policy = cJSON_GetObjectItemCaseSensitive(json, "policy");
+        if (cJSON_IsObject(policy))
+                printf("policy: org %s, serial %.0f, expires %s%s\n",
+                       json_get_string(policy, "org"),
+                       cJSON_GetObjectItemCaseSensitive(policy, "serial")->valuedouble,
+                       json_get_string(policy, "expires"),
+                       cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(policy, "expired")) ? " (expired: enforced as stale)" : "");
+        else
+                printf("policy: none accepted (built-in defaults)\n");
+
+        const cJSON *item;
+        cJSON_ArrayForEach(item, cJSON_GetObjectItemCaseSensitive(json, "warnings"))
+                printf("warning: %s\n", item->valuestring);
+
+        cJSON_ArrayForEach(item, cJSON_GetObjectItemCaseSensitive(json, "settings")) {
+                _cleanup_free_ char *value = cJSON_PrintUnformatted(cJSON_GetObjectItemCaseSensitive(item, "value"));
+                printf("%-62s %-14s %s\n", item->string, json_get_string(item, "source"), value ? value : "?");
+        }
+}
+
+static int cmd_settings_show(int argc, char *argv[]) {
+        static const struct option options[] = {
+                { "state-dir", required_argument, NULL, 'd' },
+                { "user-settings", required_argument, NULL, 'u' },
+                { "json", no_argument, NULL, 'j' },
+                {},
+        };
+        const char *state_dir = NULL, *user_path = NULL;
+        bool as_json = false;
+        int c, r;
+        while ((c = getopt_long(argc, argv, "", options, NULL)) >= 0)
+                switch (c) {
+                case 'd': state_dir = optarg; break;
+                case 'u': user_path = optarg; break;
+                case 'j': as_json = true; break;
+                default: return EXIT_USAGE;
+                }
+        if (!state_dir || optind != argc)
+                return usage_error("settings show needs --state-dir DIR");
+
+        _cleanup_json_ cJSON *user = NULL;
+        _cleanup_free_ char *why = NULL;
+        if (user_path) {
+                _cleanup_free_ char *text = NULL;
+                size_t size;
+                if ((r = read_input(user_path, ENVELOPE_MAX_SIZE, &text, &size)) != 0)
+                        return r;
+                if (user_settings_parse_text(text, size, &user, &why) < 0)
+                        return fail("invalid user settings '%s': %s", user_path, why ? why : "parse error");
+        }
+
+        _cleanup_(policy_store_freep) PolicyStore *store = NULL;
+        if ((r = open_store(state_dir, &store)) != 0)
+                return r;
+        _cleanup_(bundle_freep) Bundle *bundle = NULL;
+        r = policy_store_load_last_known_good(store, time(NULL), &bundle, &why);
+        if (r < 0 && r != -ENOENT)
+                return fail("%s", why ? why : strerror(-r));
+
+        _cleanup_json_ cJSON *json = NULL;
+        if (effective_json(bundle, user, &json) < 0)
+                return fail("out of memory");
+        if (as_json)
+                return print_json(json);
+        print_settings_table(json);
+        return 0;
+}
+
+static int cmd_settings(int argc, char *argv[]) {
+        if (argc >= 2 && streq(argv[1], "show"))
+                return cmd_settings_show(argc - 1, argv + 1);
+        return usage_error("unknown settings command (expected: settings show)");
+}
+
+static const Command commands[] = {
+        { "keygen", "keygen [--type ed25519|p256] --out PREFIX\n"
+                    "  Writes PREFIX.key (PKCS#8 PEM, mode 0600) and PREFIX.pub (SPKI PEM); prints the key id.",
+          cmd_keygen },
+        { "root", "root init [--version N] --threshold N --key A.pub [--key B.pub ...] --sign A.key [--sign ...]\n"
+                  "  Prints a trust root envelope listing the --key public keys, signed with each --sign key.\n"
+                  "  Version N+1 must also be signed by a threshold of version N's keys.",
+          cmd_root },
+        { "sign", "sign --key A.key [--key B.key ...] --org ORG --serial N (--expires RFC3339 | --valid-for 30d) SETTINGS.json\n"
+                  "  Checks SETTINGS.json (admin-settings.json) and prints a signed settings bundle.",
+          cmd_sign },
+        { "verify", "verify --root ROOT.json [--org ORG] [--state-dir DIR] [--commit] BUNDLE.json\n"
+                    "  Prints the effective settings as JSON, or 'stockadectl: rejected: REASON' and exits 1.\n"
+                    "  --state-dir applies rollback protection and root rotation rules; --commit records the\n"
+                    "  bundle (and root) there as last-known-good.",
+          cmd_verify },
+        { "settings", "settings show --state-dir DIR [--user-settings FILE] [--json]\n"
+                      "  Prints each effective setting with its source (admin-locked, admin-default, user, builtin).",
+          cmd_settings },
+};
+
+static void help(FILE *f) {
+        fprintf(f, "usage: stockadectl COMMAND [OPTIONS]\n\ncommands:\n");
+        for (size_t i = 0; i < ELEMENTSOF(commands); i++)
+                fprintf(f, "  %s\n", commands[i].usage);
+        fprintf(f, "\nexit status: 0 success, 1 rejected or failed, 2 usage error\n");
+}
+
+static bool wants_help(int argc, char *argv[]) {
+        for (int i = 1; i < argc; i++)
+                if (streq(argv[i], "--help") || streq(argv[i], "-h"))
+                        return true;
+        return false;
+}
 
 int main(int argc, char *argv[]) {
-        fprintf(stderr, "stockadectl: not yet implemented\n");
-        return 2;
+        if (argc < 2)
+                return help(stderr), EXIT_USAGE;
+        if (streq(argv[1], "--help") || streq(argv[1], "-h") || streq(argv[1], "help"))
+                return help(stdout), 0;
+
+        for (size_t i = 0; i < ELEMENTSOF(commands); i++) {
+                if (!streq(argv[1], commands[i].name))
+                        continue;
+                if (wants_help(argc - 1, argv + 1)) {
+                        printf("usage: stockadectl %s\n", commands[i].usage);
+                        return 0;
+                }
+                opterr = 1;
+                return commands[i].run(argc - 1, argv + 1);
+        }
+        return usage_error("unknown command '%s'", argv[1]);
 }

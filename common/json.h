@@ -3,6 +3,8 @@
 
 /* Ownership helpers for cJSON, shared by policy/ and proto/. Header only. */
 #include <cjson/cJSON.h>
+#include <stdbool.h>
+#include <stdint.h>
 
 #include "macros.h"
 
@@ -13,4 +15,10 @@ DEFINE_POINTER_CLEANUP(cJSON, cJSON_Delete);
 static inline const char *json_get_string(const cJSON *object, const char *name) {
         const cJSON *v = cJSON_GetObjectItemCaseSensitive(object, name);
         return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+/* A number holding an integer within [min, max]. */
+static inline bool json_is_int(const cJSON *v, int64_t min, int64_t max) {
+        return cJSON_IsNumber(v) && v->valuedouble >= (double) min && v->valuedouble <= (double) max &&
+               v->valuedouble == (double) (int64_t) v->valuedouble;
 }

@@ -1,0 +1,183 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The policy state directory: commit, reload, re-verification, torn writes. */
+#include <fcntl.h>
+#include <sys/stat.h>
+
+#include "policy/store.h"
+#include "test.h"
+#include "util.h"
+
+#define NOW INT64_C(1800000000)
+#define DAY INT64_C(86400)
+#define SETTINGS "{\"configurationFileVersion\": 2, \"enhancedContainerIsolation\": {\"locked\": true, \"value\": true}}"
+
+typedef struct Fixture {
+        Key *key;
+        TrustRoot *root;
+        char dir[256];
+} Fixture;
+
+static void fixture_init(Fixture *f) {
+        ASSERT_OK(key_generate(KEY_ED25519, &f->key));
+        _cleanup_free_ char *text = NULL;
+        ASSERT_OK(trust_root_create(1, 1, &f->key, 1, &f->key, 1, &text));
+        ASSERT_OK(trust_root_parse(text, strlen(text), &f->root, NULL));
+        snprintf(f->dir, sizeof(f->dir), "%s/state", test_tmpdir());
+}
+
+static char *sign(Fixture *f, int64_t serial, int64_t expires) {
+        _cleanup_json_ cJSON *json = cJSON_Parse(SETTINGS);
+        char *text = NULL;
+        ASSERT_OK(bundle_create("acme", serial, NOW, expires, json, &f->key, 1, &text));
+        return text;
+}
+
+static void commit(Fixture *f, const char *text, int64_t now) {
+        _cleanup_(policy_store_freep) PolicyStore *store = NULL;
+        ASSERT_OK(policy_store_open(f->dir, &store, NULL));
+        _cleanup_(bundle_freep) Bundle *b = NULL;
+        BundleCheck check = { .now = now, .state = policy_store_state(store) };
+        ASSERT_OK(bundle_verify(f->root, text, strlen(text), &check, &b, NULL));
+        ASSERT_OK(policy_store_commit(store, f->root, b, text, strlen(text), now));
+}
+
+static char *load_error(Fixture *f) {
+        _cleanup_(policy_store_freep) PolicyStore *store = NULL;
+        char *why = NULL;
+        if (policy_store_open(f->dir, &store, &why) < 0)
+                return why;
+        _cleanup_(bundle_freep) Bundle *b = NULL;
+        ASSERT_TRUE(policy_store_load_last_known_good(store, NOW, &b, &why) < 0);
+        return why;
+}
+
+TEST(commit_and_reload) {
+        Fixture f = {};
+        fixture_init(&f);
+        _cleanup_free_ char *text = sign(&f, 3, NOW + DAY);
+        commit(&f, text, NOW + 5);
+
+        _cleanup_(policy_store_freep) PolicyStore *store = NULL;
+        ASSERT_OK(policy_store_open(f.dir, &store, NULL));
+        const PolicyState *s = policy_store_state(store);
+        ASSERT_EQ(s->serial, 3);
+        ASSERT_EQ(s->root_version, 1);
+        ASSERT_EQ(s->highest_time, NOW + 5);
+        ASSERT_STREQ(s->org, "acme");
+        ASSERT_TRUE(policy_store_root(store) != NULL);
+
+        _cleanup_(bundle_freep) Bundle *b = NULL;
+        ASSERT_OK(policy_store_load_last_known_good(store, NOW + 10, &b, NULL));
+        ASSERT_EQ(b->serial, 3);
+        ASSERT_TRUE(!b->expired);
+
+        /* The exact bytes are kept. */
+        _cleanup_free_ char *saved = NULL;
+        size_t n;
+        char path[300];
+        snprintf(path, sizeof(path), "%s/last-known-good.json", f.dir);
+        ASSERT_OK(read_full_file(AT_FDCWD, path, 1 << 20, &saved, &n));
+        ASSERT_STREQ(saved, text);
+}
+
+TEST(expired_last_known_good_is_reported_not_dropped) {
+        Fixture f = {};
+        fixture_init(&f);
+        _cleanup_free_ char *text = sign(&f, 1, NOW + DAY);
+        commit(&f, text, NOW);
+
+        _cleanup_(policy_store_freep) PolicyStore *store = NULL;
+        ASSERT_OK(policy_store_open(f.dir, &store, NULL));
+        _cleanup_(bundle_freep) Bundle *b = NULL;
+        ASSERT_OK(policy_store_load_last_known_good(store, NOW + 2 * DAY, &b, NULL));
+        ASSERT_TRUE(b->expired);
+}
+
+TEST(rollback_after_reload) {
+        Fixture f = {};
+        fixture_init(&f);
+        _cleanup_free_ char *five = sign(&f, 5, NOW + DAY), *four = sign(&f, 4, NOW + DAY);
+        commit(&f, five, NOW);
+
+        _cleanup_(policy_store_freep) PolicyStore *store = NULL;
+        ASSERT_OK(policy_store_open(f.dir, &store, NULL));
+        BundleCheck check = { .now = NOW, .state = policy_store_state(store) };
+        _cleanup_(bundle_freep) Bundle *b = NULL;
+        _cleanup_free_ char *why = NULL;
+        ASSERT_TRUE(bundle_verify(f.root, four, strlen(four), &check, &b, &why) < 0);
+        ASSERT_CONTAINS(why, "rollback: serial 4 is older than the accepted serial 5");
+}
+
+TEST(torn_write_recovered) {
+        Fixture f = {};
+        fixture_init(&f);
+        _cleanup_free_ char *one = sign(&f, 1, NOW + DAY), *two = sign(&f, 2, NOW + DAY);
+        commit(&f, one, NOW);
+
+        /* A crash after writing the temp files but before the renames. */
+        char path[300];
+        snprintf(path, sizeof(path), "%s/state.json.tmp", f.dir);
+        FILE *tmp = fopen(path, "w");
+        ASSERT_TRUE(tmp);
+        fputs("{\"serial\": 9", tmp);
+        fclose(tmp);
+        snprintf(path, sizeof(path), "%s/last-known-good.json.tmp", f.dir);
+        tmp = fopen(path, "w");
+        ASSERT_TRUE(tmp);
+        fputs("garbage", tmp);
+        fclose(tmp);
+
+        {
+                _cleanup_(policy_store_freep) PolicyStore *store = NULL;
+                ASSERT_OK(policy_store_open(f.dir, &store, NULL));
+                ASSERT_EQ(policy_store_state(store)->serial, 1);
+                ASSERT_TRUE(access(path, F_OK) < 0);
+                _cleanup_(bundle_freep) Bundle *b = NULL;
+                ASSERT_OK(policy_store_load_last_known_good(store, NOW, &b, NULL));
+                ASSERT_EQ(b->serial, 1);
+        }
+        commit(&f, two, NOW);
+}
+
+TEST(mismatch_reported) {
+        Fixture f = {};
+        fixture_init(&f);
+        _cleanup_free_ char *one = sign(&f, 1, NOW + DAY), *other = sign(&f, 1, NOW + 2 * DAY);
+        commit(&f, one, NOW);
+
+        char path[300];
+        snprintf(path, sizeof(path), "%s/last-known-good.json", f.dir);
+        FILE *out = fopen(path, "w");
+        ASSERT_TRUE(out);
+        fputs(other, out);
+        fclose(out);
+        _cleanup_free_ char *why = load_error(&f);
+        ASSERT_CONTAINS(why, "state: last-known-good.json does not match state.json");
+
+        ASSERT_OK(unlink(path));
+        free(why);
+        why = load_error(&f);
+        ASSERT_CONTAINS(why, "state: last-known-good.json cannot be read");
+
+        snprintf(path, sizeof(path), "%s/root.json", f.dir);
+        ASSERT_OK(unlink(path));
+        free(why);
+        why = load_error(&f);
+        ASSERT_CONTAINS(why, "state: root.json is missing");
+}
+
+TEST(malformed_state_reported) {
+        Fixture f = {};
+        fixture_init(&f);
+        ASSERT_OK(mkdir(f.dir, 0700));
+        char path[300];
+        snprintf(path, sizeof(path), "%s/state.json", f.dir);
+        FILE *out = fopen(path, "w");
+        ASSERT_TRUE(out);
+        fputs("{\"serial\": \"x\"}", out);
+        fclose(out);
+        _cleanup_(policy_store_freep) PolicyStore *store = NULL;
+        _cleanup_free_ char *why = NULL;
+        ASSERT_TRUE(policy_store_open(f.dir, &store, &why) < 0);
+        ASSERT_STREQ(why, "state.json: malformed");
+}
