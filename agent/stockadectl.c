@@ -378,7 +378,7 @@ static void print_settings_table(const cJSON *json) {
 
         cJSON_ArrayForEach(item, cJSON_GetObjectItemCaseSensitive(json, "settings")) {
                 _cleanup_free_ char *value = cJSON_PrintUnformatted(cJSON_GetObjectItemCaseSensitive(item, "value"));
-                printf("%-62s %-14s %s\n", item->string, json_get_string(item, "source"), value ? value : "?");
+                printf("%-74s %-14s %s\n", item->string, json_get_string(item, "source"), value ? value : "?");
         }
 }
 

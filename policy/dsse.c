@@ -180,7 +180,7 @@ int envelope_sign(const char *payload_type, const void *payload, size_t size,
                         return -ENOMEM;
         }
 
-        char *text = cJSON_Print(json);
+        char *text = cJSON_PrintUnformatted(json);
         if (!text)
                 return -ENOMEM;
         *ret = text;
