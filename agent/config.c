@@ -1,0 +1,171 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include <fcntl.h>
+
+#include "config.h"
+#include "json.h"
+#include "util.h"
+
+AgentConfig *agent_config_free(AgentConfig *c) {
+        if (!c)
+                return NULL;
+        for (size_t i = 0; i < c->n_control; i++)
+                free(c->control[i]);
+        for (size_t i = 0; i < c->n_locks; i++)
+                free(c->locks[i]);
+        free(c->state_dir);
+        free(c->trust_root);
+        free(c->org);
+        free(c->settings_url);
+        free(c->ca_file);
+        free(c->runc);
+        free(c->runtime);
+        free(c->engine_config);
+        free(c->user_settings);
+        free(c->group);
+        free(c);
+        return NULL;
+}
+
+int agent_config_set(char **field, const char *value) {
+        char *copy = NULL;
+        if (value && !(copy = strdup(value)))
+                return -ENOMEM;
+        free(*field);
+        *field = copy;
+        return 0;
+}
+
+static int list_add(char **list, size_t *n, const char *value) {
+        if (*n >= AGENT_LIST_MAX)
+                return -E2BIG;
+        list[*n] = strdup(value);
+        if (!list[*n])
+                return -ENOMEM;
+        (*n)++;
+        return 0;
+}
+
+static int config_defaults(AgentConfig *c) {
+        static const struct {
+                size_t offset;
+                const char *value;
+        } defaults[] = {
+                { offsetof(AgentConfig, state_dir), "/var/lib/stockade" },
+                { offsetof(AgentConfig, trust_root), "/etc/stockade/root.json" },
+                { offsetof(AgentConfig, runc), "/usr/bin/runc" },
+                { offsetof(AgentConfig, runtime), "/usr/local/bin/stockade-runc" },
+                { offsetof(AgentConfig, engine_config), "/etc/docker/daemon.json" },
+                { offsetof(AgentConfig, group), "stockade" },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(defaults); i++) {
+                int r = agent_config_set((char **) ((char *) c + defaults[i].offset), defaults[i].value);
+                if (r < 0)
+                        return r;
+        }
+        c->refresh_interval_s = 3600;
+        return 0;
+}
+
+static int parse_list(const cJSON *v, const char *key, char **list, size_t *n, char **reterr) {
+        if (!cJSON_IsArray(v))
+                return error_set(reterr, -EINVAL, "'%s' must be an array of strings", key);
+        for (size_t i = 0; i < *n; i++)
+                free(list[i]);
+        *n = 0;
+        const cJSON *item;
+        cJSON_ArrayForEach(item, v) {
+                if (!cJSON_IsString(item))
+                        return error_set(reterr, -EINVAL, "'%s' must be an array of strings", key);
+                int r = list_add(list, n, item->valuestring);
+                if (r < 0)
+                        return error_set(reterr, r, "'%s' has more than %d entries", key, AGENT_LIST_MAX);
+        }
+        return 0;
+}
+
+static int config_parse(AgentConfig *c, const cJSON *json, bool *locks_set, char **reterr) {
+        static const struct {
+                const char *key;
+                size_t offset;
+        } strings[] = {
+                { "stateDir", offsetof(AgentConfig, state_dir) },
+                { "trustRoot", offsetof(AgentConfig, trust_root) },
+                { "org", offsetof(AgentConfig, org) },
+                { "settingsUrl", offsetof(AgentConfig, settings_url) },
+                { "caFile", offsetof(AgentConfig, ca_file) },
+                { "runc", offsetof(AgentConfig, runc) },
+                { "runtime", offsetof(AgentConfig, runtime) },
+                { "engineConfig", offsetof(AgentConfig, engine_config) },
+                { "userSettings", offsetof(AgentConfig, user_settings) },
+                { "group", offsetof(AgentConfig, group) },
+        };
+
+        if (!cJSON_IsObject(json))
+                return error_set(reterr, -EINVAL, "not a JSON object");
+
+        const cJSON *v;
+        cJSON_ArrayForEach(v, json) {
+                const char *key = v->string;
+                size_t i;
+                for (i = 0; i < ELEMENTSOF(strings); i++)
+                        if (streq(key, strings[i].key))
+                                break;
+                int r = 0;
+                if (i < ELEMENTSOF(strings)) {
+                        if (!cJSON_IsString(v) && !cJSON_IsNull(v))
+                                return error_set(reterr, -EINVAL, "'%s' must be a string", key);
+                        r = agent_config_set((char **) ((char *) c + strings[i].offset), cJSON_IsString(v) ? v->valuestring : NULL);
+                } else if (streq(key, "control"))
+                        r = parse_list(v, key, c->control, &c->n_control, reterr);
+                else if (streq(key, "locks")) {
+                        r = parse_list(v, key, c->locks, &c->n_locks, reterr);
+                        *locks_set = true;
+                } else if (streq(key, "refreshInterval")) {
+                        if (json_is_int(v, 1, INT32_MAX))
+                                c->refresh_interval_s = (int64_t) v->valuedouble;
+                        else if (!cJSON_IsString(v) || duration_parse(v->valuestring, &c->refresh_interval_s) < 0)
+                                return error_set(reterr, -EINVAL, "'refreshInterval' must be a duration such as 60m");
+                } else
+                        return error_set(reterr, -EINVAL, "unknown key '%s'", key);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+int agent_config_load(const char *path, AgentConfig **ret, char **reterr) {
+        _cleanup_(agent_config_freep) AgentConfig *c = calloc(1, sizeof(AgentConfig));
+        if (!c)
+                return -ENOMEM;
+        int r = config_defaults(c);
+        if (r < 0)
+                return r;
+
+        _cleanup_free_ char *text = NULL;
+        size_t size;
+        bool locks_set = false;
+        r = read_full_file(AT_FDCWD, path, 1 << 20, &text, &size);
+        if (r == -ENOENT && streq(path, AGENT_CONFIG_DEFAULT))
+                text = NULL;
+        else if (r < 0)
+                return error_set(reterr, r, "cannot read '%s': %s", path, strerror(-r));
+        else {
+                _cleanup_json_ cJSON *json = cJSON_ParseWithLength(text, size);
+                _cleanup_free_ char *why = NULL;
+                r = config_parse(c, json, &locks_set, &why);
+                if (r < 0)
+                        return error_set(reterr, r, "%s: %s", path, why ? why : strerror(-r));
+        }
+
+        if (c->n_control == 0 && (r = list_add(c->control, &c->n_control, "unix:/run/stockade/control.sock")) < 0)
+                return r;
+        if (!locks_set) {
+                const char *defaults[] = { c->engine_config, "/etc/stockade", c->trust_root };
+                for (size_t i = 0; i < ELEMENTSOF(defaults); i++)
+                        if ((r = list_add(c->locks, &c->n_locks, defaults[i])) < 0)
+                                return r;
+        }
+
+        *ret = TAKE_PTR(c);
+        return 0;
+}

@@ -1,0 +1,45 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#pragma once
+
+/* stockaded's configuration file (default /etc/stockade/stockaded.json):
+ * {"control": ["unix:/run/stockade/control.sock"], "stateDir": "/var/lib/stockade",
+ *  "trustRoot": "/etc/stockade/root.json", "org": "acme", "settingsUrl": "https://...",
+ *  "caFile": null, "refreshInterval": "60m", "locks": [...], "runc": "/usr/bin/runc",
+ *  "runtime": "/usr/local/bin/stockade-runc", "engineConfig": "/etc/docker/daemon.json",
+ *  "userSettings": null, "group": "stockade"}
+ * Every key is optional; a missing file at the default path means all defaults. */
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "macros.h"
+
+#define AGENT_CONFIG_DEFAULT "/etc/stockade/stockaded.json"
+#define AGENT_LIST_MAX 32
+
+typedef struct AgentConfig {
+        char *control[AGENT_LIST_MAX];
+        size_t n_control;
+        char *state_dir;
+        char *trust_root;
+        char *org; /* expected organisation, NULL: the signed-in one */
+        char *settings_url;
+        char *ca_file;
+        int64_t refresh_interval_s;
+        char *locks[AGENT_LIST_MAX]; /* default: engine config, /etc/stockade, trust root */
+        size_t n_locks;
+        char *runc;
+        char *runtime;
+        char *engine_config;
+        char *user_settings;
+        char *group;
+} AgentConfig;
+
+/* A missing file is an error unless path is AGENT_CONFIG_DEFAULT. Errors name the key:
+ * "stockaded.json: 'refreshInterval' must be a duration such as 60m". */
+int agent_config_load(const char *path, AgentConfig **ret, char **reterr);
+AgentConfig *agent_config_free(AgentConfig *config);
+DEFINE_POINTER_CLEANUP(AgentConfig, agent_config_free);
+
+/* Replaces a string setting (command-line overrides). */
+int agent_config_set(char **field, const char *value);

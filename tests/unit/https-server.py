@@ -1,0 +1,80 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
+"""HTTPS server for tests/unit/test-fetch.c.
+
+Usage: https-server.py CERT KEY
+Listens on 127.0.0.1 on a free port and prints that port on stdout.
+
+  GET /settings      needs "Authorization: Bearer good-token" (else 401); sends ETag "v1"
+                     and answers If-None-Match: "v1" with 304
+  GET /big           2 MiB body with Content-Length
+  GET /big-unsized   2 MiB body without Content-Length (ends with the connection)
+  GET /slow          answers after 30 s
+"""
+
+import http.server
+import ssl
+import sys
+import time
+
+TOKEN = "good-token"
+ETAG = '"v1"'
+SETTINGS = b'{"configurationFileVersion": 2}\n'
+BIG = b"x" * (2 << 20)
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def reply(self, status, body=b"", headers=(), sized=True):
+        self.send_response(status)
+        for name, value in headers:
+            self.send_header(name, value)
+        if not sized:
+            self.send_header("Connection", "close")
+            self.close_connection = True
+        elif status != 304:
+            self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self):
+        if self.path == "/slow":
+            time.sleep(30)
+            self.reply(200, b"late\n")
+        elif self.path == "/big":
+            self.reply(200, BIG)
+        elif self.path == "/big-unsized":
+            self.reply(200, BIG, sized=False)
+        elif self.path != "/settings":
+            self.reply(404)
+        elif self.headers.get("Authorization") != "Bearer " + TOKEN:
+            self.reply(401, b"bad token\n")
+        elif self.headers.get("If-None-Match") == ETAG:
+            self.reply(304, headers=[("ETag", ETAG)])
+        else:
+            self.reply(200, SETTINGS, [("ETag", ETAG), ("Content-Type", "application/json")])
+
+
+class Server(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address):
+        pass  # clients that hang up early (size limit, timeout) are expected
+
+
+def main():
+    cert, key = sys.argv[1:3]
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server = Server(("127.0.0.1", 0), Handler)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    print(server.server_address[1], flush=True)
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()
