@@ -1,0 +1,813 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include <dirent.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/fs.h>
+#include <linux/openat2.h>
+#include <stdint.h>
+#include <sys/epoll.h>
+#include <sys/inotify.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/timerfd.h>
+
+#include "lock.h"
+#include "util.h"
+
+#define MOUNTINFO_MAX (16u * 1024u * 1024u)
+#define WATCH_EVENTS                                                                            \
+        (IN_ATTRIB | IN_MODIFY | IN_CLOSE_WRITE | IN_DELETE_SELF | IN_MOVE_SELF | IN_CREATE | \
+         IN_DELETE | IN_MOVED_TO | IN_MOVED_FROM | IN_DONT_FOLLOW)
+
+/* What an inspection finds wrong; bit i is named problem_names[i]. */
+typedef enum Problem {
+        PROBLEM_UNMOUNTED = 1u << 0,
+        PROBLEM_READ_WRITE = 1u << 1,
+        PROBLEM_IMMUTABLE = 1u << 2,
+        PROBLEM_CONTENT = 1u << 3,
+        PROBLEM_MODE = 1u << 4,
+        PROBLEM_REMOVED = 1u << 5,
+} Problem;
+
+static const char *const problem_names[] = {
+        "unmounted", "remounted read-write", "immutable attribute cleared",
+        "content replaced", "mode or owner changed", "removed",
+};
+
+/* Problems repaired by rewriting the entry itself. */
+#define PROBLEMS_REWRITE (PROBLEM_CONTENT | PROBLEM_MODE | PROBLEM_REMOVED)
+
+typedef struct LockEntry {
+        char *path;        /* absolute */
+        mode_t mode;       /* file type and permissions */
+        uid_t uid;
+        gid_t gid;
+        char *data;        /* regular files: the content */
+        size_t size;
+        int wd;            /* inotify watch of the lock's root and of directories, else -1 */
+        unsigned problems; /* found by the last inspection */
+} LockEntry;
+
+typedef struct Lock {
+        LockEntry *entries; /* entries[0] is the locked path, directories precede their content */
+        size_t n_entries;
+        char *parent;       /* watched too, to see the path replaced or removed */
+        int wd_parent;
+        LockState state;
+        unsigned tamper_count;
+        bool immutable;
+} Lock;
+
+struct LockSet {
+        Lock *locks[LOCKS_MAX];
+        size_t n_locks;
+        int mountinfo_fd;
+        int inotify_fd;
+        int timer_fd;
+        int epoll_fd;
+};
+
+typedef struct MountEntry {
+        int id;
+        int parent;
+        unsigned major;
+        unsigned minor;
+        const char *root;  /* the directory of the filesystem shown at point */
+        const char *point;
+        bool read_only;    /* the per-mount flag, not the superblock's */
+} MountEntry;
+
+typedef struct MountTable {
+        char *text; /* the entries' strings point into it */
+        MountEntry *entries;
+        size_t n;
+} MountTable;
+
+static const char *lock_path(const Lock *l) {
+        return l->entries[0].path;
+}
+
+static int first_error(int r, int q) {
+        return r < 0 ? r : q < 0 ? q : r;
+}
+
+static void closedirp(DIR **d) {
+        if (*d)
+                (void) closedir(*d);
+}
+
+static char *path_join(const char *dir, const char *name) {
+        char *p;
+        if (asprintf(&p, "%s%s%s", dir, streq(dir, "/") ? "" : "/", name) < 0)
+                return NULL;
+        return p;
+}
+
+/* What follows prefix in path without the slash ("" if they are equal), NULL if path is
+ * not prefix or below it. */
+static const char *path_startswith(const char *path, const char *prefix) {
+        size_t n = strlen(prefix);
+        if (n > 0 && prefix[n - 1] == '/')
+                n--;
+        if (strncmp(path, prefix, n) != 0)
+                return NULL;
+        if (path[n] == '\0')
+                return path + n;
+        return path[n] == '/' ? path + n + 1 : NULL;
+}
+
+/* Refuses symlinks in every component: an entry replaced by a symlink must not lead us to
+ * read or write another file. */
+static int open_entry(const char *path, int flags, mode_t mode) {
+        struct open_how how = {
+                .flags = (uint64_t) (flags | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC),
+                .mode = flags & O_CREAT ? mode : 0,
+                .resolve = RESOLVE_NO_SYMLINKS,
+        };
+        return RET_NERRNO((int) syscall(SYS_openat2, AT_FDCWD, path, &how, sizeof(how)));
+}
+
+static int write_full(int fd, const char *data, size_t size) {
+        while (size > 0) {
+                ssize_t n = write(fd, data, size);
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                data += n;
+                size -= (size_t) n;
+        }
+        return 0;
+}
+
+/* ---- /proc/self/mountinfo ---- */
+
+static void mount_table_done(MountTable *t) {
+        free(t->text);
+        free(t->entries);
+        *t = (MountTable) {};
+}
+
+/* Undoes the kernel's octal escapes (\040 for a space, \011, \012, \134) in place. */
+static void unescape_octal(char *s) {
+        char *o = s;
+        for (const char *i = s; *i;) {
+                if (i[0] == '\\' && i[1] >= '0' && i[1] <= '3' && i[2] >= '0' && i[2] <= '7' &&
+                    i[3] >= '0' && i[3] <= '7') {
+                        *o++ = (char) ((i[1] - '0') << 6 | (i[2] - '0') << 3 | (i[3] - '0'));
+                        i += 4;
+                } else
+                        *o++ = *i++;
+        }
+        *o = '\0';
+}
+
+/* Cuts the next space-separated field off *p. */
+static char *next_field(char **p) {
+        char *field = *p;
+        if (!field)
+                return NULL;
+        char *space = strchr(field, ' ');
+        if (space)
+                *space++ = '\0';
+        *p = space;
+        return field;
+}
+
+/* "36 35 98:0 /mnt1 /mnt2 rw,noatime master:1 - ext3 /dev/root rw,errors=continue" */
+static int mount_entry_parse(char *line, MountEntry *ret) {
+        MountEntry m = {};
+        int n = 0;
+        if (sscanf(line, "%d %d %u:%u %n", &m.id, &m.parent, &m.major, &m.minor, &n) != 4 || n == 0)
+                return -EBADMSG;
+
+        char *p = line + n, *root = next_field(&p), *point = next_field(&p), *options = next_field(&p);
+        if (!options)
+                return -EBADMSG;
+        unescape_octal(root);
+        unescape_octal(point);
+        m.root = root;
+        m.point = point;
+        m.read_only = STARTSWITH(options, "ro") && (options[2] == ',' || options[2] == '\0');
+        *ret = m;
+        return 0;
+}
+
+/* Reads through the fd opened by lockset_new(), so always the same mount namespace. */
+static int mount_table_read(int fd, MountTable *ret) {
+        _cleanup_free_ char *text = NULL;
+        size_t size;
+        int r = RET_NERRNO(lseek(fd, 0, SEEK_SET));
+        if (r >= 0)
+                r = read_full_fd(fd, MOUNTINFO_MAX, &text, &size);
+        if (r < 0)
+                return r;
+
+        size_t lines = 1;
+        for (const char *c = text; (c = strchr(c, '\n')); c++)
+                lines++;
+        _cleanup_free_ MountEntry *entries = calloc(lines, sizeof(MountEntry));
+        if (!entries)
+                return -ENOMEM;
+
+        size_t n = 0;
+        for (char *line = text, *next; line && *line; line = next) {
+                next = strchr(line, '\n');
+                if (next)
+                        *next++ = '\0';
+                r = mount_entry_parse(line, &entries[n++]);
+                if (r < 0)
+                        return r;
+        }
+
+        *ret = (MountTable) { .text = TAKE_PTR(text), .entries = TAKE_PTR(entries), .n = n };
+        return 0;
+}
+
+static const MountEntry *mount_table_find(const MountTable *t, int id) {
+        for (size_t i = 0; i < t->n; i++)
+                if (t->entries[i].id == id)
+                        return &t->entries[i];
+        return NULL;
+}
+
+/* The mount visible at path: of the mounts stacked there, the one no other is mounted on. */
+static const MountEntry *mount_table_top(const MountTable *t, const char *path) {
+        for (size_t i = 0; i < t->n; i++) {
+                const MountEntry *m = &t->entries[i];
+                if (!streq(m->point, path))
+                        continue;
+                bool covered = false;
+                for (size_t j = 0; j < t->n && !covered; j++)
+                        covered = t->entries[j].parent == m->id && streq(t->entries[j].point, path);
+                if (!covered)
+                        return m;
+        }
+        return NULL;
+}
+
+/* Whether m shows what was at its mount point before it was mounted: the same filesystem
+ * and, in it, the place its parent mount shows there. Tells our bind mount apart from
+ * another file or filesystem mounted over the path. */
+static bool mount_is_self_bind(const MountTable *t, const MountEntry *m) {
+        const MountEntry *p = mount_table_find(t, m->parent);
+        if (!p || p->major != m->major || p->minor != m->minor)
+                return false;
+
+        const char *rel = path_startswith(m->point, p->point);
+        if (!rel)
+                return false;
+        if (*rel == '\0')
+                return streq(m->root, p->root);
+        size_t n = streq(p->root, "/") ? 0 : strlen(p->root);
+        return strncmp(m->root, p->root, n) == 0 && m->root[n] == '/' && streq(m->root + n + 1, rel);
+}
+
+/* ---- mounts and attributes ---- */
+
+static int mount_set_read_only(int dir_fd, const char *path, unsigned flags, bool read_only) {
+        struct mount_attr attr = {
+                .attr_set = read_only ? MOUNT_ATTR_RDONLY : 0,
+                .attr_clr = read_only ? 0 : MOUNT_ATTR_RDONLY,
+        };
+        return RET_NERRNO(mount_setattr(dir_fd, path, flags, &attr, sizeof(attr)));
+}
+
+/* The clone is made read-only before it is attached, so it is never visible writable. */
+static int mount_bind_read_only(const char *path) {
+        _cleanup_close_ int fd = RET_NERRNO(
+                open_tree(AT_FDCWD, path, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_SYMLINK_NOFOLLOW));
+        if (fd < 0)
+                return fd;
+        int r = mount_set_read_only(fd, "", AT_EMPTY_PATH, true);
+        if (r < 0)
+                return r;
+        return RET_NERRNO(move_mount(fd, "", AT_FDCWD, path, MOVE_MOUNT_F_EMPTY_PATH));
+}
+
+static bool error_is_unsupported(int r) {
+        return r == -ENOTTY || r == -EOPNOTSUPP;
+}
+
+static int fd_get_flags(int fd, int *ret) {
+        return RET_NERRNO(ioctl(fd, FS_IOC_GETFLAGS, ret));
+}
+
+static int entry_set_immutable(const LockEntry *e, bool immutable) {
+        _cleanup_close_ int fd = open_entry(e->path, O_RDONLY | O_NONBLOCK, 0);
+        if (fd < 0)
+                return fd;
+        int flags;
+        int r = fd_get_flags(fd, &flags);
+        if (r < 0 || !!(flags & FS_IMMUTABLE_FL) == immutable)
+                return r;
+        flags = immutable ? flags | FS_IMMUTABLE_FL : flags & ~FS_IMMUTABLE_FL;
+        return RET_NERRNO(ioctl(fd, FS_IOC_SETFLAGS, &flags));
+}
+
+/* ---- locks ---- */
+
+static Lock *lock_free(Lock *l) {
+        if (!l)
+                return NULL;
+        for (size_t i = 0; i < l->n_entries; i++) {
+                free(l->entries[i].path);
+                free(l->entries[i].data);
+        }
+        free(l->entries);
+        free(l->parent);
+        free(l);
+        return NULL;
+}
+DEFINE_POINTER_CLEANUP(Lock, lock_free);
+
+static int lock_add_entry(Lock *l, const char *path, char **reterr) {
+        if (l->n_entries >= LOCK_ENTRIES_MAX)
+                return error_set(reterr, -E2BIG, "'%s' holds more than %d files", lock_path(l), LOCK_ENTRIES_MAX);
+
+        _cleanup_close_ int fd = open_entry(path, O_RDONLY | O_NONBLOCK, 0);
+        if (fd < 0)
+                return error_set(reterr, fd, "cannot open '%s': %s", path, strerror(-fd));
+        struct stat st;
+        if (fstat(fd, &st) < 0)
+                return error_set(reterr, -errno, "cannot stat '%s': %m", path);
+        if (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode))
+                return error_set(reterr, -EINVAL, "'%s' is neither a regular file nor a directory", path);
+
+        LockEntry e = { .mode = st.st_mode, .uid = st.st_uid, .gid = st.st_gid, .wd = -1 };
+        if (S_ISREG(st.st_mode)) {
+                int r = read_full_fd(fd, LOCK_FILE_MAX, &e.data, &e.size);
+                if (r == -EFBIG)
+                        return error_set(reterr, r, "'%s' is larger than %u KiB", path, LOCK_FILE_MAX / 1024);
+                if (r < 0)
+                        return error_set(reterr, r, "cannot read '%s': %s", path, strerror(-r));
+        }
+        e.path = strdup(path);
+        LockEntry *entries = realloc(l->entries, (l->n_entries + 1) * sizeof(LockEntry));
+        if (!e.path || !entries) {
+                free(e.path);
+                free(e.data);
+                if (entries)
+                        l->entries = entries;
+                return error_set(reterr, -ENOMEM, "out of memory");
+        }
+        l->entries = entries;
+        l->entries[l->n_entries++] = e;
+        return 0;
+}
+
+/* Regular files and directories below dir on the same filesystem; symlinks, devices and
+ * other mounts are not part of the lock. */
+static int lock_add_directory(Lock *l, const char *dir, char **reterr) {
+        int fd = open_entry(dir, O_RDONLY | O_DIRECTORY, 0);
+        if (fd < 0)
+                return error_set(reterr, fd, "cannot open '%s': %s", dir, strerror(-fd));
+        _cleanup_(closedirp) DIR *d = fdopendir(fd);
+        if (!d) {
+                safe_close(fd);
+                return error_set(reterr, -errno, "cannot read '%s': %m", dir);
+        }
+        struct stat dir_st;
+        if (fstat(fd, &dir_st) < 0)
+                return error_set(reterr, -errno, "cannot stat '%s': %m", dir);
+
+        struct dirent *de;
+        while ((errno = 0, de = readdir(d))) {
+                if (streq(de->d_name, ".") || streq(de->d_name, ".."))
+                        continue;
+                struct stat st;
+                if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+                        return error_set(reterr, -errno, "cannot stat '%s/%s': %m", dir, de->d_name);
+                if (st.st_dev != dir_st.st_dev || (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode)))
+                        continue;
+
+                _cleanup_free_ char *path = path_join(dir, de->d_name);
+                if (!path)
+                        return error_set(reterr, -ENOMEM, "out of memory");
+                int r = lock_add_entry(l, path, reterr);
+                if (r >= 0 && S_ISDIR(st.st_mode))
+                        r = lock_add_directory(l, path, reterr);
+                if (r < 0)
+                        return r;
+        }
+        if (errno != 0)
+                return error_set(reterr, -errno, "cannot read '%s': %m", dir);
+        return 0;
+}
+
+static int lock_snapshot(const char *path, Lock **ret, char **reterr) {
+        _cleanup_(lock_freep) Lock *l = calloc(1, sizeof(Lock));
+        if (!l)
+                return error_set(reterr, -ENOMEM, "out of memory");
+        l->wd_parent = -1;
+        const char *slash = strrchr(path, '/');
+        l->parent = strndup(path, slash == path ? 1 : (size_t) (slash - path));
+        if (!l->parent)
+                return error_set(reterr, -ENOMEM, "out of memory");
+
+        int r = lock_add_entry(l, path, reterr);
+        if (r < 0)
+                return r;
+        if (S_ISDIR(l->entries[0].mode)) {
+                r = lock_add_directory(l, path, reterr);
+                if (r < 0)
+                        return r;
+        }
+
+        _cleanup_close_ int fd = open_entry(path, O_RDONLY | O_NONBLOCK, 0);
+        int flags;
+        r = fd < 0 ? fd : fd_get_flags(fd, &flags);
+        if (r < 0 && !error_is_unsupported(r))
+                return error_set(reterr, r, "cannot read the attributes of '%s': %s", path, strerror(-r));
+        l->immutable = r >= 0;
+
+        *ret = TAKE_PTR(l);
+        return 0;
+}
+
+static unsigned entry_inspect(LockEntry *e, bool immutable) {
+        _cleanup_close_ int fd = open_entry(e->path, O_RDONLY | O_NONBLOCK, 0);
+        struct stat st;
+        if (fd == -ENOENT || fd == -ENOTDIR)
+                return e->problems = PROBLEM_REMOVED;
+        /* A symlink (ELOOP) or anything else in its place. */
+        if (fd < 0 || fstat(fd, &st) < 0 || (st.st_mode & S_IFMT) != (e->mode & S_IFMT))
+                return e->problems = PROBLEM_CONTENT;
+
+        e->problems = 0;
+        if ((st.st_mode & 07777) != (e->mode & 07777) || st.st_uid != e->uid || st.st_gid != e->gid)
+                e->problems |= PROBLEM_MODE;
+        if (S_ISREG(e->mode)) {
+                _cleanup_free_ char *data = NULL;
+                size_t size;
+                if (read_full_fd(fd, e->size, &data, &size) < 0 || size != e->size ||
+                    memcmp(data, e->data, size) != 0)
+                        e->problems |= PROBLEM_CONTENT;
+        }
+        int flags;
+        if (immutable && (fd_get_flags(fd, &flags) < 0 || !(flags & FS_IMMUTABLE_FL)))
+                e->problems |= PROBLEM_IMMUTABLE;
+        return e->problems;
+}
+
+static unsigned lock_inspect(Lock *l, const MountTable *t) {
+        unsigned problems = 0;
+        const MountEntry *m = mount_table_top(t, lock_path(l));
+        if (!m || !mount_is_self_bind(t, m))
+                problems |= PROBLEM_UNMOUNTED;
+        else if (!m->read_only)
+                problems |= PROBLEM_READ_WRITE;
+
+        for (size_t i = 0; i < l->n_entries; i++)
+                problems |= entry_inspect(&l->entries[i], l->immutable);
+        return problems;
+}
+
+static int entry_rewrite(const LockEntry *e) {
+        struct stat st;
+        int r;
+        if (lstat(e->path, &st) >= 0 && (st.st_mode & S_IFMT) != (e->mode & S_IFMT)) {
+                /* Replaced by a symlink, a directory, a device node... */
+                r = RET_NERRNO(S_ISDIR(st.st_mode) ? rmdir(e->path) : unlink(e->path));
+                if (r < 0)
+                        return r;
+        }
+        if (S_ISDIR(e->mode)) {
+                r = RET_NERRNO(mkdir(e->path, 0700));
+                if (r < 0 && r != -EEXIST)
+                        return r;
+        }
+
+        _cleanup_close_ int fd = S_ISDIR(e->mode) ? open_entry(e->path, O_RDONLY | O_DIRECTORY, 0)
+                                                  : open_entry(e->path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        if (fd < 0)
+                return fd;
+        r = S_ISREG(e->mode) ? write_full(fd, e->data, e->size) : 0;
+        /* chown() first: it clears the set-id bits. */
+        if (r >= 0)
+                r = RET_NERRNO(fchown(fd, e->uid, e->gid));
+        if (r >= 0)
+                r = RET_NERRNO(fchmod(fd, e->mode & 07777));
+        if (r >= 0)
+                r = RET_NERRNO(fsync(fd));
+        return r;
+}
+
+static int lock_restore_entries(Lock *l) {
+        int r = 0;
+        /* Cleared everywhere first: an immutable directory refuses to get its entries back. */
+        for (size_t i = 0; l->immutable && i < l->n_entries; i++)
+                (void) entry_set_immutable(&l->entries[i], false);
+        for (size_t i = 0; i < l->n_entries; i++)
+                if (l->entries[i].problems & PROBLEMS_REWRITE)
+                        r = first_error(r, entry_rewrite(&l->entries[i]));
+        for (size_t i = 0; l->immutable && i < l->n_entries; i++)
+                r = first_error(r, entry_set_immutable(&l->entries[i], true));
+        return r;
+}
+
+/* Idempotent, never stacks a mount on our own: entries are repaired through our mount,
+ * made writable for the moment, or, if it is gone, in the filesystem below; then the
+ * read-only mount is put back. */
+static int lock_restore(Lock *l, unsigned problems) {
+        const char *path = lock_path(l);
+        bool mounted = !(problems & PROBLEM_UNMOUNTED);
+        int r = 0;
+
+        if (problems & (PROBLEMS_REWRITE | PROBLEM_IMMUTABLE)) {
+                if (mounted)
+                        r = mount_set_read_only(AT_FDCWD, path, AT_SYMLINK_NOFOLLOW, false);
+                if (r >= 0)
+                        r = lock_restore_entries(l);
+        }
+        return first_error(r, mounted ? mount_set_read_only(AT_FDCWD, path, AT_SYMLINK_NOFOLLOW, true)
+                                       : mount_bind_read_only(path));
+}
+
+static void problems_format(unsigned problems, char *buf, size_t size) {
+        size_t n = 0;
+        buf[0] = '\0';
+        for (size_t i = 0; i < ELEMENTSOF(problem_names) && n < size; i++)
+                if (problems & (1u << i))
+                        n += (size_t) snprintf(buf + n, size - n, "%s%s", n > 0 ? ", " : "", problem_names[i]);
+}
+
+/* ---- watches ---- */
+
+static bool lockset_watches(const LockSet *s, int wd) {
+        for (size_t i = 0; i < s->n_locks; i++) {
+                const Lock *l = s->locks[i];
+                if (l->wd_parent == wd)
+                        return true;
+                for (size_t j = 0; j < l->n_entries; j++)
+                        if (l->entries[j].wd == wd)
+                                return true;
+        }
+        return false;
+}
+
+/* Watches are shared by locks in the same directory, so one is removed only when no lock uses it. */
+static void lockset_unwatch(LockSet *s, int *wd) {
+        int old = *wd;
+        *wd = -1;
+        if (old >= 0 && !lockset_watches(s, old))
+                (void) inotify_rm_watch(s->inotify_fd, old);
+}
+
+/* Adding a watch again is cheap and follows a replaced file to its new inode. */
+static int lockset_watch_path(LockSet *s, int *wd, const char *path) {
+        int old = *wd;
+        int r = RET_NERRNO(inotify_add_watch(s->inotify_fd, path, WATCH_EVENTS));
+        *wd = r < 0 ? -1 : r;
+        if (old != *wd)
+                lockset_unwatch(s, &old);
+        return r < 0 ? r : 0;
+}
+
+static bool entry_is_watched(const Lock *l, size_t i) {
+        return i == 0 || S_ISDIR(l->entries[i].mode);
+}
+
+static int lockset_watch(LockSet *s, Lock *l) {
+        int r = lockset_watch_path(s, &l->wd_parent, l->parent);
+        for (size_t i = 0; i < l->n_entries; i++)
+                if (entry_is_watched(l, i))
+                        r = first_error(r, lockset_watch_path(s, &l->entries[i].wd, l->entries[i].path));
+        return r;
+}
+
+static void lockset_unwatch_lock(LockSet *s, Lock *l) {
+        lockset_unwatch(s, &l->wd_parent);
+        for (size_t i = 0; i < l->n_entries; i++)
+                lockset_unwatch(s, &l->entries[i].wd);
+}
+
+/* ---- the set ---- */
+
+LockSet *lockset_free(LockSet *s) {
+        if (!s)
+                return NULL;
+        for (size_t i = 0; i < s->n_locks; i++)
+                lock_free(s->locks[i]);
+        safe_close(s->epoll_fd);
+        safe_close(s->timer_fd);
+        safe_close(s->inotify_fd);
+        safe_close(s->mountinfo_fd);
+        free(s);
+        return NULL;
+}
+
+/* The next check is due one interval after this one; setting the timer also clears it. */
+static int lockset_arm_timer(LockSet *s) {
+        struct timespec interval = {
+                .tv_sec = LOCK_CHECK_INTERVAL_MS / 1000,
+                .tv_nsec = LOCK_CHECK_INTERVAL_MS % 1000 * 1000000L,
+        };
+        struct itimerspec its = { .it_value = interval, .it_interval = interval };
+        return RET_NERRNO(timerfd_settime(s->timer_fd, 0, &its, NULL));
+}
+
+int lockset_new(LockSet **ret) {
+        _cleanup_(lockset_freep) LockSet *s = calloc(1, sizeof(LockSet));
+        if (!s)
+                return -ENOMEM;
+        s->mountinfo_fd = s->inotify_fd = s->timer_fd = s->epoll_fd = -EBADF;
+
+        s->mountinfo_fd = RET_NERRNO(open("/proc/self/mountinfo", O_RDONLY | O_CLOEXEC));
+        if (s->mountinfo_fd < 0)
+                return s->mountinfo_fd;
+        s->inotify_fd = RET_NERRNO(inotify_init1(IN_NONBLOCK | IN_CLOEXEC));
+        if (s->inotify_fd < 0)
+                return s->inotify_fd;
+        s->timer_fd = RET_NERRNO(timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC));
+        if (s->timer_fd < 0)
+                return s->timer_fd;
+        s->epoll_fd = RET_NERRNO(epoll_create1(EPOLL_CLOEXEC));
+        if (s->epoll_fd < 0)
+                return s->epoll_fd;
+
+        /* mountinfo is always readable; a changed mount table is signalled by POLLPRI. */
+        struct epoll_event in = { .events = EPOLLIN }, pri = { .events = EPOLLPRI };
+        int r = RET_NERRNO(epoll_ctl(s->epoll_fd, EPOLL_CTL_ADD, s->inotify_fd, &in));
+        if (r >= 0)
+                r = RET_NERRNO(epoll_ctl(s->epoll_fd, EPOLL_CTL_ADD, s->timer_fd, &in));
+        if (r >= 0)
+                r = RET_NERRNO(epoll_ctl(s->epoll_fd, EPOLL_CTL_ADD, s->mountinfo_fd, &pri));
+        if (r >= 0)
+                r = lockset_arm_timer(s);
+        if (r < 0)
+                return r;
+
+        *ret = TAKE_PTR(s);
+        return 0;
+}
+
+int lockset_fd(const LockSet *s) {
+        return s->epoll_fd;
+}
+
+static int lockset_find(const LockSet *s, const char *path) {
+        /* A removed file has no canonical path any more; then path must be the canonical one. */
+        _cleanup_free_ char *canonical = realpath(path, NULL);
+        for (size_t i = 0; i < s->n_locks; i++)
+                if (streq(lock_path(s->locks[i]), path) || (canonical && streq(lock_path(s->locks[i]), canonical)))
+                        return (int) i;
+        return -ENOENT;
+}
+
+int lockset_add(LockSet *s, const char *path, char **reterr) {
+        if (path[0] != '/')
+                return error_set(reterr, -EINVAL, "'%s' is not an absolute path", path);
+        if (strlen(path) >= PATH_MAX)
+                return error_set(reterr, -ENAMETOOLONG, "path is longer than %d bytes", PATH_MAX - 1);
+        if (s->n_locks >= LOCKS_MAX)
+                return error_set(reterr, -E2BIG, "cannot lock '%s': %d paths are locked already", path, LOCKS_MAX);
+
+        _cleanup_free_ char *canonical = realpath(path, NULL);
+        if (!canonical && errno == ENOENT)
+                return error_set(reterr, -ENOENT, "'%s' does not exist", path);
+        if (!canonical)
+                return error_set(reterr, -errno, "cannot resolve '%s': %m", path);
+        if (streq(canonical, "/"))
+                return error_set(reterr, -EINVAL, "cannot lock '/'");
+        for (size_t i = 0; i < s->n_locks; i++) {
+                const char *other = lock_path(s->locks[i]);
+                if (streq(other, canonical))
+                        return error_set(reterr, -EEXIST, "'%s' is locked already", canonical);
+                /* One bind mount would hide the other. */
+                if (path_startswith(canonical, other) || path_startswith(other, canonical))
+                        return error_set(reterr, -EBUSY, "'%s' overlaps the lock on '%s'", canonical, other);
+        }
+
+        _cleanup_(lock_freep) Lock *l = NULL;
+        int r = lock_snapshot(canonical, &l, reterr);
+        if (r < 0)
+                return r;
+
+        _cleanup_(mount_table_done) MountTable t = {};
+        r = mount_table_read(s->mountinfo_fd, &t);
+        if (r < 0)
+                return error_set(reterr, r, "cannot read the mount table: %s", strerror(-r));
+        /* Adopting a lock that is in place already is an inspection that finds nothing. */
+        unsigned problems = lock_inspect(l, &t);
+        r = problems ? lock_restore(l, problems) : 0;
+        if (r < 0)
+                return error_set(reterr, r, "cannot lock '%s': %s", canonical, strerror(-r));
+
+        s->locks[s->n_locks++] = l;
+        r = lockset_watch(s, l);
+        if (r < 0) {
+                lockset_unwatch_lock(s, l);
+                s->n_locks--;
+                return error_set(reterr, r, "cannot watch '%s': %s", canonical, strerror(-r));
+        }
+        TAKE_PTR(l);
+        return 0;
+}
+
+static int lockset_unmount(const LockSet *s, const char *path) {
+        /* Ours, and copies of it stacked on top (each round removes one mount). */
+        for (;;) {
+                _cleanup_(mount_table_done) MountTable t = {};
+                int r = mount_table_read(s->mountinfo_fd, &t);
+                if (r < 0)
+                        return r;
+                const MountEntry *m = mount_table_top(&t, path);
+                if (!m || !mount_is_self_bind(&t, m))
+                        return 0;
+                r = RET_NERRNO(umount2(path, UMOUNT_NOFOLLOW));
+                if (r < 0)
+                        return r;
+        }
+}
+
+int lockset_remove(LockSet *s, const char *path) {
+        int i = lockset_find(s, path);
+        if (i < 0)
+                return i;
+        Lock *l = s->locks[i];
+
+        int r = lockset_unmount(s, lock_path(l));
+        if (r < 0)
+                return r;
+        for (size_t j = 0; l->immutable && j < l->n_entries; j++) {
+                int q = entry_set_immutable(&l->entries[j], false);
+                if (q != -ENOENT)
+                        r = first_error(r, q);
+        }
+
+        lockset_unwatch_lock(s, l);
+        memmove(&s->locks[i], &s->locks[i + 1], (s->n_locks - (size_t) i - 1) * sizeof(Lock *));
+        s->n_locks--;
+        lock_free(l);
+        return r;
+}
+
+static void lockset_drain(LockSet *s) {
+        char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+        while (read(s->inotify_fd, buf, sizeof(buf)) > 0)
+                ;
+        (void) lockset_arm_timer(s);
+        /* Polling mountinfo consumes its POLLPRI. */
+        struct epoll_event events[3];
+        (void) epoll_wait(s->epoll_fd, events, ELEMENTSOF(events), 0);
+}
+
+/* The lock's state machine, fed with one inspection: 1 if it was repaired, 0 if it was
+ * fine, -errno if the repair failed. A failed repair is reported once, when the lock
+ * turns LOCK_TAMPERED, and retried on every check. */
+static int lockset_check_lock(LockSet *s, Lock *l, const MountTable *t, LockReportFn report, void *userdata) {
+        unsigned problems = lock_inspect(l, t);
+        if (problems == 0) {
+                l->state = LOCK_LOCKED;
+                return lockset_watch(s, l);
+        }
+
+        int r = lock_restore(l, problems);
+        r = first_error(r, lockset_watch(s, l));
+        bool fresh = l->state == LOCK_LOCKED;
+        if (fresh)
+                l->tamper_count++;
+        if (report && (fresh || r >= 0)) {
+                char what[256];
+                problems_format(problems, what, sizeof(what));
+                report(lock_path(l), what, r < 0 ? r : 0, userdata);
+        }
+        l->state = r < 0 ? LOCK_TAMPERED : LOCK_LOCKED;
+        return r < 0 ? r : 1;
+}
+
+int lockset_check(LockSet *s, LockReportFn report, void *userdata) {
+        /* Drained first: whatever happens from now on makes the fd readable again. */
+        lockset_drain(s);
+
+        _cleanup_(mount_table_done) MountTable t = {};
+        int r = mount_table_read(s->mountinfo_fd, &t);
+        if (r < 0)
+                return r;
+
+        int repaired = 0, error = 0;
+        for (size_t i = 0; i < s->n_locks; i++) {
+                r = lockset_check_lock(s, s->locks[i], &t, report, userdata);
+                if (r > 0)
+                        repaired++;
+                error = first_error(error, r);
+        }
+        return error < 0 ? error : repaired;
+}
+
+int lockset_get(const LockSet *s, size_t i, LockInfo *ret) {
+        if (i >= s->n_locks)
+                return -ENOENT;
+        const Lock *l = s->locks[i];
+        *ret = (LockInfo) {
+                .path = lock_path(l),
+                .state = l->state,
+                .tamper_count = l->tamper_count,
+                .immutable = l->immutable,
+        };
+        return 0;
+}
