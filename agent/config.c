@@ -160,9 +160,11 @@ int agent_config_load(const char *path, AgentConfig **ret, char **reterr) {
         if (c->n_control == 0 && (r = list_add(c->control, &c->n_control, "unix:/run/stockade/control.sock")) < 0)
                 return r;
         if (!locks_set) {
-                const char *defaults[] = { c->engine_config, "/etc/stockade", c->trust_root };
+                /* Locks cannot nest: the trust root gets its own only outside /etc/stockade. */
+                const char *defaults[] = { c->engine_config, "/etc/stockade",
+                                           STARTSWITH(c->trust_root, "/etc/stockade/") ? NULL : c->trust_root };
                 for (size_t i = 0; i < ELEMENTSOF(defaults); i++)
-                        if ((r = list_add(c->locks, &c->n_locks, defaults[i])) < 0)
+                        if (defaults[i] && (r = list_add(c->locks, &c->n_locks, defaults[i])) < 0)
                                 return r;
         }
 

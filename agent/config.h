@@ -26,7 +26,7 @@ typedef struct AgentConfig {
         char *settings_url;
         char *ca_file;
         int64_t refresh_interval_s;
-        char *locks[AGENT_LIST_MAX]; /* default: engine config, /etc/stockade, trust root */
+        char *locks[AGENT_LIST_MAX]; /* default: engine config, /etc/stockade (holding the trust root) */
         size_t n_locks;
         char *runc;
         char *runtime;

@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "agent/control-client.h"
 #include "policy/bundle.h"
 #include "log.h"
 #include "policy/store.h"
@@ -436,6 +437,235 @@ static int cmd_settings(int argc, char *argv[]) {
         return usage_error("unknown settings command (expected: settings show)");
 }
 
+
+/* ---- online commands: the agent's control API ---- */
+
+#define DEFAULT_SOCKET "unix:/run/stockade/control.sock"
+
+static const char *arg_socket = DEFAULT_SOCKET;
+
+static int connect_agent(ControlConnection **ret) {
+        _cleanup_free_ char *why = NULL;
+        int r = control_client_connect(arg_socket, ret, &why);
+        if (r < 0)
+                return fail("cannot connect to the agent at '%s': %s", arg_socket, why ? why : strerror(-r));
+        return 0;
+}
+
+/* Calls method; returns an exit status. A rejection from the agent exits 1. */
+static int call(const char *method, cJSON *params, cJSON **ret) {
+        _cleanup_(control_client_freep) ControlConnection *c = NULL;
+        int r = connect_agent(&c);
+        if (r != 0) {
+                cJSON_Delete(params);
+                return r;
+        }
+        _cleanup_free_ char *why = NULL;
+        r = control_client_call(c, method, params, ret, &why);
+        if (r < 0)
+                return fail("%s", why ? why : strerror(-r));
+        return 0;
+}
+
+/* Parses the options every online command shares: --socket and, where allowed, --json. */
+static int online_options(int argc, char *argv[], bool json_allowed, bool *ret_json) {
+        static const struct option options[] = {
+                { "socket", required_argument, NULL, 'S' },
+                { "json", no_argument, NULL, 'j' },
+                {},
+        };
+        int c;
+        while ((c = getopt_long(argc, argv, "", options, NULL)) >= 0)
+                switch (c) {
+                case 'S': arg_socket = optarg; break;
+                case 'j':
+                        if (!json_allowed)
+                                return usage_error("%s takes no --json", argv[0]);
+                        *ret_json = true;
+                        break;
+                default: return EXIT_USAGE;
+                }
+        if (optind != argc)
+                return usage_error("%s takes no arguments", argv[0]);
+        return 0;
+}
+
+static const char *json_text(const cJSON *object, const char *name, const char *fallback) {
+        const char *s = json_get_string(object, name);
+        return s ? s : fallback;
+}
+
+static void print_status(const cJSON *st) {
+        const cJSON *agent = cJSON_GetObjectItem(st, "agent"), *policy = cJSON_GetObjectItem(st, "policy");
+        const cJSON *session = cJSON_GetObjectItem(st, "session"), *eci = cJSON_GetObjectItem(st, "eci");
+        const cJSON *engine = cJSON_GetObjectItem(st, "engine"), *item;
+
+        printf("agent:      stockaded %s, pid %.0f, up %.0fs\n", json_text(agent, "version", "?"),
+               cJSON_GetNumberValue(cJSON_GetObjectItem(agent, "pid")),
+               cJSON_GetNumberValue(cJSON_GetObjectItem(agent, "uptime_s")));
+        if (cJSON_IsNumber(cJSON_GetObjectItem(policy, "serial")))
+                printf("policy:     %s, org %s, serial %.0f, expires %s (from %s)\n", json_text(policy, "state", "?"),
+                       json_text(policy, "org", "?"), cJSON_GetNumberValue(cJSON_GetObjectItem(policy, "serial")),
+                       json_text(policy, "expires", "?"), json_text(policy, "source", "?"));
+        else
+                printf("policy:     %s (no signed settings)\n", json_text(policy, "state", "?"));
+        if (json_get_string(policy, "last_error"))
+                printf("            last error: %s\n", json_get_string(policy, "last_error"));
+        if (cJSON_IsTrue(cJSON_GetObjectItem(session, "signed_in")))
+                printf("session:    signed in as %s in %s, last fetch %s: %s\n", json_text(session, "user", "?"),
+                       json_text(session, "org", "?"), json_text(session, "last_fetch", "never"),
+                       json_text(session, "last_fetch_result", "-"));
+        else
+                printf("session:    signed out\n");
+        printf("ECI:        %s, %s (%s)\n", cJSON_IsTrue(cJSON_GetObjectItem(eci, "enabled")) ? "enabled" : "disabled",
+               cJSON_IsTrue(cJSON_GetObjectItem(eci, "locked")) ? "locked" : "unlocked", json_text(eci, "source", "?"));
+        cJSON_ArrayForEach(item, cJSON_GetObjectItem(st, "locks"))
+                printf("lock:       %s %s (tampered %.0f times)\n", json_text(item, "path", "?"), json_text(item, "state", "?"),
+                       cJSON_GetNumberValue(cJSON_GetObjectItem(item, "tamper_count")));
+        printf("engine:     %s %s\n", json_text(engine, "config", "?"),
+               cJSON_IsTrue(cJSON_GetObjectItem(engine, "config_current")) ? "current" : "NOT current");
+        printf("containers: %.0f running\n",
+               cJSON_GetNumberValue(cJSON_GetObjectItem(cJSON_GetObjectItem(st, "containers"), "running")));
+}
+
+static int cmd_status(int argc, char *argv[]) {
+        bool as_json = false;
+        int r = online_options(argc, argv, true, &as_json);
+        if (r != 0)
+                return r;
+        _cleanup_json_ cJSON *result = NULL;
+        if ((r = call("status", NULL, &result)) != 0)
+                return r;
+        if (as_json)
+                return print_json(result);
+        print_status(result);
+        return 0;
+}
+
+static int cmd_events(int argc, char *argv[]) {
+        bool as_json = false;
+        int r = online_options(argc, argv, true, &as_json);
+        if (r != 0)
+                return r;
+        _cleanup_(control_client_freep) ControlConnection *c = NULL;
+        if ((r = connect_agent(&c)) != 0)
+                return r;
+        _cleanup_json_ cJSON *result = NULL;
+        _cleanup_free_ char *why = NULL;
+        if (control_client_call(c, "events.subscribe", NULL, &result, &why) < 0)
+                return fail("%s", why ? why : "cannot subscribe");
+        setvbuf(stdout, NULL, _IOLBF, 0);
+
+        for (;;) {
+                _cleanup_json_ cJSON *event = NULL;
+                r = control_client_next_event(c, -1, &event);
+                if (r < 0)
+                        return fail("connection to the agent lost: %s", strerror(-r));
+                if (r == 0)
+                        continue;
+                if (as_json) {
+                        _cleanup_free_ char *line = cJSON_PrintUnformatted(event);
+                        puts(line ? line : "{}");
+                        continue;
+                }
+                char when[32];
+                rfc3339_format(time(NULL), when);
+                _cleanup_free_ char *params = cJSON_PrintUnformatted(cJSON_GetObjectItem(event, "params"));
+                printf("%s %s %s\n", when, json_text(event, "method", "?"), params ? params : "");
+        }
+}
+
+static int cmd_push(int argc, char *argv[]) {
+        static const struct option options[] = {
+                { "socket", required_argument, NULL, 'S' },
+                {},
+        };
+        int c, r;
+        while ((c = getopt_long(argc, argv, "", options, NULL)) >= 0)
+                switch (c) {
+                case 'S': arg_socket = optarg; break;
+                default: return EXIT_USAGE;
+                }
+        if (optind + 1 != argc)
+                return usage_error("push needs one BUNDLE.json");
+
+        _cleanup_free_ char *text = NULL;
+        size_t size;
+        if ((r = read_input(argv[optind], 2 * ENVELOPE_MAX_SIZE, &text, &size)) != 0)
+                return r;
+        cJSON *params = cJSON_CreateObject();
+        cJSON_AddStringToObject(params, "bundle", text);
+        _cleanup_json_ cJSON *result = NULL;
+        if ((r = call("settings.push", params, &result)) != 0)
+                return r;
+        printf("%s serial %.0f\n", cJSON_IsTrue(cJSON_GetObjectItem(result, "applied")) ? "applied" : "unchanged:",
+               cJSON_GetNumberValue(cJSON_GetObjectItem(result, "serial")));
+        return 0;
+}
+
+static int cmd_sign_in(int argc, char *argv[]) {
+        static const struct option options[] = {
+                { "socket", required_argument, NULL, 'S' },
+                { "org", required_argument, NULL, 'o' },
+                { "user", required_argument, NULL, 'u' },
+                { "token-file", required_argument, NULL, 't' },
+                { "url", required_argument, NULL, 'U' },
+                {},
+        };
+        const char *org = NULL, *user = NULL, *token_file = NULL, *url = NULL;
+        int c, r;
+        while ((c = getopt_long(argc, argv, "", options, NULL)) >= 0)
+                switch (c) {
+                case 'S': arg_socket = optarg; break;
+                case 'o': org = optarg; break;
+                case 'u': user = optarg; break;
+                case 't': token_file = optarg; break;
+                case 'U': url = optarg; break;
+                default: return EXIT_USAGE;
+                }
+        if (optind != argc || !org || !user || !token_file)
+                return usage_error("sign-in needs --org, --user and --token-file");
+
+        _cleanup_free_ char *token = NULL;
+        size_t size;
+        if ((r = read_input(token_file, 64 * 1024, &token, &size)) != 0)
+                return r;
+        token[strcspn(token, "\r\n")] = '\0';
+        if (token[0] == '\0')
+                return fail("the token file '%s' is empty", token_file);
+
+        cJSON *params = cJSON_CreateObject();
+        cJSON_AddStringToObject(params, "org", org);
+        cJSON_AddStringToObject(params, "user", user);
+        cJSON_AddStringToObject(params, "token", token);
+        if (url)
+                cJSON_AddStringToObject(params, "settings_url", url);
+        _cleanup_json_ cJSON *result = NULL;
+        if ((r = call("session.sign_in", params, &result)) != 0)
+                return r;
+        printf("signed in as %s in %s; fetching settings\n", user, org);
+        return 0;
+}
+
+static int simple_call(int argc, char *argv[], const char *method, const char *done) {
+        int r = online_options(argc, argv, false, NULL);
+        if (r != 0)
+                return r;
+        _cleanup_json_ cJSON *result = NULL;
+        if ((r = call(method, NULL, &result)) != 0)
+                return r;
+        puts(done);
+        return 0;
+}
+
+static int cmd_sign_out(int argc, char *argv[]) {
+        return simple_call(argc, argv, "session.sign_out", "signed out");
+}
+
+static int cmd_refresh(int argc, char *argv[]) {
+        return simple_call(argc, argv, "settings.refresh", "fetching settings");
+}
+
 static const Command commands[] = {
         { "keygen", "keygen [--type ed25519|p256] --out PREFIX\n"
                     "  Writes PREFIX.key (PKCS#8 PEM, mode 0600) and PREFIX.pub (SPKI PEM); prints the key id.",
@@ -455,13 +685,32 @@ static const Command commands[] = {
         { "settings", "settings show --state-dir DIR [--user-settings FILE] [--json]\n"
                       "  Prints each effective setting with its source (admin-locked, admin-default, user, builtin).",
           cmd_settings },
+        { "status", "status [--socket ADDR] [--json]\n"
+                    "  Shows the agent's policy, session, locks and containers.",
+          cmd_status },
+        { "events", "events [--socket ADDR] [--json]\n"
+                    "  Prints the agent's events as they happen, until interrupted.",
+          cmd_events },
+        { "push", "push [--socket ADDR] BUNDLE.json\n"
+                  "  Sends a signed settings bundle to the agent.",
+          cmd_push },
+        { "sign-in", "sign-in [--socket ADDR] --org ORG --user USER --token-file FILE [--url URL]\n"
+                     "  Signs in; the agent then fetches the organisation's settings over HTTPS.",
+          cmd_sign_in },
+        { "sign-out", "sign-out [--socket ADDR]\n"
+                      "  Signs out; the last verified settings stay in force.",
+          cmd_sign_out },
+        { "refresh", "refresh [--socket ADDR]\n"
+                     "  Fetches the settings now.",
+          cmd_refresh },
 };
 
 static void help(FILE *f) {
         fprintf(f, "usage: stockadectl COMMAND [OPTIONS]\n\ncommands:\n");
         for (size_t i = 0; i < ELEMENTSOF(commands); i++)
                 fprintf(f, "  %s\n", commands[i].usage);
-        fprintf(f, "\nexit status: 0 success, 1 rejected or failed, 2 usage error\n");
+        fprintf(f, "\nOnline commands talk to the agent at --socket ADDR (default " DEFAULT_SOCKET ").\n"
+                   "exit status: 0 success, 1 rejected or failed, 2 usage error\n");
 }
 
 static bool wants_help(int argc, char *argv[]) {
@@ -472,6 +721,12 @@ static bool wants_help(int argc, char *argv[]) {
 }
 
 int main(int argc, char *argv[]) {
+        if (argc >= 3 && streq(argv[1], "--socket")) {
+                arg_socket = argv[2];
+                argv[2] = argv[0];
+                argc -= 2;
+                argv += 2;
+        }
         if (argc < 2)
                 return help(stderr), EXIT_USAGE;
         if (streq(argv[1], "--help") || streq(argv[1], "-h") || streq(argv[1], "help"))

@@ -2,8 +2,10 @@
 # SPDX-License-Identifier: Apache-2.0
 """HTTPS server for tests/unit/test-fetch.c.
 
-Usage: https-server.py CERT KEY
-Listens on 127.0.0.1 on a free port and prints that port on stdout.
+Usage: https-server.py CERT KEY [SETTINGS_FILE]
+Listens on 127.0.0.1 on a free port and prints that port on stdout. With SETTINGS_FILE,
+/settings serves that file's current content with its SHA-256 as ETag (the agent's
+integration test); otherwise a fixed document with ETag "v1".
 
   GET /settings      needs "Authorization: Bearer good-token" (else 401); sends ETag "v1"
                      and answers If-None-Match: "v1" with 304
@@ -12,6 +14,7 @@ Listens on 127.0.0.1 on a free port and prints that port on stdout.
   GET /slow          answers after 30 s
 """
 
+import hashlib
 import http.server
 import ssl
 import sys
@@ -53,10 +56,20 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.reply(404)
         elif self.headers.get("Authorization") != "Bearer " + TOKEN:
             self.reply(401, b"bad token\n")
-        elif self.headers.get("If-None-Match") == ETAG:
-            self.reply(304, headers=[("ETag", ETAG)])
         else:
-            self.reply(200, SETTINGS, [("ETag", ETAG), ("Content-Type", "application/json")])
+            body, etag = current_settings()
+            if self.headers.get("If-None-Match") == etag:
+                self.reply(304, headers=[("ETag", etag)])
+            else:
+                self.reply(200, body, [("ETag", etag), ("Content-Type", "application/json")])
+
+
+def current_settings():
+    if len(sys.argv) < 4:
+        return SETTINGS, ETAG
+    with open(sys.argv[3], "rb") as f:
+        body = f.read()
+    return body, '"%s"' % hashlib.sha256(body).hexdigest()
 
 
 class Server(http.server.ThreadingHTTPServer):
