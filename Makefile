@@ -97,8 +97,9 @@ test: deps
 	@tests/run --build $(BUILDDIR) --fuzz $(FUZZ_DIR)
 
 check: deps
+	@mkdir -p build
 	@$(MAKE) --no-print-directory BUILDDIR=build/check SANITIZE=1 tests-build >build/check.log 2>&1 || { cat build/check.log; exit 1; }
-	@tests/run --build build/check
+	@STOCKADE_SANITIZED=1 tests/run --build build/check
 
 fuzz: deps
 	@$(MAKE) --no-print-directory fuzz-build

@@ -4,6 +4,7 @@
 # Exits non-zero on any error; prints the agent's memory.
 import asyncio
 import json
+import os
 import struct
 import sys
 import time
@@ -80,7 +81,9 @@ async def main():
     print("%d status calls from %d clients and %d pushes seen by %d subscribers in %.2f s" %
           (CLIENTS * CALLS, CLIENTS, len(BUNDLES), SUBSCRIBERS, elapsed))
     print("agent memory: VmRSS %d KiB before, %d KiB after, peak %d KiB" % (rss0, rss1, hwm))
-    assert hwm < 64 * 1024, "agent peak memory %d KiB is over 64 MiB" % hwm
+    # AddressSanitizer keeps up to 256 MiB of freed memory in quarantine (make check).
+    limit = 512 if os.environ.get("STOCKADE_SANITIZED") else 64
+    assert hwm < limit * 1024, "agent peak memory %d KiB is over %d MiB" % (hwm, limit)
 
 
 asyncio.run(main())

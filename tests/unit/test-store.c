@@ -17,6 +17,11 @@ typedef struct Fixture {
         char dir[256];
 } Fixture;
 
+static void fixture_done(Fixture *f) {
+        key_free(f->key);
+        trust_root_free(f->root);
+}
+
 static void fixture_init(Fixture *f) {
         ASSERT_OK(key_generate(KEY_ED25519, &f->key));
         _cleanup_free_ char *text = NULL;
@@ -52,7 +57,7 @@ static char *load_error(Fixture *f) {
 }
 
 TEST(commit_and_reload) {
-        Fixture f = {};
+        _cleanup_(fixture_done) Fixture f = {};
         fixture_init(&f);
         _cleanup_free_ char *text = sign(&f, 3, NOW + DAY);
         commit(&f, text, NOW + 5);
@@ -81,7 +86,7 @@ TEST(commit_and_reload) {
 }
 
 TEST(expired_last_known_good_is_reported_not_dropped) {
-        Fixture f = {};
+        _cleanup_(fixture_done) Fixture f = {};
         fixture_init(&f);
         _cleanup_free_ char *text = sign(&f, 1, NOW + DAY);
         commit(&f, text, NOW);
@@ -94,7 +99,7 @@ TEST(expired_last_known_good_is_reported_not_dropped) {
 }
 
 TEST(rollback_after_reload) {
-        Fixture f = {};
+        _cleanup_(fixture_done) Fixture f = {};
         fixture_init(&f);
         _cleanup_free_ char *five = sign(&f, 5, NOW + DAY), *four = sign(&f, 4, NOW + DAY);
         commit(&f, five, NOW);
@@ -109,7 +114,7 @@ TEST(rollback_after_reload) {
 }
 
 TEST(torn_write_recovered) {
-        Fixture f = {};
+        _cleanup_(fixture_done) Fixture f = {};
         fixture_init(&f);
         _cleanup_free_ char *one = sign(&f, 1, NOW + DAY), *two = sign(&f, 2, NOW + DAY);
         commit(&f, one, NOW);
@@ -140,7 +145,7 @@ TEST(torn_write_recovered) {
 }
 
 TEST(mismatch_reported) {
-        Fixture f = {};
+        _cleanup_(fixture_done) Fixture f = {};
         fixture_init(&f);
         _cleanup_free_ char *one = sign(&f, 1, NOW + DAY), *other = sign(&f, 1, NOW + 2 * DAY);
         commit(&f, one, NOW);
@@ -167,7 +172,7 @@ TEST(mismatch_reported) {
 }
 
 TEST(malformed_state_reported) {
-        Fixture f = {};
+        _cleanup_(fixture_done) Fixture f = {};
         fixture_init(&f);
         ASSERT_OK(mkdir(f.dir, 0700));
         char path[300];
