@@ -170,10 +170,9 @@ static int render_engine_config(const Agent *a, char **ret) {
             !cJSON_AddStringToObject(ours, "path", a->config->runtime))
                 return -ENOMEM;
 
-        char *text = cJSON_Print(json);
-        if (!text)
+        _cleanup_free_ char *text = cJSON_Print(json);
+        if (!text || asprintf(ret, "%s\n", text) < 0)
                 return -ENOMEM;
-        *ret = text;
         return 0;
 }
 

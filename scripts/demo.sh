@@ -5,7 +5,16 @@ bin=$(cd "${1:-build/bin}" && pwd)
 top=$(cd "$(dirname "$0")/.." && pwd)
 ctl=$bin/stockadectl
 work=$(mktemp -d /tmp/stockade-demo.XXXXXX)
-trap 'rm -rf "$work"' EXIT
+holder=
+cleanup() {
+        local rc=$?
+        [[ -n ${agent:-} ]] && { kill "$agent"; wait "$agent"; } 2>/dev/null || true
+        [[ -n $holder ]] && { kill "$holder"; wait "$holder"; } 2>/dev/null || true
+        chattr -R -i "$work" 2>/dev/null || true
+        rm -rf "$work"
+        exit $rc
+}
+trap cleanup EXIT
 cd "$work"
 
 step() { printf '\n== %s\n' "$*"; }
@@ -48,3 +57,41 @@ step "Effective settings: locked admin values win over the user's own choices"
 echo '{"analyticsEnabled": true, "kubernetes.enabled": true}' >user-settings.json
 show cat user-settings.json
 show "$ctl" settings show --state-dir state --user-settings user-settings.json
+
+step "The agent: stockaded starts with this root, in a private mount namespace of its own"
+mkdir -p etc/stockade etc/docker
+cp root.json etc/stockade/root.json
+cat >etc/stockade/stockaded.json <<JSON
+{"control": ["unix:$work/control.sock"], "stateDir": "$work/agent-state", "trustRoot": "$work/etc/stockade/root.json",
+ "org": "acme", "engineConfig": "$work/etc/docker/daemon.json", "locks": ["$work/etc/docker/daemon.json", "$work/etc/stockade"]}
+JSON
+show cat etc/stockade/stockaded.json
+# The demo's locks (read-only bind mounts) live and die with this namespace.
+unshare -m --propagation private sleep infinity &
+holder=$!
+while [[ $(readlink /proc/$holder/ns/mnt) == $(readlink /proc/self/ns/mnt) ]]; do sleep 0.02; done
+nsenter -t "$holder" -m -- "$bin/stockaded" --config "$work/etc/stockade/stockaded.json" 2>agent.log &
+agent=$!
+for _ in $(seq 100); do "$ctl" --socket "unix:$work/control.sock" status >/dev/null 2>&1 && break; sleep 0.05; done
+show "$ctl" --socket "unix:$work/control.sock" status
+
+step "Pushing the signed settings to the agent: ECI is locked, so the engine config is locked too"
+show "$ctl" --socket "unix:$work/control.sock" push bundle2.json
+show "$ctl" --socket "unix:$work/control.sock" status
+show cat etc/docker/daemon.json
+echo "$ nsenter ... sh -c 'echo {} > etc/docker/daemon.json'"
+nsenter -t "$holder" -m -- sh -c "echo {} >$work/etc/docker/daemon.json" || true
+
+step "Tampering: unmounting the lock is noticed and undone within a second"
+"$ctl" --socket "unix:$work/control.sock" events >events.log &
+events=$!
+sleep 0.2
+echo "$ nsenter ... umount etc/docker/daemon.json"
+nsenter -t "$holder" -m -- umount "$work/etc/docker/daemon.json"
+sleep 1
+kill "$events"; wait "$events" 2>/dev/null || true
+show cat events.log
+show "$ctl" --socket "unix:$work/control.sock" status
+
+step "A rolled-back bundle pushed to the agent is refused, and the settings stay"
+show "$ctl" --socket "unix:$work/control.sock" push bundle.json || echo "(exit status $?)"

@@ -62,6 +62,17 @@ if command -v systemd-analyze >/dev/null; then
         expect "systemd-analyze verify passes on the units" 0 '' systemd-analyze verify units/stockaded.service units/stockaded.socket
 fi
 
+# ---- SIGHUP reloads the configuration ----
+"$agentd" --config "$SCRATCH/config.json" --control "unix:$SCRATCH/hup.sock" 2>hup.log &
+agent=$!
+on_exit "kill $agent 2>/dev/null"
+for _ in $(seq 100); do $ctl --socket "unix:$SCRATCH/hup.sock" status >/dev/null 2>&1 && break; sleep 0.05; done
+sed -i "s|$SCRATCH/daemon.json|$SCRATCH/daemon2.json|" config.json
+kill -HUP $agent
+for _ in $(seq 60); do [[ -f daemon2.json ]] && break; sleep 0.05; done
+expect "SIGHUP reloads the configuration" 0 "engine: +$SCRATCH/daemon2.json current" $ctl --socket "unix:$SCRATCH/hup.sock" status
+kill $agent; wait $agent
+
 expect "stockaded --help" 0 'usage: stockaded' $agentd --help
 expect "stockaded rejects a bad config with the key" 1 "'refreshInterval' must be a duration" \
         sh -c "echo '{\"refreshInterval\": \"soon\"}' >bad.json; $agentd --config bad.json"

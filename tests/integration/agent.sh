@@ -237,7 +237,9 @@ check "an oversize body gives fetch.failed" saw_event fetch.failed 'response lar
 
 kill "$server_pid"; wait "$server_pid" 2>/dev/null
 expect "sign-in while the server is down" 0 'signed in' $ctl --socket "$sock" sign-in --org acme --user bob --token-file token --url "$url"
-check "a stopped server gives fetch.failed" saw_event fetch.failed 'connect failed'
+check "a stopped server gives fetch.failed" saw_event fetch.failed 'connect failed.*"retry_in_s":15'
+expect "refresh while the server is down" 0 'fetching settings' $ctl --socket "$sock" refresh
+check "failures back off exponentially" saw_event fetch.failed '"retry_in_s":30'
 check "offline: the last-known-good stays enforced" wait_for 's["policy"]["state"], s["policy"]["serial"], s["session"]["last_fetch_result"].startswith("connect failed")' "enforced 4 True"
 
 expect "sign-out" 0 'signed out' $ctl --socket "$sock" sign-out
@@ -245,3 +247,13 @@ check "signed out, settings kept" wait_for 's["session"]["signed_in"], s["policy
 expect "refresh while signed out is refused" 1 'not signed in' $ctl --socket "$sock" refresh
 expect "push needs root: a bundle argument is required" 2 'push needs one BUNDLE.json' $ctl --socket "$sock" push
 expect "unreachable agent" 1 "cannot connect to the agent at 'unix:$SCRATCH/nope.sock'" $ctl --socket "unix:$SCRATCH/nope.sock" status
+
+# ---- an expired last-known-good stays enforced as stale, across a restart ----
+$ctl sign --key admin.key --org acme --serial 10 --valid-for 2s "$settings" >b10.json
+expect "a short-lived bundle is applied" 0 '^applied serial 10$' $ctl --socket "$sock" push b10.json
+sleep 2.1
+check "once expired it is enforced as stale" wait_for 's["policy"]["state"], s["policy"]["serial"], s["eci"]["locked"]' "stale 10 True"
+stop_agent
+start_agent || fail "agent restarts"
+check "after a restart the expired settings are still enforced as stale" \
+        wait_for 's["policy"]["state"], s["policy"]["serial"], s["policy"]["source"], s["eci"]["locked"]' "stale 10 local True"
