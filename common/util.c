@@ -65,7 +65,7 @@ int read_full_file(int dir_fd, const char *path, size_t max, char **ret, size_t 
         return read_full_fd(fd, max, ret, ret_size);
 }
 
-static int write_all(int fd, const void *data, size_t size) {
+int write_all(int fd, const void *data, size_t size) {
         const char *p = data;
         while (size > 0) {
                 ssize_t n = write(fd, p, size);

@@ -14,6 +14,9 @@ int error_set(char **reterr, int error, const char *format, ...) _printf_(3, 4);
 int read_full_file(int dir_fd, const char *path, size_t max, char **ret, size_t *ret_size);
 int read_full_fd(int fd, size_t max, char **ret, size_t *ret_size);
 
+/* Writes everything, retrying on EINTR and short writes. */
+int write_all(int fd, const void *data, size_t size);
+
 /* Crash-safe replace: write "name.tmp", fsync, rename over name, fsync the directory. */
 int write_file_atomic(int dir_fd, const char *name, const void *data, size_t size, mode_t mode);
 

@@ -129,20 +129,6 @@ static int open_entry(const char *path, int flags, mode_t mode) {
         return RET_NERRNO((int) syscall(SYS_openat2, AT_FDCWD, path, &how, sizeof(how)));
 }
 
-static int write_full(int fd, const char *data, size_t size) {
-        while (size > 0) {
-                ssize_t n = write(fd, data, size);
-                if (n < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -errno;
-                }
-                data += n;
-                size -= (size_t) n;
-        }
-        return 0;
-}
-
 /* ---- /proc/self/mountinfo ---- */
 
 static void mount_table_done(MountTable *t) {
@@ -485,7 +471,7 @@ static int entry_rewrite(const LockEntry *e) {
                                                   : open_entry(e->path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
         if (fd < 0)
                 return fd;
-        r = S_ISREG(e->mode) ? write_full(fd, e->data, e->size) : 0;
+        r = S_ISREG(e->mode) ? write_all(fd, e->data, e->size) : 0;
         /* chown() first: it clears the set-id bits. */
         if (r >= 0)
                 r = RET_NERRNO(fchown(fd, e->uid, e->gid));
