@@ -52,7 +52,7 @@ static int config_defaults(AgentConfig *c) {
         } defaults[] = {
                 { offsetof(AgentConfig, state_dir), "/var/lib/stockade" },
                 { offsetof(AgentConfig, trust_root), "/etc/stockade/root.json" },
-                { offsetof(AgentConfig, runc), "/usr/bin/runc" },
+                { offsetof(AgentConfig, runc), STOCKADE_RUNC_DEFAULT },
                 { offsetof(AgentConfig, runtime), "/usr/local/bin/stockade-runc" },
                 { offsetof(AgentConfig, engine_config), "/etc/docker/daemon.json" },
                 { offsetof(AgentConfig, group), "stockade" },
@@ -157,7 +157,7 @@ int agent_config_load(const char *path, AgentConfig **ret, char **reterr) {
                         return error_set(reterr, r, "%s: %s", path, why ? why : strerror(-r));
         }
 
-        if (c->n_control == 0 && (r = list_add(c->control, &c->n_control, "unix:/run/stockade/control.sock")) < 0)
+        if (c->n_control == 0 && (r = list_add(c->control, &c->n_control, STOCKADE_CONTROL_DEFAULT)) < 0)
                 return r;
         if (!locks_set) {
                 /* Locks cannot nest: the trust root gets its own only outside /etc/stockade. */

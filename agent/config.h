@@ -12,9 +12,10 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "defaults.h"
 #include "macros.h"
 
-#define AGENT_CONFIG_DEFAULT "/etc/stockade/stockaded.json"
+#define AGENT_CONFIG_DEFAULT STOCKADE_CONFIG_DEFAULT
 #define AGENT_LIST_MAX 32
 
 typedef struct AgentConfig {

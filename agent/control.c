@@ -3,7 +3,7 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 
-#include "agent/control-address.h"
+#include "proto/address.h"
 #include "agent/control.h"
 #include "log.h"
 #include "proto/frame.h"

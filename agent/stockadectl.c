@@ -8,7 +8,9 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#include "agent/control-client.h"
+#include "defaults.h"
+
+#include "proto/control-client.h"
 #include "policy/bundle.h"
 #include "log.h"
 #include "policy/store.h"
@@ -440,7 +442,7 @@ static int cmd_settings(int argc, char *argv[]) {
 
 /* ---- online commands: the agent's control API ---- */
 
-#define DEFAULT_SOCKET "unix:/run/stockade/control.sock"
+#define DEFAULT_SOCKET STOCKADE_CONTROL_DEFAULT
 
 static const char *arg_socket = DEFAULT_SOCKET;
 

@@ -10,8 +10,8 @@
 #include <sys/un.h>
 #include <sys/wait.h>
 
-#include "agent/control-address.h"
-#include "agent/control-client.h"
+#include "proto/address.h"
+#include "proto/control-client.h"
 #include "agent/control.h"
 #include "log.h"
 #include "proto/frame.h"

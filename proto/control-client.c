@@ -3,8 +3,8 @@
 #include <poll.h>
 #include <time.h>
 
-#include "agent/control-address.h"
-#include "agent/control-client.h"
+#include "proto/address.h"
+#include "proto/control-client.h"
 #include "proto/frame.h"
 #include "util.h"
 

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #pragma once
 
-/* Control API addresses, shared by the server (control.c) and the client (control-client.c):
+/* Control API addresses, shared by the agent's server (agent/control.c) and the client (proto/control-client.c):
  * "unix:/path" or "vsock:CID:PORT". Header only. */
 
 #include <stdint.h>
