@@ -13,6 +13,7 @@
 #include "agent/control.h"
 #include "agent/fetch.h"
 #include "enforcer/lock.h"
+#include "enforcer/uidrange.h"
 #include "log.h"
 #include "policy/store.h"
 #include "proto/frame.h"
@@ -89,7 +90,7 @@ struct Agent {
         ev_signal sigterm, sigint, sighup;
         ev_timer watchdog;
         bool ready; /* READY=1 sent: from then on every change updates STATUS= */
-        size_t n_containers;
+        UidRanges *ranges; /* one per registered container */
 };
 
 static void session_handle(Agent *a, SessionEvent event, const char *reason);
@@ -169,6 +170,11 @@ static int render_engine_config(const Agent *a, char **ret) {
         if (!cJSON_AddStringToObject(json, "default-runtime", STOCKADE_RUNTIME_NAME) ||
             !cJSON_AddStringToObject(ours, "path", a->config->runtime))
                 return -ENOMEM;
+        if (!streq(a->args.config_path, STOCKADE_CONFIG_DEFAULT)) {
+                const char *args[] = { "--stockade-config", a->args.config_path };
+                if (!cJSON_AddItemToObject(ours, "runtimeArgs", cJSON_CreateStringArray(args, ELEMENTSOF(args))))
+                        return -ENOMEM;
+        }
 
         _cleanup_free_ char *text = cJSON_Print(json);
         if (!text || asprintf(ret, "%s\n", text) < 0)
@@ -636,7 +642,7 @@ static cJSON *status_json(const Agent *a) {
         cJSON_AddBoolToObject(engine, "config_current", a->engine_config_current);
 
         cJSON *containers = cJSON_AddObjectToObject(json, "containers");
-        cJSON_AddNumberToObject(containers, "running", (double) a->n_containers);
+        cJSON_AddNumberToObject(containers, "running", (double) uid_ranges_count(a->ranges));
         return json;
 }
 
@@ -745,6 +751,113 @@ static int method_refresh(void *userdata, ControlClient *client, const cJSON *pa
         return 0;
 }
 
+static bool eci_enabled(const Agent *a) {
+        const cJSON *v;
+        SettingSource source;
+        /* Without usable settings isolation stays on: fail closed. */
+        if (!a->effective || effective_settings_get(a->effective, "enhancedContainerIsolation", &v, &source) < 0)
+                return true;
+        return !cJSON_IsFalse(v);
+}
+
+static cJSON *string_array(const char *const *items, size_t n) {
+        cJSON *array = cJSON_CreateArray();
+        for (size_t i = 0; i < n; i++)
+                if (items[i])
+                        cJSON_AddItemToArray(array, cJSON_CreateString(items[i]));
+        return array;
+}
+
+/* VM paths no container may mount: the engine's and Stockade's own. */
+static cJSON *restricted_paths(const Agent *a) {
+        const AgentConfig *c = a->config;
+        _cleanup_free_ char *engine_dir = strdup(c->engine_config), *root_dir = strdup(c->trust_root);
+        const char *builtin[] = {
+                engine_dir ? dirname(engine_dir) : NULL, root_dir ? dirname(root_dir) : NULL,
+                c->state_dir, c->run_dir, c->engine_data_root,
+                "/var/lib/docker", "/var/lib/containerd", "/etc/containerd", "/run/containerd", "/run/docker",
+        };
+        cJSON *list = string_array(builtin, ELEMENTSOF(builtin));
+        for (size_t i = 0; i < c->n_restricted; i++)
+                cJSON_AddItemToArray(list, cJSON_CreateString(c->restricted[i]));
+        return list;
+}
+
+/* filesharingAllowedDirectories as set by the admin, or null (any directory). Entries
+ * naming host variables ("$HOME") mean nothing inside the VM and are left out. */
+static cJSON *allowed_directories(const Agent *a) {
+        const cJSON *v, *entry;
+        SettingSource source;
+        if (effective_settings_get(a->effective, "filesharingAllowedDirectories", &v, &source) < 0 ||
+            (source != SETTING_SOURCE_ADMIN_LOCKED && source != SETTING_SOURCE_ADMIN_DEFAULT))
+                return cJSON_CreateNull();
+        cJSON *list = cJSON_CreateArray();
+        cJSON_ArrayForEach(entry, v) {
+                const char *path = json_get_string(entry, "path");
+                if (path && path[0] == '/')
+                        cJSON_AddItemToArray(list, cJSON_CreateString(path));
+        }
+        return list;
+}
+
+static cJSON *setting_copy(const Agent *a, const char *name) {
+        const cJSON *v;
+        SettingSource source;
+        if (effective_settings_get(a->effective, name, &v, &source) < 0)
+                return cJSON_CreateNull();
+        return cJSON_Duplicate(v, true);
+}
+
+static int method_register(void *userdata, ControlClient *client, const cJSON *params, cJSON **ret, char **ret_message) {
+        Agent *a = userdata;
+        const char *id = json_get_string(params, "id");
+        if (!id || !container_id_valid(id))
+                return invalid_params(ret_message, "'id' must be a container id (1 to 128 of A-Z a-z 0-9 _ . -)");
+
+        cJSON *json = cJSON_CreateObject();
+        if (!eci_enabled(a)) {
+                cJSON_AddBoolToObject(json, "isolate", false);
+                *ret = json;
+                return 0;
+        }
+
+        uint32_t base;
+        _cleanup_free_ char *why = NULL;
+        int r = uid_ranges_acquire(a->ranges, id, &base, &why);
+        if (r < 0) {
+                cJSON_Delete(json);
+                return message(ret_message, JSONRPC_REJECTED, "stockade: no uid range for container '%s': %s", id, why ? why : strerror(-r));
+        }
+        cJSON_AddBoolToObject(json, "isolate", true);
+        cJSON_AddNumberToObject(json, "uid_base", base);
+        cJSON_AddNumberToObject(json, "count", UID_RANGE_SIZE);
+        cJSON_AddStringToObject(json, "engine_root", a->config->engine_data_root);
+        cJSON_AddStringToObject(json, "engine_socket", a->config->engine_socket);
+        cJSON_AddItemToObject(json, "restricted", restricted_paths(a));
+        cJSON_AddItemToObject(json, "allowed", allowed_directories(a));
+        cJSON_AddItemToObject(json, "socket_images", setting_copy(a, "enhancedContainerIsolation.dockerSocketMount.imageList.images"));
+        log_info("Container '%s' registered with uids %" PRIu32 "-%" PRIu32, id, base, base + UID_RANGE_SIZE - 1);
+        notify_status(a);
+        *ret = json;
+        return 0;
+}
+
+static int method_release(void *userdata, ControlClient *client, const cJSON *params, cJSON **ret, char **ret_message) {
+        Agent *a = userdata;
+        const char *id = json_get_string(params, "id");
+        if (!id || !container_id_valid(id))
+                return invalid_params(ret_message, "'id' must be a container id");
+        int r = uid_ranges_release(a->ranges, id);
+        if (r < 0 && r != -ENOENT)
+                return message(ret_message, JSONRPC_INTERNAL_ERROR, "cannot release the uid range of '%s': %s", id, strerror(-r));
+        if (r >= 0)
+                log_info("Container '%s' released", id);
+        cJSON *json = cJSON_CreateObject();
+        cJSON_AddBoolToObject(json, "released", r >= 0);
+        *ret = json;
+        return 0;
+}
+
 static const ControlMethod methods[] = {
         { "hello", true, method_hello },
         { "status", true, method_status },
@@ -752,6 +865,8 @@ static const ControlMethod methods[] = {
         { "session.sign_in", false, method_sign_in },
         { "session.sign_out", false, method_sign_out },
         { "settings.refresh", false, method_refresh },
+        { "container.register", false, method_register },
+        { "container.release", false, method_release },
 };
 
 /* ---- life cycle ---- */
@@ -863,6 +978,11 @@ int agent_new(struct ev_loop *loop, const AgentArgs *args, Agent **ret) {
         if (r < 0)
                 return log_error_errno(r, "Cannot open the state directory: %s", why ? why : strerror(-r));
 
+        _cleanup_close_ int state_fd = open(a->config->state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        r = state_fd < 0 ? -errno : uid_ranges_open(state_fd, "ranges.json", UID_RANGE_FIRST, UID_RANGE_SIZE, UID_RANGES_MAX, &a->ranges, &why);
+        if (r < 0)
+                return log_error_errno(r, "Cannot load the uid ranges: %s", why ? why : strerror(-r));
+
         r = lockset_new(&a->locks);
         if (r < 0)
                 return log_error_errno(r, "Cannot set up file locking: %m");
@@ -915,6 +1035,7 @@ Agent *agent_free(Agent *a) {
                 return NULL;
         /* Locks stay in place: they protect the VM while the agent restarts. */
         lockset_free(a->locks);
+        uid_ranges_free(a->ranges);
         control_server_free(a->control);
         fetcher_free(a->fetcher);
         effective_settings_free(a->effective);

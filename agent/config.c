@@ -22,6 +22,11 @@ AgentConfig *agent_config_free(AgentConfig *c) {
         free(c->engine_config);
         free(c->user_settings);
         free(c->group);
+        free(c->engine_data_root);
+        free(c->engine_socket);
+        free(c->run_dir);
+        for (size_t i = 0; i < c->n_restricted; i++)
+                free(c->restricted[i]);
         free(c);
         return NULL;
 }
@@ -56,6 +61,9 @@ static int config_defaults(AgentConfig *c) {
                 { offsetof(AgentConfig, runtime), "/usr/local/bin/stockade-runc" },
                 { offsetof(AgentConfig, engine_config), "/etc/docker/daemon.json" },
                 { offsetof(AgentConfig, group), "stockade" },
+                { offsetof(AgentConfig, engine_data_root), "/var/lib/docker" },
+                { offsetof(AgentConfig, engine_socket), "/var/run/docker.sock" },
+                { offsetof(AgentConfig, run_dir), STOCKADE_RUN_DIR_DEFAULT },
         };
         for (size_t i = 0; i < ELEMENTSOF(defaults); i++) {
                 int r = agent_config_set((char **) ((char *) c + defaults[i].offset), defaults[i].value);
@@ -98,6 +106,9 @@ static int config_parse(AgentConfig *c, const cJSON *json, bool *locks_set, char
                 { "engineConfig", offsetof(AgentConfig, engine_config) },
                 { "userSettings", offsetof(AgentConfig, user_settings) },
                 { "group", offsetof(AgentConfig, group) },
+                { "engineDataRoot", offsetof(AgentConfig, engine_data_root) },
+                { "engineSocket", offsetof(AgentConfig, engine_socket) },
+                { "runDir", offsetof(AgentConfig, run_dir) },
         };
 
         if (!cJSON_IsObject(json))
@@ -117,6 +128,8 @@ static int config_parse(AgentConfig *c, const cJSON *json, bool *locks_set, char
                         r = agent_config_set((char **) ((char *) c + strings[i].offset), cJSON_IsString(v) ? v->valuestring : NULL);
                 } else if (streq(key, "control"))
                         r = parse_list(v, key, c->control, &c->n_control, reterr);
+                else if (streq(key, "restrictedPaths"))
+                        r = parse_list(v, key, c->restricted, &c->n_restricted, reterr);
                 else if (streq(key, "locks")) {
                         r = parse_list(v, key, c->locks, &c->n_locks, reterr);
                         *locks_set = true;

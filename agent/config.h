@@ -6,7 +6,8 @@
  *  "trustRoot": "/etc/stockade/root.json", "org": "acme", "settingsUrl": "https://...",
  *  "caFile": null, "refreshInterval": "60m", "locks": [...], "runc": "/usr/bin/runc",
  *  "runtime": "/usr/local/bin/stockade-runc", "engineConfig": "/etc/docker/daemon.json",
- *  "userSettings": null, "group": "stockade"}
+ *  "userSettings": null, "group": "stockade", "engineDataRoot": "/var/lib/docker",
+ *  "engineSocket": "/var/run/docker.sock", "runDir": "/run/stockade", "restrictedPaths": []}
  * Every key is optional; a missing file at the default path means all defaults. */
 
 #include <stdbool.h>
@@ -34,6 +35,11 @@ typedef struct AgentConfig {
         char *engine_config;
         char *user_settings;
         char *group;
+        char *engine_data_root; /* the engine's own files: restricted, but its containers' files and volumes are not */
+        char *engine_socket;    /* mountable only by the admin's allowed images */
+        char *run_dir;          /* runtime state: the containers' ID-mapped mounts */
+        char *restricted[AGENT_LIST_MAX]; /* VM paths containers never mount, besides the built-in ones */
+        size_t n_restricted;
 } AgentConfig;
 
 /* A missing file is an error unless path is AGENT_CONFIG_DEFAULT. Errors name the key:

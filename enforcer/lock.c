@@ -14,9 +14,9 @@
 #include <sys/timerfd.h>
 
 #include "lock.h"
+#include "mount-util.h"
 #include "util.h"
 
-#define MOUNTINFO_MAX (16u * 1024u * 1024u)
 #define WATCH_EVENTS                                                                            \
         (IN_ATTRIB | IN_MODIFY | IN_CLOSE_WRITE | IN_DELETE_SELF | IN_MOVE_SELF | IN_CREATE | \
          IN_DELETE | IN_MOVED_TO | IN_MOVED_FROM | IN_DONT_FOLLOW)
@@ -69,22 +69,6 @@ struct LockSet {
         int epoll_fd;
 };
 
-typedef struct MountEntry {
-        int id;
-        int parent;
-        unsigned major;
-        unsigned minor;
-        const char *root;  /* the directory of the filesystem shown at point */
-        const char *point;
-        bool read_only;    /* the per-mount flag, not the superblock's */
-} MountEntry;
-
-typedef struct MountTable {
-        char *text; /* the entries' strings point into it */
-        MountEntry *entries;
-        size_t n;
-} MountTable;
-
 static const char *lock_path(const Lock *l) {
         return l->entries[0].path;
 }
@@ -105,19 +89,6 @@ static char *path_join(const char *dir, const char *name) {
         return p;
 }
 
-/* What follows prefix in path without the slash ("" if they are equal), NULL if path is
- * not prefix or below it. */
-static const char *path_startswith(const char *path, const char *prefix) {
-        size_t n = strlen(prefix);
-        if (n > 0 && prefix[n - 1] == '/')
-                n--;
-        if (strncmp(path, prefix, n) != 0)
-                return NULL;
-        if (path[n] == '\0')
-                return path + n;
-        return path[n] == '/' ? path + n + 1 : NULL;
-}
-
 /* Refuses symlinks in every component: an entry replaced by a symlink must not lead us to
  * read or write another file. */
 static int open_entry(const char *path, int flags, mode_t mode) {
@@ -130,88 +101,6 @@ static int open_entry(const char *path, int flags, mode_t mode) {
 }
 
 /* ---- /proc/self/mountinfo ---- */
-
-static void mount_table_done(MountTable *t) {
-        free(t->text);
-        free(t->entries);
-        *t = (MountTable) {};
-}
-
-/* Undoes the kernel's octal escapes (\040 for a space, \011, \012, \134) in place. */
-static void unescape_octal(char *s) {
-        char *o = s;
-        for (const char *i = s; *i;) {
-                if (i[0] == '\\' && i[1] >= '0' && i[1] <= '3' && i[2] >= '0' && i[2] <= '7' &&
-                    i[3] >= '0' && i[3] <= '7') {
-                        *o++ = (char) ((i[1] - '0') << 6 | (i[2] - '0') << 3 | (i[3] - '0'));
-                        i += 4;
-                } else
-                        *o++ = *i++;
-        }
-        *o = '\0';
-}
-
-/* Cuts the next space-separated field off *p. */
-static char *next_field(char **p) {
-        char *field = *p;
-        if (!field)
-                return NULL;
-        char *space = strchr(field, ' ');
-        if (space)
-                *space++ = '\0';
-        *p = space;
-        return field;
-}
-
-/* "36 35 98:0 /mnt1 /mnt2 rw,noatime master:1 - ext3 /dev/root rw,errors=continue" */
-static int mount_entry_parse(char *line, MountEntry *ret) {
-        MountEntry m = {};
-        int n = 0;
-        if (sscanf(line, "%d %d %u:%u %n", &m.id, &m.parent, &m.major, &m.minor, &n) != 4 || n == 0)
-                return -EBADMSG;
-
-        char *p = line + n, *root = next_field(&p), *point = next_field(&p), *options = next_field(&p);
-        if (!options)
-                return -EBADMSG;
-        unescape_octal(root);
-        unescape_octal(point);
-        m.root = root;
-        m.point = point;
-        m.read_only = STARTSWITH(options, "ro") && (options[2] == ',' || options[2] == '\0');
-        *ret = m;
-        return 0;
-}
-
-/* Reads through the fd opened by lockset_new(), so always the same mount namespace. */
-static int mount_table_read(int fd, MountTable *ret) {
-        _cleanup_free_ char *text = NULL;
-        size_t size;
-        int r = RET_NERRNO(lseek(fd, 0, SEEK_SET));
-        if (r >= 0)
-                r = read_full_fd(fd, MOUNTINFO_MAX, &text, &size);
-        if (r < 0)
-                return r;
-
-        size_t lines = 1;
-        for (const char *c = text; (c = strchr(c, '\n')); c++)
-                lines++;
-        _cleanup_free_ MountEntry *entries = calloc(lines, sizeof(MountEntry));
-        if (!entries)
-                return -ENOMEM;
-
-        size_t n = 0;
-        for (char *line = text, *next; line && *line; line = next) {
-                next = strchr(line, '\n');
-                if (next)
-                        *next++ = '\0';
-                r = mount_entry_parse(line, &entries[n++]);
-                if (r < 0)
-                        return r;
-        }
-
-        *ret = (MountTable) { .text = TAKE_PTR(text), .entries = TAKE_PTR(entries), .n = n };
-        return 0;
-}
 
 static const MountEntry *mount_table_find(const MountTable *t, int id) {
         for (size_t i = 0; i < t->n; i++)

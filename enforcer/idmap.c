@@ -1,0 +1,650 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include <dirent.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <sys/fsuid.h>
+#include <sys/mount.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/wait.h>
+#include <time.h>
+
+#include "idmap.h"
+#include "mount-util.h"
+#include "util.h"
+
+/* overlayfs stacks at most 500 layers. */
+#define OVERLAY_LOWER_MAX 500
+/* Rounds of unmounting before giving up on mounts that keep reappearing (propagation). */
+#define TEARDOWN_ROUNDS 8
+
+/* ---- helper processes ---- */
+
+/* A forked child that answers once over a SOCK_SEQPACKET socket: an error (0 or -errno),
+ * a reason, and on success maybe one fd in SCM_RIGHTS. */
+typedef struct Helper {
+        pid_t pid;
+        int socket; /* the caller's end */
+} Helper;
+
+typedef struct HelperReply {
+        int error;
+        char reason[2 * PATH_MAX];
+} HelperReply;
+
+typedef void (*HelperFn)(int socket, const void *userdata);
+
+#define HELPER_NULL ((Helper) { .pid = 0, .socket = -EBADF })
+
+/* The helper is never needed after its answer: killing it also ends one that hangs. */
+static void helper_done(Helper *h) {
+        if (h->pid > 0) {
+                (void) kill(h->pid, SIGKILL);
+                while (waitpid(h->pid, NULL, 0) < 0 && errno == EINTR)
+                        ;
+        }
+        h->socket = safe_close(h->socket);
+        h->pid = 0;
+}
+
+static int helper_start(HelperFn fn, const void *userdata, Helper *ret) {
+        int pair[2];
+        if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) < 0)
+                return -errno;
+        pid_t pid = fork();
+        if (pid < 0) {
+                safe_close(pair[0]);
+                safe_close(pair[1]);
+                return -errno;
+        }
+        if (pid == 0) {
+                safe_close(pair[0]);
+                fn(pair[1], userdata);
+                _exit(EXIT_SUCCESS);
+        }
+        safe_close(pair[1]);
+        *ret = (Helper) { .pid = pid, .socket = pair[0] };
+        return 0;
+}
+
+/* In the helper. */
+static void helper_send(int socket, int fd, int error, const char *reason) {
+        HelperReply reply = { .error = error };
+        snprintf(reply.reason, sizeof(reply.reason), "%s", reason);
+        struct iovec iov = { .iov_base = &reply, .iov_len = sizeof(reply) };
+        union {
+                char buf[CMSG_SPACE(sizeof(int))];
+                struct cmsghdr align;
+        } control = {};
+        struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
+        if (fd >= 0) {
+                msg.msg_control = control.buf;
+                msg.msg_controllen = sizeof(control.buf);
+                struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+                c->cmsg_level = SOL_SOCKET;
+                c->cmsg_type = SCM_RIGHTS;
+                c->cmsg_len = CMSG_LEN(sizeof(int));
+                memcpy(CMSG_DATA(c), &fd, sizeof(int));
+        }
+        /* If the caller gave up on us, there is nobody left to tell. */
+        (void) sendmsg(socket, &msg, MSG_NOSIGNAL);
+}
+
+/* In the helper. */
+_noreturn_ _printf_(3, 4) static void helper_fail(int socket, int error, const char *format, ...) {
+        char reason[sizeof(((HelperReply *) NULL)->reason)];
+        va_list ap;
+        va_start(ap, format);
+        vsnprintf(reason, sizeof(reason), format, ap);
+        va_end(ap);
+        helper_send(socket, -EBADF, error, reason);
+        _exit(EXIT_FAILURE);
+}
+
+static int64_t now_ms(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Waits at most IDMAP_HELPER_TIMEOUT_MS for the answer of the helper doing what (for
+ * messages). Returns its error with its reason, or 0 and the fd it sent (-EBADF if none). */
+static int helper_wait(Helper *h, const char *what, int *ret_fd, char **reterr) {
+        int64_t deadline = now_ms() + IDMAP_HELPER_TIMEOUT_MS;
+        for (;;) {
+                int64_t left = deadline - now_ms();
+                struct pollfd p = { .fd = h->socket, .events = POLLIN };
+                int r = left <= 0 ? 0 : poll(&p, 1, (int) left);
+                if (r > 0)
+                        break;
+                if (r == 0)
+                        return error_set(reterr, -ETIMEDOUT, "%s: no answer within %d ms", what,
+                                         IDMAP_HELPER_TIMEOUT_MS);
+                if (errno != EINTR)
+                        return error_set(reterr, -errno, "%s: cannot wait for the helper: %m", what);
+        }
+
+        HelperReply reply;
+        struct iovec iov = { .iov_base = &reply, .iov_len = sizeof(reply) };
+        union {
+                char buf[CMSG_SPACE(sizeof(int))];
+                struct cmsghdr align;
+        } control;
+        struct msghdr msg = {
+                .msg_iov = &iov,
+                .msg_iovlen = 1,
+                .msg_control = control.buf,
+                .msg_controllen = sizeof(control.buf),
+        };
+        ssize_t n = recvmsg(h->socket, &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+        if (n < 0)
+                return error_set(reterr, -errno, "%s: cannot read the helper's answer: %m", what);
+        _cleanup_close_ int fd = -EBADF;
+        struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+        if (c && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS &&
+            c->cmsg_len == CMSG_LEN(sizeof(int)))
+                memcpy(&fd, CMSG_DATA(c), sizeof(int));
+        if (n == 0)
+                return error_set(reterr, -ECHILD, "%s: the helper died without an answer", what);
+        if ((size_t) n != sizeof(reply) || reply.error > 0 || reply.error < -4095 ||
+            (msg.msg_flags & MSG_CTRUNC))
+                return error_set(reterr, -EBADMSG, "%s: garbled answer from the helper", what);
+        reply.reason[sizeof(reply.reason) - 1] = '\0';
+        if (reply.error < 0)
+                return error_set(reterr, reply.error, "%s", reply.reason);
+
+        if (ret_fd)
+                *ret_fd = TAKE_FD(fd);
+        return 0;
+}
+
+/* ---- ID-mapped copies of mount trees ---- */
+
+static int idmap_clone(int userns_fd, const char *path, bool recursive, bool read_only, int *ret_fd,
+                       char **reterr) {
+        unsigned recursion = recursive ? AT_RECURSIVE : 0;
+        _cleanup_close_ int fd = RET_NERRNO(
+                open_tree(AT_FDCWD, path, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | recursion));
+        if (fd == -ENOENT)
+                return error_set(reterr, fd, "'%s' does not exist", path);
+        if (fd < 0)
+                return error_set(reterr, fd, "cannot copy the mount at '%s': %s", path, strerror(-fd));
+
+        struct mount_attr attr = {
+                .attr_set = MOUNT_ATTR_IDMAP | (read_only ? MOUNT_ATTR_RDONLY : 0),
+                .userns_fd = (uint64_t) userns_fd,
+        };
+        int r = RET_NERRNO(mount_setattr(fd, "", AT_EMPTY_PATH | recursion, &attr, sizeof(attr)));
+        if (r < 0)
+                return error_set(reterr, r, "cannot ID-map the mount at '%s': %s", path, strerror(-r));
+        *ret_fd = TAKE_FD(fd);
+        return 0;
+}
+
+static int mount_point_create(int dir_fd, const char *name, bool directory) {
+        return RET_NERRNO(directory ? mkdirat(dir_fd, name, 0755) : mknodat(dir_fd, name, S_IFREG | 0644, 0));
+}
+
+/* A missing mount point is created as what will be mounted there. */
+static int mount_point_make(const char *path, bool directory, char **reterr) {
+        const char *slash = strrchr(path, '/');
+        _cleanup_free_ char *dir = !slash         ? strdup(".")
+                                   : slash == path ? strdup("/")
+                                                   : strndup(path, (size_t) (slash - path));
+        const char *name = slash ? slash + 1 : path;
+        if (!dir)
+                return error_set(reterr, -ENOMEM, "out of memory");
+        _cleanup_close_ int dir_fd = RET_NERRNO(open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC));
+        int r = dir_fd < 0 ? dir_fd : mount_point_create(dir_fd, name, directory);
+        struct stat st;
+        if (r == -EOVERFLOW && fstat(dir_fd, &st) >= 0) {
+                /* We are outside the mapping of an ID-mapped mount, such as a container's
+                 * rootfs: the directory's owner is inside. Only this thread is switched. */
+                uid_t uid = (uid_t) setfsuid(st.st_uid);
+                gid_t gid = (gid_t) setfsgid(st.st_gid);
+                r = mount_point_create(dir_fd, name, directory);
+                (void) setfsgid(gid);
+                (void) setfsuid(uid);
+        }
+        if (r < 0 && r != -EEXIST)
+                return error_set(reterr, r, "cannot create the mount point '%s': %s", path, strerror(-r));
+        return 0;
+}
+
+static int mount_attach(int fd, const char *target, char **reterr) {
+        int r = RET_NERRNO(move_mount(fd, "", AT_FDCWD, target, MOVE_MOUNT_F_EMPTY_PATH));
+        if (r < 0)
+                return error_set(reterr, r, "cannot mount on '%s': %s", target, strerror(-r));
+        return 0;
+}
+
+int idmap_bind(int userns_fd, const char *source, const char *target, bool recursive, bool read_only,
+               char **reterr) {
+        _cleanup_close_ int fd = -EBADF;
+        int r = idmap_clone(userns_fd, source, recursive, read_only, &fd, reterr);
+        if (r < 0)
+                return r;
+        struct stat st;
+        if (fstat(fd, &st) < 0)
+                return error_set(reterr, -errno, "cannot stat '%s': %m", source);
+        r = mount_point_make(target, S_ISDIR(st.st_mode), reterr);
+        if (r < 0)
+                return r;
+        return mount_attach(fd, target, reterr);
+}
+
+/* ---- user namespaces ---- */
+
+static void userns_helper(int socket, const void *userdata) {
+        if (unshare(CLONE_NEWUSER) < 0)
+                helper_fail(socket, -errno, "cannot create a user namespace: %m");
+        helper_send(socket, -EBADF, 0, "");
+        /* Keeps the namespace alive until the caller has opened it, then is killed. */
+        char c;
+        (void) recv(socket, &c, 1, 0);
+}
+
+static int proc_write(pid_t pid, const char *file, const char *text) {
+        char path[64];
+        snprintf(path, sizeof(path), "/proc/%d/%s", (int) pid, file);
+        _cleanup_close_ int fd = RET_NERRNO(open(path, O_WRONLY | O_CLOEXEC));
+        if (fd < 0)
+                return fd;
+        /* A map must be written in one write(). */
+        ssize_t n = write(fd, text, strlen(text));
+        if (n < 0)
+                return -errno;
+        return (size_t) n == strlen(text) ? 0 : -EIO;
+}
+
+int idmap_userns_open(uint32_t base, uint32_t count, int *ret_fd, char **reterr) {
+        /* (uid_t) -1 is no uid. */
+        if (count == 0 || base > UINT32_MAX - count)
+                return error_set(reterr, -EINVAL, "invalid ID range: %" PRIu32 " IDs from %" PRIu32, count,
+                                 base);
+
+        _cleanup_(helper_done) Helper h = HELPER_NULL;
+        int r = helper_start(userns_helper, NULL, &h);
+        if (r < 0)
+                return error_set(reterr, r, "cannot fork a helper: %s", strerror(-r));
+        r = helper_wait(&h, "user namespace", NULL, reterr);
+        if (r < 0)
+                return r;
+
+        /* The caller is privileged in the parent namespace, so setgroups need not be denied. */
+        char map[64];
+        snprintf(map, sizeof(map), "0 %" PRIu32 " %" PRIu32 "\n", base, count);
+        static const char *const maps[] = { "uid_map", "gid_map" };
+        for (size_t i = 0; i < ELEMENTSOF(maps); i++) {
+                r = proc_write(h.pid, maps[i], map);
+                if (r < 0)
+                        return error_set(reterr, r, "cannot write the %s of the user namespace: %s", maps[i],
+                                         strerror(-r));
+        }
+
+        char path[64];
+        snprintf(path, sizeof(path), "/proc/%d/ns/user", (int) h.pid);
+        int fd = RET_NERRNO(open(path, O_RDONLY | O_CLOEXEC));
+        if (fd < 0)
+                return error_set(reterr, fd, "cannot open the user namespace: %s", strerror(-fd));
+        *ret_fd = fd;
+        return 0;
+}
+
+/* ---- overlays ---- */
+
+typedef struct OverlaySpec {
+        int userns_fd;
+        char **layers; /* canonical: [0] the directory of upper and work, then the lower ones */
+        size_t n_layers;
+        char *upper, *work; /* canonical */
+} OverlaySpec;
+
+static void overlay_spec_done(OverlaySpec *s) {
+        for (size_t i = 0; i < s->n_layers; i++)
+                free(s->layers[i]);
+        free(s->layers);
+        free(s->upper);
+        free(s->work);
+}
+
+static int path_canonicalize(const char *path, char **ret, char **reterr) {
+        char *p = realpath(path, NULL);
+        if (!p && errno == ENOENT)
+                return error_set(reterr, -ENOENT, "'%s' does not exist", path);
+        if (!p)
+                return error_set(reterr, -errno, "cannot resolve '%s': %m", path);
+        *ret = p;
+        return 0;
+}
+
+static int overlay_spec_init(OverlaySpec *s, const char *const *lower, size_t n_lower, const char *upper,
+                             const char *work, char **reterr) {
+        if (n_lower == 0 || n_lower > OVERLAY_LOWER_MAX)
+                return error_set(reterr, -EINVAL, "an overlay needs 1 to %d lower layers, not %zu",
+                                 OVERLAY_LOWER_MAX, n_lower);
+        s->layers = calloc(n_lower + 1, sizeof(char *));
+        if (!s->layers)
+                return error_set(reterr, -ENOMEM, "out of memory");
+
+        int r = path_canonicalize(upper, &s->upper, reterr);
+        if (r >= 0)
+                r = path_canonicalize(work, &s->work, reterr);
+        if (r < 0)
+                return r;
+        char *slash_upper = strrchr(s->upper, '/'), *slash_work = strrchr(s->work, '/');
+        size_t n = (size_t) (slash_upper - s->upper);
+        if (n == 0 || n != (size_t) (slash_work - s->work) || strncmp(s->upper, s->work, n) != 0)
+                return error_set(reterr, -EINVAL, "upper '%s' and work '%s' must be in the same directory, not '/'",
+                                 upper, work);
+        s->layers[0] = strndup(s->upper, n);
+        if (!s->layers[0])
+                return error_set(reterr, -ENOMEM, "out of memory");
+        s->n_layers = 1;
+
+        for (size_t i = 0; i < n_lower; i++) {
+                r = path_canonicalize(lower[i], &s->layers[i + 1], reterr);
+                if (r < 0)
+                        return r;
+                s->n_layers++;
+        }
+        return 0;
+}
+
+/* The first message an fsconfig() left in the filesystem context, without its "e " tag. */
+static const char *fs_context_message(int fs_fd, char *buf, size_t size) {
+        ssize_t n = read(fs_fd, buf, size - 1);
+        if (n <= 2)
+                return "";
+        buf[n] = '\0';
+        buf[strcspn(buf, "\n")] = '\0';
+        return buf + 2; /* past "e " */
+}
+
+/* In the overlay helper: fails with the kernel's own words on why, if it left any. */
+_noreturn_ _printf_(4, 5) static void overlay_helper_fail(int socket, int fs_fd, int error,
+                                                          const char *format, ...) {
+        char what[PATH_MAX + 64], message[256];
+        va_list ap;
+        va_start(ap, format);
+        vsnprintf(what, sizeof(what), format, ap);
+        va_end(ap);
+        const char *m = fs_context_message(fs_fd, message, sizeof(message));
+        helper_fail(socket, error, "cannot %s: %s%s%s%s", what, strerror(-error), *m ? " (" : "", m,
+                    *m ? ")" : "");
+}
+
+static void overlay_helper(int socket, const void *userdata) {
+        const OverlaySpec *s = userdata;
+        _cleanup_free_ char *error = NULL;
+        int r;
+
+        /* Private: the ID-mapped layers must not propagate back to the caller. */
+        if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+                helper_fail(socket, -errno, "cannot create a private mount namespace: %m");
+
+        /* Each layer is covered by its ID-mapped self, so that the overlay shows the real
+         * paths. All are copied before any is attached, else a layer inside the directory
+         * of upper would be copied from that directory's copy, which is ID-mapped already. */
+        _cleanup_free_ int *fds = calloc(s->n_layers, sizeof(int));
+        if (!fds)
+                helper_fail(socket, -ENOMEM, "out of memory");
+        for (size_t i = 0; i < s->n_layers; i++) {
+                r = idmap_clone(s->userns_fd, s->layers[i], false, i > 0, &fds[i], &error);
+                if (r < 0)
+                        helper_fail(socket, r, "%s", error);
+        }
+        for (size_t i = 0; i < s->n_layers; i++) {
+                r = mount_attach(fds[i], s->layers[i], &error);
+                if (r < 0)
+                        helper_fail(socket, r, "%s", error);
+        }
+
+        /* setns() keeps our uid, the VM's root, which the mapping does not cover; the
+         * overlay's mounter must be inside it to create the work directory. setgroups()
+         * fails harmlessly in a namespace where it is denied. */
+        if (setns(s->userns_fd, CLONE_NEWUSER) < 0)
+                helper_fail(socket, -errno, "cannot join the user namespace: %m");
+        (void) setgroups(0, NULL);
+        if (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0)
+                helper_fail(socket, -errno, "cannot become root of the user namespace: %m");
+        /* fsopen() wants the mount namespace owned by our user namespace. */
+        if (unshare(CLONE_NEWNS) < 0)
+                helper_fail(socket, -errno, "cannot create a mount namespace in the user namespace: %m");
+
+        _cleanup_close_ int fs = RET_NERRNO(fsopen("overlay", FSOPEN_CLOEXEC));
+        if (fs < 0)
+                helper_fail(socket, fs, "cannot create an overlay: %s", strerror(-fs));
+        for (size_t i = 1; i < s->n_layers; i++)
+                if (fsconfig(fs, FSCONFIG_SET_STRING, "lowerdir+", s->layers[i], 0) < 0)
+                        overlay_helper_fail(socket, fs, -errno, "use '%s' as a lower layer", s->layers[i]);
+        if (fsconfig(fs, FSCONFIG_SET_STRING, "upperdir", s->upper, 0) < 0)
+                overlay_helper_fail(socket, fs, -errno, "use '%s' as the upper layer", s->upper);
+        if (fsconfig(fs, FSCONFIG_SET_STRING, "workdir", s->work, 0) < 0)
+                overlay_helper_fail(socket, fs, -errno, "use '%s' as the work directory", s->work);
+        /* trusted.* xattrs need the initial user namespace. */
+        if (fsconfig(fs, FSCONFIG_SET_FLAG, "userxattr", NULL, 0) < 0)
+                overlay_helper_fail(socket, fs, -errno, "set the overlay option userxattr");
+        if (fsconfig(fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0)
+                overlay_helper_fail(socket, fs, -errno, "create the overlay");
+        _cleanup_close_ int mnt = RET_NERRNO(fsmount(fs, FSMOUNT_CLOEXEC, 0));
+        if (mnt < 0)
+                overlay_helper_fail(socket, fs, mnt, "mount the overlay");
+        /* Where the layers refuse our writes, overlayfs falls back to read-only, saying so
+         * only in the kernel log. */
+        struct statvfs sv;
+        if (fstatvfs(mnt, &sv) < 0)
+                helper_fail(socket, -errno, "cannot check the overlay: %m");
+        if (sv.f_flag & ST_RDONLY)
+                helper_fail(socket, -EROFS,
+                            "the overlay came up read-only: upper '%s' is not writable through the mapping "
+                            "(see the kernel log)", s->upper);
+        helper_send(socket, mnt, 0, "");
+}
+
+int idmap_overlay(int userns_fd, const char *const *lower, size_t n_lower, const char *upper,
+                  const char *work, const char *target, char **reterr) {
+        _cleanup_(overlay_spec_done) OverlaySpec s = { .userns_fd = userns_fd };
+        int r = overlay_spec_init(&s, lower, n_lower, upper, work, reterr);
+        if (r < 0)
+                return r;
+        r = mount_point_make(target, true, reterr);
+        if (r < 0)
+                return r;
+
+        _cleanup_(helper_done) Helper h = HELPER_NULL;
+        r = helper_start(overlay_helper, &s, &h);
+        if (r < 0)
+                return error_set(reterr, r, "cannot fork a helper: %s", strerror(-r));
+        _cleanup_close_ int mnt = -EBADF;
+        r = helper_wait(&h, "overlay", &mnt, reterr);
+        if (r < 0)
+                return r;
+        if (mnt < 0)
+                return error_set(reterr, -EBADMSG, "overlay: the helper sent no mount");
+        return mount_attach(mnt, target, reterr);
+}
+
+/* ---- teardown ---- */
+
+static int mount_entry_compare_depth(const void *a, const void *b) {
+        size_t la = strlen((*(const MountEntry *const *) a)->point);
+        size_t lb = strlen((*(const MountEntry *const *) b)->point);
+        return la < lb ? 1 : la > lb ? -1 : 0;
+}
+
+/* Deepest first: detaching a mount takes the mounts below it along, out of our reach. */
+static int unmount_below(const char *dir, char **reterr) {
+        _cleanup_close_ int mountinfo = RET_NERRNO(open("/proc/self/mountinfo", O_RDONLY | O_CLOEXEC));
+        if (mountinfo < 0)
+                return error_set(reterr, mountinfo, "cannot open the mount table: %s", strerror(-mountinfo));
+
+        for (unsigned round = 0;; round++) {
+                _cleanup_(mount_table_done) MountTable t = {};
+                int r = mount_table_read(mountinfo, &t);
+                if (r < 0)
+                        return error_set(reterr, r, "cannot read the mount table: %s", strerror(-r));
+                _cleanup_free_ const MountEntry **below = calloc(t.n, sizeof(MountEntry *));
+                if (!below && t.n > 0)
+                        return error_set(reterr, -ENOMEM, "out of memory");
+                size_t n = 0;
+                for (size_t i = 0; i < t.n; i++)
+                        if (path_startswith(t.entries[i].point, dir))
+                                below[n++] = &t.entries[i];
+                if (n == 0)
+                        return 0;
+                if (round == TEARDOWN_ROUNDS)
+                        return error_set(reterr, -EBUSY, "mounts below '%s' keep coming back", dir);
+
+                qsort(below, n, sizeof(MountEntry *), mount_entry_compare_depth);
+                for (size_t i = 0; i < n; i++) {
+                        r = RET_NERRNO(umount2(below[i]->point, MNT_DETACH | UMOUNT_NOFOLLOW));
+                        /* EINVAL: gone already. */
+                        if (r < 0 && r != -EINVAL && r != -ENOENT)
+                                return error_set(reterr, r, "cannot unmount '%s': %s", below[i]->point,
+                                                 strerror(-r));
+                }
+        }
+}
+
+static void closedirp(DIR **d) {
+        if (*d)
+                (void) closedir(*d);
+}
+
+/* Removes name (the directory path, in parent_fd) with what is below it, if that is only
+ * directories and empty files on the same filesystem. */
+static int remove_mount_points(int parent_fd, const char *name, const char *path, char **reterr) {
+        int fd = RET_NERRNO(openat(parent_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+        if (fd < 0)
+                return error_set(reterr, fd, "cannot open '%s': %s", path, strerror(-fd));
+        _cleanup_(closedirp) DIR *d = fdopendir(fd);
+        if (!d) {
+                safe_close(fd);
+                return error_set(reterr, -errno, "cannot read '%s': %m", path);
+        }
+        struct stat dir_st;
+        if (fstat(fd, &dir_st) < 0)
+                return error_set(reterr, -errno, "cannot stat '%s': %m", path);
+
+        struct dirent *de;
+        while ((errno = 0, de = readdir(d))) {
+                if (streq(de->d_name, ".") || streq(de->d_name, ".."))
+                        continue;
+                _cleanup_free_ char *child = NULL;
+                if (asprintf(&child, "%s/%s", path, de->d_name) < 0)
+                        return error_set(reterr, -ENOMEM, "out of memory");
+                struct stat st;
+                if (fstatat(fd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+                        return error_set(reterr, -errno, "cannot stat '%s': %m", child);
+                if (st.st_dev != dir_st.st_dev)
+                        return error_set(reterr, -EBUSY, "'%s' is still mounted", child);
+
+                if (S_ISDIR(st.st_mode)) {
+                        int r = remove_mount_points(fd, de->d_name, child, reterr);
+                        if (r < 0)
+                                return r;
+                } else if (S_ISREG(st.st_mode) && st.st_size == 0) {
+                        int r = RET_NERRNO(unlinkat(fd, de->d_name, 0));
+                        if (r < 0)
+                                return error_set(reterr, r, "cannot remove '%s': %s", child, strerror(-r));
+                } else
+                        return error_set(reterr, -ENOTEMPTY, "'%s' holds more than mount points: '%s'", path,
+                                         child);
+        }
+        if (errno != 0)
+                return error_set(reterr, -errno, "cannot read '%s': %m", path);
+        int r = RET_NERRNO(unlinkat(parent_fd, name, AT_REMOVEDIR));
+        if (r < 0)
+                return error_set(reterr, r, "cannot remove '%s': %s", path, strerror(-r));
+        return 0;
+}
+
+int idmap_teardown(const char *dir, char **reterr) {
+        _cleanup_free_ char *canonical = realpath(dir, NULL);
+        if (!canonical && errno == ENOENT)
+                return 0;
+        if (!canonical)
+                return error_set(reterr, -errno, "cannot resolve '%s': %m", dir);
+        if (streq(canonical, "/"))
+                return error_set(reterr, -EINVAL, "cannot tear down '/'");
+
+        int r = unmount_below(canonical, reterr);
+        if (r < 0)
+                return r;
+        return remove_mount_points(AT_FDCWD, canonical, canonical, reterr);
+}
+
+/* Splits s in place at each sep not escaped by a backslash; unescape drops the backslashes. */
+static int split_escaped(char *s, char sep, bool unescape, char **out, size_t max, size_t *ret_n) {
+        size_t n = 0;
+        char *o = s;
+        out[n++] = o;
+        for (const char *i = s; *i; i++) {
+                if (*i == '\\' && i[1]) {
+                        if (!unescape)
+                                *o++ = *i;
+                        *o++ = *++i;
+                } else if (*i == sep) {
+                        *o++ = '\0';
+                        if (n >= max)
+                                return -E2BIG;
+                        out[n++] = o;
+                } else
+                        *o++ = *i;
+        }
+        *o = '\0';
+        *ret_n = n;
+        return 0;
+}
+
+#define OVERLAY_LAYERS_MAX 128
+
+int idmap_rootfs(int userns_fd, const char *rootfs, const char *target, char **reterr) {
+        char real[PATH_MAX];
+        if (!realpath(rootfs, real))
+                return error_set(reterr, -errno, "cannot resolve the root filesystem '%s': %m", rootfs);
+
+        _cleanup_close_ int fd = open("/proc/self/mountinfo", O_RDONLY | O_CLOEXEC);
+        MountTable table = {};
+        int r = fd < 0 ? -errno : mount_table_read(fd, &table);
+        if (r < 0)
+                return error_set(reterr, r, "cannot read the mount table: %s", strerror(-r));
+
+        const MountEntry *top = NULL;
+        for (size_t i = 0; i < table.n; i++)
+                if (streq(table.entries[i].point, real))
+                        top = &table.entries[i];
+        if (!top || !streq(top->fstype, "overlay")) {
+                mount_table_done(&table);
+                return idmap_bind(userns_fd, real, target, true, false, reterr);
+        }
+
+        _cleanup_free_ char *options = strdup(top->super_options);
+        mount_table_done(&table);
+        if (!options)
+                return -ENOMEM;
+        char *option[64], *lower[OVERLAY_LAYERS_MAX];
+        char *upper = NULL, *work = NULL;
+        size_t n_options = 0, n_lower = 0;
+        r = split_escaped(options, ',', false, option, ELEMENTSOF(option), &n_options);
+        for (size_t i = 0; r >= 0 && i < n_options; i++) {
+                size_t unused;
+                if (STARTSWITH(option[i], "lowerdir="))
+                        r = split_escaped(option[i] + strlen("lowerdir="), ':', true, lower, ELEMENTSOF(lower), &n_lower);
+                else if (STARTSWITH(option[i], "upperdir="))
+                        r = split_escaped(upper = option[i] + strlen("upperdir="), '\0', true, &upper, 1, &unused);
+                else if (STARTSWITH(option[i], "workdir="))
+                        r = split_escaped(work = option[i] + strlen("workdir="), '\0', true, &work, 1, &unused);
+        }
+        if (r < 0 || n_lower == 0 || !upper || !work || lower[0][0] != '/')
+                return error_set(reterr, -EINVAL, "cannot use the overlay at '%s': unexpected mount options", real);
+        return idmap_overlay(userns_fd, (const char *const *) lower, n_lower, upper, work, target, reterr);
+}

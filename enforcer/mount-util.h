@@ -1,0 +1,37 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#pragma once
+
+/* Helpers shared by the mechanisms that mount (lock, idmap): the mount table of a mount
+ * namespace as /proc/self/mountinfo shows it, and path prefixes. The new mount API
+ * (open_tree, move_mount, mount_setattr, fsopen, fsconfig, fsmount) needs no wrappers:
+ * glibc >= 2.36 declares it in <sys/mount.h>, which must not be mixed with <linux/mount.h>. */
+
+#include <stdbool.h>
+#include <stddef.h>
+
+typedef struct MountEntry {
+        int id;
+        int parent;
+        unsigned major;
+        unsigned minor;
+        const char *root;  /* the directory of the filesystem shown at point */
+        const char *point;
+        bool read_only;    /* the per-mount flag, not the superblock's */
+        const char *fstype;
+        const char *super_options; /* as the filesystem shows them, still escaped */
+} MountEntry;
+
+typedef struct MountTable {
+        char *text; /* the entries' strings point into it */
+        MountEntry *entries;
+        size_t n;
+} MountTable;
+
+/* Reads the whole table from fd, an open mountinfo file, from its start: one fd can be read
+ * again and again, and always shows the namespace of the process that opened it. */
+int mount_table_read(int fd, MountTable *ret);
+void mount_table_done(MountTable *t);
+
+/* What follows prefix in path without the slash ("" if they are equal), NULL if path is
+ * not prefix or below it. */
+const char *path_startswith(const char *path, const char *prefix);

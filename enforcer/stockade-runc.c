@@ -1,0 +1,502 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* stockade-runc: the OCI runtime the engine calls instead of runc. "create" and "run"
+ * register the container with the agent, rewrite config.json into the container's own
+ * user namespace with ID-mapped mounts, then exec the real runc with the same arguments;
+ * "exec" clamps the process's capabilities; "delete" releases what "create" took; every
+ * other command goes straight to runc. */
+#include <fcntl.h>
+#include <libgen.h>
+#include <limits.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+
+#include "defaults.h"
+#include "enforcer/idmap.h"
+#include "enforcer/spec.h"
+#include "enforcer/uidrange.h"
+#include "json.h"
+#include "proto/control-client.h"
+#include "util.h"
+
+#define ENGINE_API_MAX (1024 * 1024)
+#define ENGINE_API_TIMEOUT_MS 3000
+
+/* runc's global options that take a value as the next argument. */
+static const char *const global_value_options[] = { "--root", "--log", "--log-format", "--criu", "--rootless" };
+/* Options of create/run/exec/delete that take a value. */
+static const char *const command_value_options[] = {
+        "--bundle", "-b", "--console-socket", "--pid-file", "--preserve-fds", "--process", "-p",
+        "--cwd", "--env", "-e", "--user", "-u", "--additional-gids", "-g", "--cap", "-c",
+        "--process-label", "--apparmor", "--cgroup",
+};
+
+typedef struct Invocation {
+        char **runc_argv; /* our own option removed, argv[0] = "runc" */
+        const char *config_path;
+        const char *command;
+        const char *log_path; /* runc's --log, where the engine looks for the error */
+        bool log_json;
+        const char *bundle;
+        const char *process; /* exec --process */
+        const char *id;
+} Invocation;
+
+typedef struct RuntimeConfig {
+        char *control;
+        char *runc;
+        char *run_dir;
+} RuntimeConfig;
+
+/* Tells the user: on stderr and, in runc's JSON log format, where the engine reads
+ * runc's errors from. */
+static _printf_(2, 3) int fail(const Invocation *inv, const char *format, ...) {
+        char message[2048];
+        va_list ap;
+        va_start(ap, format);
+        vsnprintf(message, sizeof(message), format, ap);
+        va_end(ap);
+        fprintf(stderr, "%s\n", message);
+
+        if (inv->log_path) {
+                FILE *f = fopen(inv->log_path, "ae");
+                if (f) {
+                        if (inv->log_json) {
+                                char now[32];
+                                rfc3339_format(time(NULL), now);
+                                cJSON *line = cJSON_CreateObject();
+                                cJSON_AddStringToObject(line, "level", "error");
+                                cJSON_AddStringToObject(line, "msg", message);
+                                cJSON_AddStringToObject(line, "time", now);
+                                char *text = cJSON_PrintUnformatted(line);
+                                fprintf(f, "%s\n", text ? text : "");
+                                free(text);
+                                cJSON_Delete(line);
+                        } else
+                                fprintf(f, "%s\n", message);
+                        fclose(f);
+                }
+        }
+        return EXIT_FAILURE;
+}
+
+static bool in_list(const char *arg, const char *const *list, size_t n) {
+        for (size_t i = 0; i < n; i++)
+                if (streq(arg, list[i]))
+                        return true;
+        return false;
+}
+
+/* "--name=value" or "--name value": returns the value when arg is option name. */
+static const char *option_value(char **argv, int *i, const char *name) {
+        size_t n = strlen(name);
+        if (strncmp(argv[*i], name, n) == 0 && argv[*i][n] == '=')
+                return argv[*i] + n + 1;
+        if (streq(argv[*i], name) && argv[*i + 1])
+                return argv[++*i];
+        return NULL;
+}
+
+static int parse_invocation(int argc, char *argv[], Invocation *inv) {
+        inv->config_path = STOCKADE_CONFIG_DEFAULT;
+        inv->runc_argv = calloc((size_t) argc + 1, sizeof(char *));
+        if (!inv->runc_argv)
+                return -ENOMEM;
+        int n = 0;
+        inv->runc_argv[n++] = (char *) "runc";
+
+        int i = 1;
+        for (; i < argc && argv[i][0] == '-'; i++) {
+                const char *v;
+                if ((v = option_value(argv, &i, "--stockade-config"))) {
+                        inv->config_path = v;
+                        continue;
+                }
+                inv->runc_argv[n++] = argv[i];
+                if ((v = option_value(argv, &i, "--log"))) {
+                        inv->log_path = v;
+                        if (argv[i] == v)
+                                inv->runc_argv[n++] = argv[i];
+                } else if ((v = option_value(argv, &i, "--log-format"))) {
+                        inv->log_json = streq(v, "json");
+                        if (argv[i] == v)
+                                inv->runc_argv[n++] = argv[i];
+                } else if (!strchr(argv[i], '=') && in_list(argv[i], global_value_options, ELEMENTSOF(global_value_options)) && i + 1 < argc)
+                        inv->runc_argv[n++] = argv[++i];
+        }
+        if (i >= argc)
+                return 0;
+        inv->command = argv[i];
+
+        /* The command's own options; the container id is the first positional argument. */
+        for (; i < argc; i++) {
+                inv->runc_argv[n++] = argv[i];
+                if (argv[i] == inv->command)
+                        continue;
+                const char *v;
+                if ((v = option_value(argv, &i, "--bundle")) || (v = option_value(argv, &i, "-b")))
+                        inv->bundle = v;
+                else if ((v = option_value(argv, &i, "--process")) || (v = option_value(argv, &i, "-p")))
+                        inv->process = v;
+                else if (argv[i][0] == '-') {
+                        if (!strchr(argv[i], '=') && in_list(argv[i], command_value_options, ELEMENTSOF(command_value_options)) && i + 1 < argc)
+                                inv->runc_argv[n++] = argv[++i];
+                        continue;
+                } else if (!inv->id)
+                        inv->id = argv[i];
+                else
+                        continue;
+                if (argv[i] != inv->runc_argv[n - 1])
+                        inv->runc_argv[n++] = argv[i];
+        }
+        return 0;
+}
+
+/* What the runtime needs from the agent's config file, with the agent's defaults. */
+static int load_runtime_config(const char *path, RuntimeConfig *ret) {
+        _cleanup_free_ char *text = NULL;
+        size_t size;
+        int r = read_full_file(AT_FDCWD, path, 1 << 20, &text, &size);
+        if (r < 0 && !(r == -ENOENT && streq(path, STOCKADE_CONFIG_DEFAULT)))
+                return r;
+        _cleanup_json_ cJSON *json = text ? cJSON_ParseWithLength(text, size) : NULL;
+        if (text && !cJSON_IsObject(json))
+                return -EBADMSG;
+
+        const char *control = STOCKADE_CONTROL_DEFAULT;
+        const cJSON *item;
+        cJSON_ArrayForEach(item, cJSON_GetObjectItemCaseSensitive(json, "control"))
+                if (cJSON_IsString(item) && STARTSWITH(item->valuestring, "unix:")) {
+                        control = item->valuestring;
+                        break;
+                }
+        const char *runc = json_get_string(json, "runc"), *run_dir = json_get_string(json, "runDir");
+        ret->control = strdup(control);
+        ret->runc = strdup(runc ? runc : STOCKADE_RUNC_DEFAULT);
+        ret->run_dir = strdup(run_dir ? run_dir : STOCKADE_RUN_DIR_DEFAULT);
+        return ret->control && ret->runc && ret->run_dir ? 0 : -ENOMEM;
+}
+
+static int exec_runc(const Invocation *inv, const char *runc) {
+        execv(runc, inv->runc_argv);
+        return fail(inv, "stockade: cannot run '%s': %s", runc, strerror(errno));
+}
+
+/* ---- the engine's API, to learn a container's image ---- */
+
+typedef struct SocketCheck {
+        const char *engine_socket;
+        const char *id;
+        const cJSON *images;
+} SocketCheck;
+
+static int engine_get(const char *socket_path, const char *request, char **ret_body) {
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        if (strlen(socket_path) >= sizeof(sa.sun_path))
+                return -ENAMETOOLONG;
+        strcpy(sa.sun_path, socket_path);
+        _cleanup_close_ int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0 || connect(fd, (struct sockaddr *) &sa, sizeof(sa)) < 0)
+                return -errno;
+        int r = write_all(fd, request, strlen(request));
+        if (r < 0)
+                return r;
+
+        _cleanup_free_ char *buf = malloc(ENGINE_API_MAX + 1);
+        size_t n = 0;
+        if (!buf)
+                return -ENOMEM;
+        struct pollfd p = { .fd = fd, .events = POLLIN };
+        while (n < ENGINE_API_MAX) {
+                r = poll(&p, 1, ENGINE_API_TIMEOUT_MS);
+                if (r <= 0)
+                        return r < 0 ? -errno : -ETIMEDOUT;
+                ssize_t k = read(fd, buf + n, ENGINE_API_MAX - n);
+                if (k < 0)
+                        return -errno;
+                if (k == 0)
+                        break;
+                n += (size_t) k;
+        }
+        buf[n] = '\0';
+        char *body = strstr(buf, "\r\n\r\n");
+        if (!STARTSWITH(buf, "HTTP/1.0 200") && !STARTSWITH(buf, "HTTP/1.1 200"))
+                return -EIO;
+        if (!body || !(*ret_body = strdup(body + 4)))
+                return -EBADMSG;
+        return 0;
+}
+
+/* Asks the engine for the container's image (its container list, which never waits for
+ * the container being created) and matches it against the admin's imageList. */
+static int engine_socket_allowed(void *userdata) {
+        const SocketCheck *c = userdata;
+        if (!cJSON_IsArray(c->images) || !c->images->child)
+                return 0;
+        char request[512];
+        snprintf(request, sizeof(request),
+                 "GET /containers/json?all=1&filters=%%7B%%22id%%22%%3A%%5B%%22%s%%22%%5D%%7D HTTP/1.0\r\nHost: engine\r\n\r\n", c->id);
+        _cleanup_free_ char *body = NULL;
+        if (engine_get(c->engine_socket, request, &body) < 0)
+                return -EIO;
+        _cleanup_json_ cJSON *list = cJSON_Parse(body);
+        const char *image = json_get_string(cJSON_GetArrayItem(list, 0), "Image");
+        if (!image)
+                return -ENOENT;
+        const cJSON *pattern;
+        cJSON_ArrayForEach(pattern, c->images)
+                if (cJSON_IsString(pattern) && spec_image_matches(image, pattern->valuestring))
+                        return 1;
+        return 0;
+}
+
+/* ---- create ---- */
+
+static char *bundle_path(const Invocation *inv, const char *name) {
+        char *path = NULL;
+        if (asprintf(&path, "%s/%s", inv->bundle ? inv->bundle : ".", name) < 0)
+                return NULL;
+        return path;
+}
+
+static int strings_from(const cJSON *array, const char **out, size_t max, size_t *ret_n) {
+        size_t n = 0;
+        const cJSON *item;
+        cJSON_ArrayForEach(item, array) {
+                if (!cJSON_IsString(item))
+                        continue;
+                if (n >= max)
+                        return -E2BIG;
+                out[n++] = item->valuestring;
+        }
+        *ret_n = n;
+        return 0;
+}
+
+/* ID-maps the root filesystem and every bind mount into dir, and points the spec at them. */
+static int prepare_mounts(cJSON *spec, const SpecBinds *binds, const char *bundle, const char *dir,
+                          uint32_t base, uint32_t count, char **reterr) {
+        /* Only the container's root (VM uid base) may traverse into what is prepared here. */
+        _cleanup_close_ int userns = -EBADF;
+        int r = idmap_userns_open(base, count, &userns, reterr);
+        if (r < 0)
+                return r;
+
+        cJSON *root = cJSON_GetObjectItemCaseSensitive(spec, "root");
+        const char *root_path = json_get_string(root, "path");
+        if (!root_path)
+                return error_set(reterr, -EINVAL, "stockade: config.json has no root.path");
+        char rootfs[PATH_MAX], target[PATH_MAX + 32];
+        if (root_path[0] == '/')
+                snprintf(rootfs, sizeof(rootfs), "%s", root_path);
+        else
+                snprintf(rootfs, sizeof(rootfs), "%s/%s", bundle, root_path);
+        snprintf(target, sizeof(target), "%s/rootfs", dir);
+        r = idmap_rootfs(userns, rootfs, target, reterr);
+        if (r < 0)
+                return r;
+        cJSON_ReplaceItemInObjectCaseSensitive(root, "path", cJSON_CreateString(target));
+
+        snprintf(target, sizeof(target), "%s/mounts", dir);
+        if (mkdir(target, 0711) < 0 && errno != EEXIST)
+                return error_set(reterr, -errno, "stockade: cannot create '%s': %m", target);
+        cJSON *mounts = cJSON_GetObjectItemCaseSensitive(spec, "mounts");
+        for (size_t i = 0; i < binds->n; i++) {
+                cJSON *m = cJSON_GetArrayItem(mounts, binds->binds[i].index);
+                snprintf(target, sizeof(target), "%s/mounts/%zu", dir, i);
+                r = idmap_bind(userns, json_get_string(m, "source"), target, binds->binds[i].recursive, false, reterr);
+                if (r < 0)
+                        return r;
+                cJSON_ReplaceItemInObjectCaseSensitive(m, "source", cJSON_CreateString(target));
+        }
+        return 0;
+}
+
+static int write_spec(const char *path, const cJSON *spec) {
+        _cleanup_free_ char *text = cJSON_PrintUnformatted(spec);
+        _cleanup_free_ char *dir_copy = strdup(path), *name_copy = strdup(path);
+        if (!text || !dir_copy || !name_copy)
+                return -ENOMEM;
+        _cleanup_close_ int dfd = open(dirname(dir_copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dfd < 0)
+                return -errno;
+        return write_file_atomic(dfd, basename(name_copy), text, strlen(text), 0644);
+}
+
+static int container_dir(const char *run_dir, const char *id, char *out, size_t size) {
+        if ((size_t) snprintf(out, size, "%s/containers/%s", run_dir, id) >= size)
+                return -ENAMETOOLONG;
+        return 0;
+}
+
+static int mkdir_p(const char *path, mode_t mode) {
+        char buf[PATH_MAX];
+        snprintf(buf, sizeof(buf), "%s", path);
+        for (char *p = buf + 1; *p; p++)
+                if (*p == '/') {
+                        *p = '\0';
+                        if (mkdir(buf, mode) < 0 && errno != EEXIST)
+                                return -errno;
+                        *p = '/';
+                }
+        return mkdir(buf, mode) < 0 && errno != EEXIST ? -errno : 0;
+}
+
+static int release(const RuntimeConfig *rc, const char *id) {
+        _cleanup_(control_client_freep) ControlConnection *c = NULL;
+        int r = control_client_connect(rc->control, &c, NULL);
+        if (r < 0)
+                return r;
+        cJSON *params = cJSON_CreateObject();
+        cJSON_AddStringToObject(params, "id", id);
+        _cleanup_json_ cJSON *result = NULL;
+        return control_client_call(c, "container.release", params, &result, NULL);
+}
+
+static int cmd_create(const Invocation *inv, const RuntimeConfig *rc) {
+        if (!inv->id || !container_id_valid(inv->id))
+                return fail(inv, "stockade: a valid container id is required");
+
+        _cleanup_(control_client_freep) ControlConnection *c = NULL;
+        _cleanup_free_ char *why = NULL;
+        int r = control_client_connect(rc->control, &c, &why);
+        if (r < 0)
+                return fail(inv, "stockade: the Stockade agent is not reachable at '%s' (%s): containers are not started without isolation",
+                            rc->control, why ? why : strerror(-r));
+        cJSON *params = cJSON_CreateObject();
+        cJSON_AddStringToObject(params, "id", inv->id);
+        _cleanup_json_ cJSON *reply = NULL;
+        r = control_client_call(c, "container.register", params, &reply, &why);
+        if (r < 0)
+                return fail(inv, "%s", why ? why : "stockade: the agent refused the container");
+        if (!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(reply, "isolate")))
+                return exec_runc(inv, rc->runc);
+
+        SocketCheck socket_check = {
+                .engine_socket = json_get_string(reply, "engine_socket"),
+                .id = inv->id,
+                .images = cJSON_GetObjectItemCaseSensitive(reply, "socket_images"),
+        };
+        const char *restricted[128], *allowed[128];
+        const cJSON *allowed_json = cJSON_GetObjectItemCaseSensitive(reply, "allowed");
+        SpecPolicy policy = {
+                .container_id = inv->id,
+                .base = (uint32_t) cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(reply, "uid_base")),
+                .count = (uint32_t) cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(reply, "count")),
+                .restricted = restricted,
+                .allowed = allowed,
+                .allowed_enforced = cJSON_IsArray(allowed_json),
+                .engine_root = json_get_string(reply, "engine_root"),
+                .engine_socket = socket_check.engine_socket,
+                .engine_socket_allowed = engine_socket_allowed,
+                .userdata = &socket_check,
+                .proc_root = "/proc",
+        };
+        char dir[PATH_MAX];
+        if (policy.count == 0 ||
+            strings_from(cJSON_GetObjectItemCaseSensitive(reply, "restricted"), restricted, ELEMENTSOF(restricted), &policy.n_restricted) < 0 ||
+            strings_from(allowed_json, allowed, ELEMENTSOF(allowed), &policy.n_allowed) < 0 ||
+            container_dir(rc->run_dir, inv->id, dir, sizeof(dir)) < 0)
+                r = fail(inv, "stockade: the agent's reply is malformed");
+        else if ((r = spec_read_cap_bound(&policy.cap_bound)) < 0)
+                r = fail(inv, "stockade: cannot read the capability bounding set: %s", strerror(-r));
+        if (r != 0) {
+                (void) release(rc, inv->id);
+                return EXIT_FAILURE;
+        }
+
+        _cleanup_free_ char *config = bundle_path(inv, "config.json"), *text = NULL;
+        size_t size;
+        r = config ? read_full_file(AT_FDCWD, config, SPEC_MAX_SIZE, &text, &size) : -ENOMEM;
+        _cleanup_json_ cJSON *spec = r >= 0 ? cJSON_ParseWithLength(text, size) : NULL;
+        SpecBinds binds;
+        free(why);
+        why = NULL;
+        if (r < 0)
+                r = error_set(&why, r, "stockade: cannot read '%s': %s", config ? config : "config.json", strerror(-r));
+        else if (!spec)
+                r = error_set(&why, -EBADMSG, "stockade: '%s' is not valid JSON", config);
+        else
+                r = spec_rewrite(spec, &policy, &binds, &why);
+        if (r >= 0)
+                r = mkdir_p(dir, 0711) < 0 ? error_set(&why, -errno, "stockade: cannot create '%s': %m", dir) : 0;
+        if (r >= 0)
+                r = prepare_mounts(spec, &binds, inv->bundle ? inv->bundle : ".", dir, policy.base, policy.count, &why);
+        if (r >= 0 && (r = write_spec(config, spec)) < 0)
+                r = error_set(&why, r, "stockade: cannot write '%s': %s", config, strerror(-r));
+        if (r < 0) {
+                (void) idmap_teardown(dir, NULL);
+                (void) release(rc, inv->id);
+                return fail(inv, "%s", why ? why : strerror(-r));
+        }
+        return exec_runc(inv, rc->runc);
+}
+
+static int cmd_exec(const Invocation *inv, const RuntimeConfig *rc) {
+        if (inv->process) {
+                uint64_t bound;
+                _cleanup_free_ char *text = NULL;
+                size_t size;
+                int r = spec_read_cap_bound(&bound);
+                if (r >= 0)
+                        r = read_full_file(AT_FDCWD, inv->process, SPEC_MAX_SIZE, &text, &size);
+                _cleanup_json_ cJSON *process = r >= 0 ? cJSON_ParseWithLength(text, size) : NULL;
+                if (!cJSON_IsObject(process))
+                        return fail(inv, "stockade: cannot read the process spec '%s'", inv->process);
+                spec_clamp_process(process, bound);
+                if ((r = write_spec(inv->process, process)) < 0)
+                        return fail(inv, "stockade: cannot write '%s': %s", inv->process, strerror(-r));
+        }
+        return exec_runc(inv, rc->runc);
+}
+
+/* Runs runc's delete first (it refuses a running container without --force), then removes
+ * the ID-mapped mounts and gives the uid range back. */
+static int cmd_delete(const Invocation *inv, const RuntimeConfig *rc) {
+        pid_t pid = fork();
+        if (pid < 0)
+                return fail(inv, "stockade: fork: %s", strerror(errno));
+        if (pid == 0) {
+                execv(rc->runc, inv->runc_argv);
+                _exit(127);
+        }
+        int status;
+        while (waitpid(pid, &status, 0) < 0)
+                if (errno != EINTR)
+                        return fail(inv, "stockade: waitpid: %s", strerror(errno));
+        int rc_exit = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+        if (rc_exit != 0 || !inv->id || !container_id_valid(inv->id))
+                return rc_exit;
+
+        char dir[PATH_MAX];
+        _cleanup_free_ char *why = NULL;
+        if (container_dir(rc->run_dir, inv->id, dir, sizeof(dir)) >= 0 && idmap_teardown(dir, &why) < 0)
+                fprintf(stderr, "stockade: %s\n", why ? why : "cannot remove the container's mounts");
+        if (release(rc, inv->id) < 0)
+                return fail(inv, "stockade: the agent is not reachable at '%s': the uid range of '%s' stays reserved", rc->control, inv->id);
+        return 0;
+}
+
+int main(int argc, char *argv[]) {
+        Invocation inv = {};
+        RuntimeConfig rc = {};
+        if (parse_invocation(argc, argv, &inv) < 0) {
+                fprintf(stderr, "stockade-runc: out of memory\n");
+                return EXIT_FAILURE;
+        }
+        int r = load_runtime_config(inv.config_path, &rc);
+        if (r < 0)
+                return fail(&inv, "stockade: cannot read the configuration '%s': %s", inv.config_path, strerror(-r));
+
+        if (inv.command && (streq(inv.command, "create") || streq(inv.command, "run")))
+                return cmd_create(&inv, &rc);
+        if (inv.command && streq(inv.command, "exec"))
+                return cmd_exec(&inv, &rc);
+        if (inv.command && streq(inv.command, "delete"))
+                return cmd_delete(&inv, &rc);
+        return exec_runc(&inv, rc.runc);
+}

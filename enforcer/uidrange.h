@@ -1,0 +1,32 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#pragma once
+
+/* Exclusive uid/gid ranges for containers: "first", "first + size", ... one per container,
+ * recorded in a JSON file (written crash-safe) so that a restarted agent hands out the
+ * same ranges and never gives one range to two containers. */
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "macros.h"
+
+#define UID_RANGE_FIRST 100000u
+#define UID_RANGE_SIZE 65536u
+#define UID_RANGES_MAX 4096u
+
+typedef struct UidRanges UidRanges;
+
+/* Loads dir_fd/name (missing: none allocated). */
+int uid_ranges_open(int dir_fd, const char *name, uint32_t first, uint32_t size, uint32_t max,
+                    UidRanges **ret, char **reterr);
+UidRanges *uid_ranges_free(UidRanges *r);
+DEFINE_POINTER_CLEANUP(UidRanges, uid_ranges_free);
+
+/* The owner's range, allocating the lowest free one; -ENOSPC when all max are taken. */
+int uid_ranges_acquire(UidRanges *r, const char *owner, uint32_t *ret_base, char **reterr);
+/* -ENOENT when owner has none. */
+int uid_ranges_release(UidRanges *r, const char *owner);
+size_t uid_ranges_count(const UidRanges *r);
+
+/* Runc's rule for container ids: 1 to 128 of [A-Za-z0-9_.-], not starting with '.'. */
+bool container_id_valid(const char *id);

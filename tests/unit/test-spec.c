@@ -1,0 +1,305 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The OCI spec rewrite on specs captured from Docker 20.10 (tests/data/specs/NAME.json)
+ * against golden results (NAME.expected.json). The engine's paths are moved into the
+ * test's directory so that the checks on real files run here; STOCKADE_UPDATE_GOLDEN=1
+ * rewrites the golden files. */
+#include <fcntl.h>
+#include <sched.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+
+#include "enforcer/spec.h"
+#include "test.h"
+#include "util.h"
+
+#define CAPS_WITHOUT_SYS_RESOURCE (UINT64_C(0x1fffeffffff))
+
+typedef struct Case {
+        char *text;      /* the captured spec with the engine's paths moved */
+        char id[80];     /* the container id, from its resolv.conf path */
+        char tmp[128];
+} Case;
+
+static char *replace_all(const char *text, const char *from, const char *to) {
+        size_t nf = strlen(from), nt = strlen(to), count = 0;
+        for (const char *p = strstr(text, from); p; p = strstr(p + nf, from))
+                count++;
+        char *out = malloc(strlen(text) + count * (nt + 1) + 1), *o = out;
+        ASSERT_TRUE(out);
+        for (const char *p = text;;) {
+                const char *hit = strstr(p, from);
+                if (!hit) {
+                        strcpy(o, p);
+                        break;
+                }
+                memcpy(o, p, (size_t) (hit - p));
+                o += hit - p;
+                memcpy(o, to, nt);
+                o += nt;
+                p = hit + nf;
+        }
+        return out;
+}
+
+static void touch(const char *dir, const char *name) {
+        char path[512];
+        snprintf(path, sizeof(path), "%s/%s", dir, name);
+        int fd = open(path, O_CREAT | O_WRONLY | O_CLOEXEC, 0644);
+        ASSERT_TRUE(fd >= 0);
+        close(fd);
+}
+
+static void make_dirs(const char *path) {
+        char buf[512];
+        snprintf(buf, sizeof(buf), "%s", path);
+        for (char *p = buf + 1; *p; p++)
+                if (*p == '/') {
+                        *p = '\0';
+                        (void) mkdir(buf, 0755);
+                        *p = '/';
+                }
+        (void) mkdir(buf, 0755);
+}
+
+static void case_load(Case *c, const char *name) {
+        char path[256], engine[256], containers[512];
+        snprintf(path, sizeof(path), "%s/tests/data/specs/%s.json", getenv("STOCKADE_TOP") ?: ".", name);
+        _cleanup_free_ char *raw = NULL;
+        ASSERT_OK(read_full_file(AT_FDCWD, path, SPEC_MAX_SIZE, &raw, NULL));
+        snprintf(c->tmp, sizeof(c->tmp), "%s", test_tmpdir());
+
+        const char *at = strstr(raw, "/var/lib/docker/containers/");
+        ASSERT_TRUE(at);
+        at += strlen("/var/lib/docker/containers/");
+        snprintf(c->id, sizeof(c->id), "%.64s", at);
+
+        snprintf(engine, sizeof(engine), "%s/engine", c->tmp);
+        snprintf(containers, sizeof(containers), "%s/containers/%s", engine, c->id);
+        make_dirs(containers);
+        touch(containers, "resolv.conf");
+        touch(containers, "hostname");
+        touch(containers, "hosts");
+        snprintf(path, sizeof(path), "%s/srv/data", c->tmp);
+        make_dirs(path);
+
+        _cleanup_free_ char *a = replace_all(raw, "/var/lib/docker", engine);
+        _cleanup_free_ char *b = replace_all(a, "/srv/data", path);
+        c->text = replace_all(b, "/var/run/docker/netns/default", "/proc/self/ns/net");
+}
+
+static SpecPolicy policy_for(const Case *c, const char *const *restricted, size_t n) {
+        static char engine[256];
+        snprintf(engine, sizeof(engine), "%s/engine", c->tmp);
+        return (SpecPolicy) {
+                .container_id = c->id,
+                .base = 165536,
+                .count = 65536,
+                .cap_bound = CAPS_WITHOUT_SYS_RESOURCE,
+                .restricted = restricted,
+                .n_restricted = n,
+                .engine_root = engine,
+                .engine_socket = "/nonexistent/docker.sock",
+                .proc_root = "/proc",
+        };
+}
+
+/* Rewrites the case; returns the error text or NULL, and the result in *ret_json. */
+static char *rewrite(const Case *c, const SpecPolicy *p, cJSON **ret_json, SpecBinds *binds) {
+        cJSON *spec = cJSON_Parse(c->text);
+        ASSERT_TRUE(spec);
+        char *why = NULL;
+        if (spec_rewrite(spec, p, binds, &why) < 0) {
+                cJSON_Delete(spec);
+                ASSERT_TRUE(why);
+                return why;
+        }
+        *ret_json = spec;
+        return NULL;
+}
+
+static void check_golden(const char *name) {
+        Case c = {};
+        case_load(&c, name);
+        char engine[256];
+        snprintf(engine, sizeof(engine), "%s/engine", c.tmp);
+        const char *restricted[] = { "/etc/docker", engine };
+        SpecPolicy p = policy_for(&c, restricted, ELEMENTSOF(restricted));
+        cJSON *out = NULL;
+        SpecBinds binds = {};
+        _cleanup_free_ char *why = rewrite(&c, &p, &out, &binds);
+        if (why)
+                fprintf(stderr, "%s: %s\n", name, why);
+        ASSERT_TRUE(!why);
+
+        _cleanup_free_ char *printed = cJSON_Print(out);
+        _cleanup_free_ char *portable = replace_all(printed, c.tmp, "@TMP@");
+        char path[256];
+        snprintf(path, sizeof(path), "%s/tests/data/specs/%s.expected.json", getenv("STOCKADE_TOP") ?: ".", name);
+        if (getenv("STOCKADE_UPDATE_GOLDEN")) {
+                FILE *f = fopen(path, "we");
+                ASSERT_TRUE(f);
+                fprintf(f, "%s\n", portable);
+                fclose(f);
+        }
+        _cleanup_free_ char *golden = NULL;
+        ASSERT_OK(read_full_file(AT_FDCWD, path, SPEC_MAX_SIZE, &golden, NULL));
+        cJSON *want = cJSON_Parse(golden), *got = cJSON_Parse(portable);
+        if (!cJSON_Compare(want, got, true))
+                fprintf(stderr, "%s differs from %s; got:\n%s\n", name, path, portable);
+        ASSERT_TRUE(cJSON_Compare(want, got, true));
+        cJSON_Delete(want), cJSON_Delete(got), cJSON_Delete(out);
+        free(c.text);
+}
+
+TEST(golden_plain) {
+        check_golden("plain");
+}
+
+TEST(golden_privileged) {
+        check_golden("privileged");
+}
+
+TEST(golden_volume) {
+        check_golden("volume");
+}
+
+static void assert_refused(const char *name, void (*edit)(cJSON *spec), const char *reason) {
+        Case c = {};
+        case_load(&c, name);
+        if (edit) {
+                cJSON *spec = cJSON_Parse(c.text);
+                edit(spec);
+                free(c.text);
+                c.text = cJSON_PrintUnformatted(spec);
+                cJSON_Delete(spec);
+        }
+        const char *restricted[] = { "/etc/docker" };
+        SpecPolicy p = policy_for(&c, restricted, 1);
+        cJSON *out = NULL;
+        SpecBinds binds = {};
+        _cleanup_free_ char *why = rewrite(&c, &p, &out, &binds);
+        ASSERT_STREQ(why, reason);
+        free(c.text);
+}
+
+TEST(network_host_refused) {
+        assert_refused("network-host", NULL, "stockade: containers can't share the network namespace with the VM");
+}
+
+static void drop_pid_namespace(cJSON *spec) {
+        cJSON *ns = cJSON_GetObjectItem(cJSON_GetObjectItem(spec, "linux"), "namespaces"), *n, *next;
+        for (n = ns->child; n; n = next) {
+                next = n->next;
+                if (streq(json_get_string(n, "type"), "pid"))
+                        cJSON_Delete(cJSON_DetachItemViaPointer(ns, n));
+        }
+}
+
+TEST(missing_namespace_refused) {
+        assert_refused("plain", drop_pid_namespace, "stockade: containers can't share the pid namespace with the VM");
+}
+
+static void bind_etc(cJSON *spec) {
+        cJSON *m = cJSON_CreateObject();
+        cJSON_AddStringToObject(m, "destination", "/x");
+        cJSON_AddStringToObject(m, "type", "bind");
+        cJSON_AddStringToObject(m, "source", "/etc");
+        cJSON_AddItemToArray(cJSON_GetObjectItem(spec, "mounts"), m);
+}
+
+static void bind_root(cJSON *spec) {
+        bind_etc(spec);
+        cJSON *mounts = cJSON_GetObjectItem(spec, "mounts");
+        cJSON *m = cJSON_GetArrayItem(mounts, cJSON_GetArraySize(mounts) - 1);
+        cJSON_ReplaceItemInObject(m, "source", cJSON_CreateString("/"));
+}
+
+static void high_uid(cJSON *spec) {
+        cJSON_ReplaceItemInObject(cJSON_GetObjectItem(cJSON_GetObjectItem(spec, "process"), "user"), "uid", cJSON_CreateNumber(70000));
+}
+
+TEST(restricted_binds_refused) {
+        assert_refused("plain", bind_etc, "stockade: can't mount /etc: restricted VM path");
+        assert_refused("plain", bind_root, "stockade: can't mount /: restricted VM path");
+        assert_refused("plain", high_uid, "stockade: uid 70000 is outside the container's 65536 ids");
+}
+
+TEST(bind_alias_of_restricted_dir_refused) {
+        /* A "volume" below the engine's root that is a bind mount of /etc (as
+         * "docker volume create -o type=none -o o=bind -o device=/etc" makes). */
+        if (geteuid() != 0)
+                test_skip("needs root for the bind mount");
+        ASSERT_OK(RET_NERRNO(unshare(CLONE_NEWNS)));
+        ASSERT_OK(RET_NERRNO(mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL)));
+        Case c = {};
+        case_load(&c, "plain");
+        char data[512];
+        snprintf(data, sizeof(data), "%s/engine/volumes/etcvol/_data", c.tmp);
+        make_dirs(data);
+        ASSERT_OK(RET_NERRNO(mount("/etc", data, NULL, MS_BIND, NULL)));
+
+        cJSON *spec = cJSON_Parse(c.text);
+        bind_etc(spec);
+        cJSON *mounts = cJSON_GetObjectItem(spec, "mounts");
+        cJSON_ReplaceItemInObject(cJSON_GetArrayItem(mounts, cJSON_GetArraySize(mounts) - 1), "source", cJSON_CreateString(data));
+        free(c.text);
+        c.text = cJSON_PrintUnformatted(spec);
+        cJSON_Delete(spec);
+
+        const char *restricted[] = { "/etc/docker" };
+        SpecPolicy p = policy_for(&c, restricted, 1);
+        cJSON *out = NULL;
+        SpecBinds binds = {};
+        _cleanup_free_ char *why = rewrite(&c, &p, &out, &binds);
+        char want[600];
+        snprintf(want, sizeof(want), "stockade: can't mount %s: restricted VM path", data);
+        ASSERT_STREQ(why, want);
+        (void) umount2(data, MNT_DETACH);
+        free(c.text);
+}
+
+TEST(allowed_directories) {
+        Case c = {};
+        case_load(&c, "volume");
+        char srv[256], other[256];
+        snprintf(srv, sizeof(srv), "%s/srv", c.tmp);
+        snprintf(other, sizeof(other), "%s/elsewhere", c.tmp);
+        make_dirs(other);
+        const char *restricted[] = { "/etc/docker" };
+        SpecPolicy p = policy_for(&c, restricted, 1);
+        cJSON *out = NULL;
+        SpecBinds binds = {};
+
+        const char *allowed[] = { srv };
+        p.allowed = allowed, p.n_allowed = 1, p.allowed_enforced = true;
+        _cleanup_free_ char *ok = rewrite(&c, &p, &out, &binds);
+        ASSERT_TRUE(!ok);
+        ASSERT_EQ(binds.n, 4); /* resolv.conf, hostname, hosts (the engine's own) and the volume */
+        cJSON_Delete(out);
+
+        const char *elsewhere[] = { other };
+        p.allowed = elsewhere;
+        _cleanup_free_ char *why = rewrite(&c, &p, &out, &binds);
+        ASSERT_CONTAINS(why, "srv/data: not below a directory allowed by the admin (filesharingAllowedDirectories)");
+        free(c.text);
+}
+
+TEST(image_patterns) {
+        ASSERT_TRUE(spec_image_matches("busybox", "busybox"));
+        ASSERT_TRUE(spec_image_matches("busybox", "docker.io/library/busybox:latest"));
+        ASSERT_TRUE(spec_image_matches("testcontainers/ryuk:0.5", "docker.io/testcontainers/ryuk:*"));
+        ASSERT_TRUE(spec_image_matches("anything:1", "*"));
+        ASSERT_TRUE(spec_image_matches("registry.example.com:5000/team/app:2", "registry.example.com:5000/team/app:*"));
+        ASSERT_TRUE(!spec_image_matches("busybox:1.36", "busybox"));
+        ASSERT_TRUE(!spec_image_matches("evil/ryuk:1", "testcontainers/ryuk:*"));
+        ASSERT_TRUE(!spec_image_matches("testcontainers/ryuk-evil:1", "testcontainers/ryuk:*"));
+}
+
+TEST(clamp_process_capabilities) {
+        cJSON *process = cJSON_Parse("{\"capabilities\": {\"bounding\": [\"CAP_SYS_ADMIN\", \"CAP_SYS_RESOURCE\", \"CAP_BOGUS\"],"
+                                     " \"effective\": [\"CAP_SYS_RESOURCE\", \"CAP_KILL\"]}}");
+        ASSERT_OK(spec_clamp_process(process, CAPS_WITHOUT_SYS_RESOURCE));
+        _cleanup_free_ char *text = cJSON_PrintUnformatted(process);
+        ASSERT_STREQ(text, "{\"capabilities\":{\"bounding\":[\"CAP_SYS_ADMIN\"],\"effective\":[\"CAP_KILL\"]}}");
+        cJSON_Delete(process);
+}
