@@ -300,6 +300,9 @@ int idmap_userns_open(uint32_t base, uint32_t count, int *ret_fd, char **reterr)
 
 /* ---- overlays ---- */
 
+/* Where the overlay helper, in its private mount namespace, attaches the layers. */
+#define OVERLAY_SCRATCH "/tmp"
+
 typedef struct OverlaySpec {
         int userns_fd;
         char **layers; /* canonical: [0] the directory of upper and work, then the lower ones */
@@ -355,6 +358,13 @@ static int overlay_spec_init(OverlaySpec *s, const char *const *lower, size_t n_
                         return r;
                 s->n_layers++;
         }
+        for (size_t i = 0; i < s->n_layers; i++) {
+                struct stat st;
+                if (stat(s->layers[i], &st) < 0)
+                        return error_set(reterr, -errno, "cannot access overlay layer '%s': %m", s->layers[i]);
+                if (!S_ISDIR(st.st_mode))
+                        return error_set(reterr, -ENOTDIR, "overlay layer '%s' is not a directory", s->layers[i]);
+        }
         return 0;
 }
 
@@ -390,9 +400,10 @@ static void overlay_helper(int socket, const void *userdata) {
         if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
                 helper_fail(socket, -errno, "cannot create a private mount namespace: %m");
 
-        /* Each layer is covered by its ID-mapped self, so that the overlay shows the real
-         * paths. All are copied before any is attached, else a layer inside the directory
-         * of upper would be copied from that directory's copy, which is ID-mapped already. */
+        /* The layers' own directories may not be traversable by the container's root (the
+         * engine's data root is 0710), so the ID-mapped layers are attached below a fresh
+         * tmpfs in this private namespace, as OVERLAY_SCRATCH/0 (upper and work's directory),
+         * /1, /2 ... (the lower ones). All are cloned before the tmpfs hides anything. */
         _cleanup_free_ int *fds = calloc(s->n_layers, sizeof(int));
         if (!fds)
                 helper_fail(socket, -ENOMEM, "out of memory");
@@ -401,11 +412,20 @@ static void overlay_helper(int socket, const void *userdata) {
                 if (r < 0)
                         helper_fail(socket, r, "%s", error);
         }
+        if (mount("tmpfs", OVERLAY_SCRATCH, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755") < 0)
+                helper_fail(socket, -errno, "cannot mount a scratch tmpfs: %m");
         for (size_t i = 0; i < s->n_layers; i++) {
-                r = mount_attach(fds[i], s->layers[i], &error);
+                char path[64];
+                snprintf(path, sizeof(path), OVERLAY_SCRATCH "/%zu", i);
+                if (mkdir(path, 0755) < 0)
+                        helper_fail(socket, -errno, "cannot create '%s': %m", path);
+                r = mount_attach(fds[i], path, &error);
                 if (r < 0)
                         helper_fail(socket, r, "%s", error);
         }
+        char upper[PATH_MAX], work[PATH_MAX];
+        snprintf(upper, sizeof(upper), OVERLAY_SCRATCH "/0/%s", strrchr(s->upper, '/') + 1);
+        snprintf(work, sizeof(work), OVERLAY_SCRATCH "/0/%s", strrchr(s->work, '/') + 1);
 
         /* setns() keeps our uid, the VM's root, which the mapping does not cover; the
          * overlay's mounter must be inside it to create the work directory. setgroups()
@@ -422,12 +442,15 @@ static void overlay_helper(int socket, const void *userdata) {
         _cleanup_close_ int fs = RET_NERRNO(fsopen("overlay", FSOPEN_CLOEXEC));
         if (fs < 0)
                 helper_fail(socket, fs, "cannot create an overlay: %s", strerror(-fs));
-        for (size_t i = 1; i < s->n_layers; i++)
-                if (fsconfig(fs, FSCONFIG_SET_STRING, "lowerdir+", s->layers[i], 0) < 0)
+        for (size_t i = 1; i < s->n_layers; i++) {
+                char path[64];
+                snprintf(path, sizeof(path), OVERLAY_SCRATCH "/%zu", i);
+                if (fsconfig(fs, FSCONFIG_SET_STRING, "lowerdir+", path, 0) < 0)
                         overlay_helper_fail(socket, fs, -errno, "use '%s' as a lower layer", s->layers[i]);
-        if (fsconfig(fs, FSCONFIG_SET_STRING, "upperdir", s->upper, 0) < 0)
+        }
+        if (fsconfig(fs, FSCONFIG_SET_STRING, "upperdir", upper, 0) < 0)
                 overlay_helper_fail(socket, fs, -errno, "use '%s' as the upper layer", s->upper);
-        if (fsconfig(fs, FSCONFIG_SET_STRING, "workdir", s->work, 0) < 0)
+        if (fsconfig(fs, FSCONFIG_SET_STRING, "workdir", work, 0) < 0)
                 overlay_helper_fail(socket, fs, -errno, "use '%s' as the work directory", s->work);
         /* trusted.* xattrs need the initial user namespace. */
         if (fsconfig(fs, FSCONFIG_SET_FLAG, "userxattr", NULL, 0) < 0)

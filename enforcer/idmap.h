@@ -42,7 +42,8 @@ int idmap_bind(int userns_fd, const char *source, const char *target, bool recur
  * An overlay over ID-mapped layers is writable only if its mounter's credentials map
  * through the layers: mounted by the VM's root (uid 0, outside the mapping) it comes up
  * read-only (the kernel fails to create work/work with EOVERFLOW). So a helper process
- * ID-maps the layers over their own paths in a private mount namespace, joins userns_fd's
+ * ID-maps the layers below a scratch tmpfs in a private mount namespace (the layers' own
+ * parents may not be traversable by the container's root), joins userns_fd's
  * namespace as its uid 0 (VM uid base), mounts the overlay from a mount namespace of its
  * own (option userxattr, as trusted.* xattrs need the initial namespace) and passes the
  * mount back; the caller's mount table never shows the layers. For the same reason the

@@ -144,6 +144,17 @@ static int check_user(const cJSON *process, const SpecPolicy *p, char **reterr) 
         return 0;
 }
 
+/* The engine opens ping sockets to every gid ("0 2147483647"); inside the user namespace
+ * only the mapped gids exist, and the kernel refuses the rest. */
+static int fit_sysctls(cJSON *linux_obj, const SpecPolicy *p) {
+        cJSON *sysctl = cJSON_GetObjectItemCaseSensitive(linux_obj, "sysctl");
+        if (!cJSON_GetObjectItemCaseSensitive(sysctl, "net.ipv4.ping_group_range"))
+                return 0;
+        char range[32];
+        snprintf(range, sizeof(range), "0 %" PRIu32, p->count - 1);
+        return cJSON_ReplaceItemInObjectCaseSensitive(sysctl, "net.ipv4.ping_group_range", cJSON_CreateString(range)) ? 0 : -ENOMEM;
+}
+
 /* ---- capabilities ---- */
 
 int spec_read_cap_bound(uint64_t *ret) {
@@ -406,6 +417,7 @@ int spec_rewrite(cJSON *spec, const SpecPolicy *p, SpecBinds *ret_binds, char **
                 return r;
 
         if ((r = set_id_mappings(linux_obj, p)) < 0 ||
+            (r = fit_sysctls(linux_obj, p)) < 0 ||
             (r = spec_clamp_process(process, p->cap_bound)) < 0 ||
             (r = ensure_paths(linux_obj, "maskedPaths", masked_paths, ELEMENTSOF(masked_paths))) < 0 ||
             (r = ensure_paths(linux_obj, "readonlyPaths", readonly_paths, ELEMENTSOF(readonly_paths))) < 0 ||

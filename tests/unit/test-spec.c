@@ -144,8 +144,17 @@ static void check_golden(const char *name) {
         _cleanup_free_ char *golden = NULL;
         ASSERT_OK(read_full_file(AT_FDCWD, path, SPEC_MAX_SIZE, &golden, NULL));
         cJSON *want = cJSON_Parse(golden), *got = cJSON_Parse(portable);
-        if (!cJSON_Compare(want, got, true))
-                fprintf(stderr, "%s differs from %s; got:\n%s\n", name, path, portable);
+        /* Names the parts that differ (STOCKADE_UPDATE_GOLDEN=1 and git diff show how). */
+        const cJSON *w;
+        cJSON_ArrayForEach(w, want) {
+                const cJSON *g = cJSON_GetObjectItemCaseSensitive(got, w->string), *wl;
+                if (streq(w->string, "linux")) {
+                        cJSON_ArrayForEach(wl, w)
+                                if (!cJSON_Compare(wl, cJSON_GetObjectItemCaseSensitive(g, wl->string), true))
+                                        fprintf(stderr, "%s: linux.%s differs from %s\n", name, wl->string, path);
+                } else if (!cJSON_Compare(w, g, true))
+                        fprintf(stderr, "%s: %s differs from %s\n", name, w->string, path);
+        }
         ASSERT_TRUE(cJSON_Compare(want, got, true));
         cJSON_Delete(want), cJSON_Delete(got), cJSON_Delete(out);
         free(c.text);
