@@ -6,7 +6,8 @@ packages=(
         gcc make pkg-config clang libclang-rt-14-dev
         libcjson-dev libssl-dev openssl libev-dev libseccomp-dev libcap-dev
         libsystemd-dev libcurl4-openssl-dev libfuse3-dev
-        python3 e2fsprogs util-linux procps iproute2
+        python3 e2fsprogs util-linux procps iproute2 libc6-dev
+        docker.io containerd runc busybox-static
 )
 
 missing=()

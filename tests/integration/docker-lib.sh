@@ -84,6 +84,7 @@ docker_import_busybox() {
         for applet in $("$root/bin/busybox" --list); do
                 [[ $applet == busybox ]] || ln -sf busybox "$root/bin/$applet"
         done
+        gcc -static -O2 -o "$root/bin/vsock-probe" "$STOCKADE_TOP/tests/integration/vsock-probe.c"
         echo 'root:x:0:0:root:/root:/bin/sh' >"$root/etc/passwd"
         echo 'root:x:0:' >"$root/etc/group"
         tar -C "$root" -c . | docker import -c 'CMD ["/bin/sh"]' -c 'ENV PATH=/bin' - stockade-test:latest >/dev/null
