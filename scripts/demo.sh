@@ -1,24 +1,34 @@
 #!/usr/bin/env bash
 # make demo: a walk-through of Stockade in a scratch directory, cleaned up at the end.
-set -euo pipefail
-bin=$(cd "${1:-build/bin}" && pwd)
+STOCKADE_BIN=$(cd "${1:-build/bin}" && pwd)
 top=$(cd "$(dirname "$0")/.." && pwd)
+# The scratch directory and the cleanup on exit (every process, mount and file) are the
+# integration tests' own, as is the Docker engine's setup.
+. "$top/tests/integration/lib.sh"
+. "$top/tests/integration/docker-lib.sh"
+set -e
+bin=$STOCKADE_BIN
 ctl=$bin/stockadectl
-work=$(mktemp -d /tmp/stockade-demo.XXXXXX)
+work=$SCRATCH
 holder=
-cleanup() {
-        local rc=$?
+stop_demo_agent() {
         [[ -n ${agent:-} ]] && { kill "$agent"; wait "$agent"; } 2>/dev/null || true
         [[ -n $holder ]] && { kill "$holder"; wait "$holder"; } 2>/dev/null || true
-        chattr -R -i "$work" 2>/dev/null || true
-        rm -rf "$work"
-        exit $rc
+        agent= holder=
 }
-trap cleanup EXIT
+on_exit "chattr -R -i $work 2>/dev/null || true"
+on_exit stop_demo_agent
 cd "$work"
 
 step() { printf '\n== %s\n' "$*"; }
-show() { printf '$ %s\n' "${*##*/}" >&2; "$@"; }
+
+# Shows a command as typed in the scratch directory, then runs it.
+show() {
+        local line="$*"
+        line=${line//$work\//}
+        printf '$ %s\n' "${line//$bin\//}" >&2
+        "$@"
+}
 
 step "An administrator creates two signing keys (Ed25519 and ECDSA P-256)"
 show "$ctl" keygen --out admin1
@@ -34,7 +44,7 @@ show "$ctl" sign --key admin1.key --key admin2.key --org acme --serial 1 --valid
 echo "bundle.json: $(wc -c <bundle.json) bytes"
 
 step "Verifying and recording it as the last-known-good settings"
-show "$ctl" verify --root root.json --org acme --state-dir state --commit bundle.json | head -n 16
+show "$ctl" verify --root root.json --org acme --state-dir offline-state --commit bundle.json | head -n 16
 echo "  ..."
 
 step "A tampered copy (one byte of the payload changed) is rejected"
@@ -50,13 +60,13 @@ show "$ctl" verify --root root.json --org acme tampered.json || echo "(exit stat
 step "Serial 2 replaces it; replaying serial 1 is refused: settings cannot be rolled back"
 "$ctl" sign --key admin1.key --key admin2.key --org acme --serial 2 --valid-for 30d \
         "$top/tests/data/admin-settings.json" >bundle2.json
-show "$ctl" verify --root root.json --state-dir state --commit bundle2.json >/dev/null
-show "$ctl" verify --root root.json --state-dir state bundle.json || echo "(exit status $?)"
+show "$ctl" verify --root root.json --state-dir offline-state --commit bundle2.json >/dev/null
+show "$ctl" verify --root root.json --state-dir offline-state bundle.json || echo "(exit status $?)"
 
 step "Effective settings: locked admin values win over the user's own choices"
 echo '{"analyticsEnabled": true, "kubernetes.enabled": true}' >user-settings.json
 show cat user-settings.json
-show "$ctl" settings show --state-dir state --user-settings user-settings.json
+show "$ctl" settings show --state-dir offline-state --user-settings user-settings.json
 
 step "The agent: stockaded starts with this root, in a private mount namespace of its own"
 mkdir -p etc/stockade etc/docker
@@ -95,3 +105,28 @@ show "$ctl" --socket "unix:$work/control.sock" status
 
 step "A rolled-back bundle pushed to the agent is refused, and the settings stay"
 show "$ctl" --socket "unix:$work/control.sock" push bundle.json || echo "(exit status $?)"
+
+step "Containers: a real Docker engine with stockade-runc as its runtime (and as its 'runc')"
+stop_demo_agent
+chattr -R -i "$work/etc" 2>/dev/null || true
+docker_agent_config
+cp root.json etc/root.json
+docker_setup >/dev/null
+"$ctl" --socket "unix:$work/control.sock" push bundle2.json >/dev/null
+echo "dockerd is up in $work/docker, its default runtime $(docker info --format '{{.DefaultRuntime}}')"
+show docker run --rm stockade-test cat /proc/self/uid_map
+show docker run --rm --runtime=runc stockade-test sh -c 'id; touch /made-by-root && ls -ln /made-by-root'
+
+step "Escapes are refused: the VM's namespaces, its configuration, the engine socket"
+show docker run --rm --network=host stockade-test true || echo "(exit status $?)"
+show docker run --rm -v /etc:/host-etc stockade-test true || echo "(exit status $?)"
+show docker run --rm -v "$work/docker.sock:/var/run/docker.sock" stockade-test true || echo "(exit status $?)"
+
+step "--privileged is privileged only inside its own user namespace"
+show docker run --rm --privileged stockade-test sh -c 'cat /proc/self/uid_map; echo x >/proc/sys/kernel/core_pattern' || echo "(exit status $?)"
+
+step "The agent's view"
+show "$ctl" --socket "unix:$work/control.sock" status
+
+step "Cleaning up: containers, dockerd, the agent, mounts and files"
+set +e

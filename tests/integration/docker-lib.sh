@@ -40,6 +40,7 @@ docker_stop_agent() {
 }
 
 DOCKERD_PID=
+# docker_start [DOCKERD OPTION...]
 docker_start() {
         mkdir -p "$SCRATCH/docker/data" "$SCRATCH/docker/exec" "$SCRATCH/path"
         chmod 755 "$SCRATCH"
@@ -53,7 +54,7 @@ docker_start() {
                 --data-root "$SCRATCH/docker/data" --exec-root "$SCRATCH/docker/exec" \
                 --pidfile "$SCRATCH/docker/docker.pid" -H "unix://$SCRATCH/docker.sock" \
                 --iptables=false --ip6tables=false --ip-forward=false --ip-masq=false --bridge=none \
-                --userland-proxy=false --storage-driver=overlay2 >"$SCRATCH/dockerd.log" 2>&1 &
+                --userland-proxy=false --storage-driver=overlay2 "$@" >"$SCRATCH/dockerd.log" 2>&1 &
         DOCKERD_PID=$!
         export DOCKER_HOST=unix://$SCRATCH/docker.sock
         for _ in $(seq 120); do
@@ -90,9 +91,10 @@ docker_import_busybox() {
         tar -C "$root" -c . | docker import -c 'CMD ["/bin/sh"]' -c 'ENV PATH=/bin' - stockade-test:latest >/dev/null
 }
 
+# docker_setup [DOCKERD OPTION...]
 docker_setup() {
         docker_require
         on_exit docker_stop_agent
         on_exit docker_stop
-        docker_start_agent && docker_start
+        docker_start_agent && docker_start "$@"
 }

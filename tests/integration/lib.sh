@@ -6,6 +6,7 @@ set -uo pipefail
 SCRATCH=$(mktemp -d /tmp/stockade-it.XXXXXX)
 cleanup_hooks=()
 run_cleanup() {
+        set +e # every hook runs, whatever the one before it returned
         local i
         for ((i = ${#cleanup_hooks[@]} - 1; i >= 0; i--)); do eval "${cleanup_hooks[i]}"; done
         rm -rf "$SCRATCH"
