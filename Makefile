@@ -110,8 +110,15 @@ demo: deps
 	@scripts/demo.sh $(BUILDDIR)/bin
 
 install: all
-	install -d $(DESTDIR)$(PREFIX)/bin
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/libexec/stockade
 	install -m 0755 $(BINS) $(DESTDIR)$(PREFIX)/bin/
+	ln -sf ../../bin/stockade-runc $(DESTDIR)$(PREFIX)/libexec/stockade/runc
+	install -d $(DESTDIR)/lib/systemd/system/docker.service.d $(DESTDIR)/lib/systemd/system/containerd.service.d \
+		$(DESTDIR)/usr/lib/tmpfiles.d
+	install -m 0644 systemd/stockaded.service systemd/stockaded.socket $(DESTDIR)/lib/systemd/system/
+	install -m 0644 systemd/docker.service.d/stockade.conf $(DESTDIR)/lib/systemd/system/docker.service.d/
+	install -m 0644 systemd/containerd.service.d/stockade.conf $(DESTDIR)/lib/systemd/system/containerd.service.d/
+	install -m 0644 systemd/stockade.tmpfiles.conf $(DESTDIR)/usr/lib/tmpfiles.d/stockade.conf
 
 clean:
 	rm -rf build build.log

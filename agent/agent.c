@@ -832,6 +832,7 @@ static int method_register(void *userdata, ControlClient *client, const cJSON *p
         cJSON_AddNumberToObject(json, "uid_base", base);
         cJSON_AddNumberToObject(json, "count", UID_RANGE_SIZE);
         cJSON_AddStringToObject(json, "engine_root", a->config->engine_data_root);
+        cJSON_AddStringToObject(json, "engine_init", a->config->engine_init);
         cJSON_AddStringToObject(json, "engine_socket", a->config->engine_socket);
         cJSON_AddItemToObject(json, "restricted", restricted_paths(a));
         cJSON_AddItemToObject(json, "allowed", allowed_directories(a));

@@ -24,6 +24,7 @@ AgentConfig *agent_config_free(AgentConfig *c) {
         free(c->group);
         free(c->engine_data_root);
         free(c->engine_socket);
+        free(c->engine_init);
         free(c->run_dir);
         for (size_t i = 0; i < c->n_restricted; i++)
                 free(c->restricted[i]);
@@ -63,6 +64,7 @@ static int config_defaults(AgentConfig *c) {
                 { offsetof(AgentConfig, group), "stockade" },
                 { offsetof(AgentConfig, engine_data_root), "/var/lib/docker" },
                 { offsetof(AgentConfig, engine_socket), "/var/run/docker.sock" },
+                { offsetof(AgentConfig, engine_init), "/usr/bin/docker-init" },
                 { offsetof(AgentConfig, run_dir), STOCKADE_RUN_DIR_DEFAULT },
         };
         for (size_t i = 0; i < ELEMENTSOF(defaults); i++) {
@@ -108,6 +110,7 @@ static int config_parse(AgentConfig *c, const cJSON *json, bool *locks_set, char
                 { "group", offsetof(AgentConfig, group) },
                 { "engineDataRoot", offsetof(AgentConfig, engine_data_root) },
                 { "engineSocket", offsetof(AgentConfig, engine_socket) },
+                { "engineInit", offsetof(AgentConfig, engine_init) },
                 { "runDir", offsetof(AgentConfig, run_dir) },
         };
 

@@ -7,7 +7,7 @@
  *  "caFile": null, "refreshInterval": "60m", "locks": [...], "runc": "/usr/bin/runc",
  *  "runtime": "/usr/local/bin/stockade-runc", "engineConfig": "/etc/docker/daemon.json",
  *  "userSettings": null, "group": "stockade", "engineDataRoot": "/var/lib/docker",
- *  "engineSocket": "/var/run/docker.sock", "runDir": "/run/stockade", "restrictedPaths": []}
+ *  "engineSocket": "/var/run/docker.sock", "engineInit": "/usr/bin/docker-init", "runDir": "/run/stockade", "restrictedPaths": []}
  * Every key is optional; a missing file at the default path means all defaults. */
 
 #include <stdbool.h>
@@ -37,6 +37,7 @@ typedef struct AgentConfig {
         char *group;
         char *engine_data_root; /* the engine's own files: restricted, but its containers' files and volumes are not */
         char *engine_socket;    /* mountable only by the admin's allowed images */
+        char *engine_init;      /* the engine's init binary, which it mounts into containers */
         char *run_dir;          /* runtime state: the containers' ID-mapped mounts */
         char *restricted[AGENT_LIST_MAX]; /* VM paths containers never mount, besides the built-in ones */
         size_t n_restricted;

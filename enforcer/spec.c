@@ -340,6 +340,9 @@ static bool restricted_hit(const char *real, bool own, const SpecPolicy *p) {
 }
 
 static bool own_engine_path(const char *real, const SpecPolicy *p) {
+        char init[PATH_MAX];
+        if (p->engine_init && realpath(p->engine_init, init) && streq(real, init))
+                return true;
         if (!p->engine_root)
                 return false;
         char root[PATH_MAX], dir[PATH_MAX + 128];

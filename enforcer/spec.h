@@ -26,6 +26,7 @@ typedef struct SpecPolicy {
         size_t n_allowed;
         bool allowed_enforced;
         const char *engine_root;    /* the engine's data root: its per-container files and volumes */
+        const char *engine_init;    /* the engine's init binary (docker run --init), also the engine's own */
         const char *engine_socket;  /* mounting it needs engine_socket_allowed() */
         int (*engine_socket_allowed)(void *userdata); /* 1 yes, 0 no, <0 cannot tell */
         void *userdata;

@@ -391,6 +391,7 @@ static int cmd_create(const Invocation *inv, const RuntimeConfig *rc) {
                 .allowed = allowed,
                 .allowed_enforced = cJSON_IsArray(allowed_json),
                 .engine_root = json_get_string(reply, "engine_root"),
+                .engine_init = json_get_string(reply, "engine_init"),
                 .engine_socket = socket_check.engine_socket,
                 .engine_socket_allowed = engine_socket_allowed,
                 .userdata = &socket_check,

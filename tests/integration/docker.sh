@@ -89,6 +89,14 @@ expect "a named volume written by one container is read and written by a second"
         run -v data:/v $img sh -c 'echo two >>/v/f; tr "\n" " " </v/f | sed "s/ $//"'
 docker rm -f writer >/dev/null 2>&1
 
+mkdir -p elsewhere
+push_settings '{"configurationFileVersion": 2, "enhancedContainerIsolation": {"locked": true, "value": true},
+  "filesharingAllowedDirectories": [{"path": "'"$SCRATCH/shared"'", "sharedByDefault": true}]}'
+expect "with filesharingAllowedDirectories set, an allowed directory mounts" 0 '^from the VM$' run -v "$SCRATCH/shared:/data" $img cat /data/vm-file
+expect "with filesharingAllowedDirectories set, another directory is refused" 125 \
+        "stockade: can't mount $SCRATCH/elsewhere: not below a directory allowed by the admin" run -v "$SCRATCH/elsewhere:/data" $img true
+expect "with filesharingAllowedDirectories set, named volumes still work" 0 '^one$' run -v data:/v $img head -1 /v/f
+
 # ---- --privileged: privileged only inside its namespace ----
 # Docker 20.10 grants every capability it knows (through CAP_AUDIT_READ, bit 37), less
 # those the runtime lacks (CAP_SYS_RESOURCE on this machine).
