@@ -226,6 +226,19 @@ static int ensure_paths(cJSON *linux_obj, const char *name, const char *const *p
 
 /* ---- seccomp ---- */
 
+/* Trapped for the agent to vet, where the engine's profile allowed them at all. */
+static const char *const vetted_syscalls[] = { "mount", "umount2", "mknod", "mknodat" };
+
+static bool rule_allows(const cJSON *rule, const char *name) {
+        const cJSON *n;
+        if (!streq(json_get_string(rule, "action") ?: "", "SCMP_ACT_ALLOW"))
+                return false;
+        cJSON_ArrayForEach(n, cJSON_GetObjectItemCaseSensitive(rule, "names"))
+                if (cJSON_IsString(n) && streq(n->valuestring, name))
+                        return true;
+        return false;
+}
+
 static cJSON *errno_rule(const char *const *names, size_t n) {
         cJSON *rule = cJSON_CreateObject();
         cJSON *list = cJSON_AddArrayToObject(rule, "names");
@@ -254,7 +267,7 @@ static cJSON *socket_rule(const char *action, const char *op) {
 /* Takes the refused calls and socket() out of the engine's rules (libseccomp would let an
  * unconditional allow win over an argument filter), then adds ours. Without a profile
  * (--privileged) the container gets one that allows everything else. */
-static int add_seccomp_rules(cJSON *linux_obj) {
+static int add_seccomp_rules(cJSON *linux_obj, const SpecPolicy *p) {
         cJSON *seccomp = cJSON_GetObjectItemCaseSensitive(linux_obj, "seccomp");
         if (!cJSON_IsObject(seccomp)) {
                 seccomp = ensure_object(linux_obj, "seccomp");
@@ -267,24 +280,47 @@ static int add_seccomp_rules(cJSON *linux_obj) {
         if (!rules)
                 return -ENOMEM;
 
+        const char *default_action = json_get_string(seccomp, "defaultAction") ?: "";
+        const char *vetted[ELEMENTSOF(vetted_syscalls)];
+        size_t n_vetted = 0;
+        for (size_t i = 0; p->listener_path && i < ELEMENTSOF(vetted_syscalls); i++) {
+                bool allowed = streq(default_action, "SCMP_ACT_ALLOW");
+                cJSON_ArrayForEach(rule, rules)
+                        allowed = allowed || rule_allows(rule, vetted_syscalls[i]);
+                if (allowed)
+                        vetted[n_vetted++] = vetted_syscalls[i];
+        }
+
         for (rule = rules->child; rule; rule = next) {
                 next = rule->next;
                 cJSON *names = cJSON_GetObjectItemCaseSensitive(rule, "names"), *name, *after;
                 for (name = names ? names->child : NULL; name; name = after) {
                         after = name->next;
                         if (cJSON_IsString(name) && (streq(name->valuestring, "socket") ||
-                                                     string_in(name->valuestring, refused_syscalls, ELEMENTSOF(refused_syscalls))))
+                                                     string_in(name->valuestring, refused_syscalls, ELEMENTSOF(refused_syscalls)) ||
+                                                     string_in(name->valuestring, vetted, n_vetted)))
                                 cJSON_Delete(cJSON_DetachItemViaPointer(names, name));
                 }
                 if (!names || !names->child)
                         cJSON_Delete(cJSON_DetachItemViaPointer(rules, rule));
         }
 
-        const char *default_action = json_get_string(seccomp, "defaultAction") ?: "";
         cJSON_AddItemToArray(rules, errno_rule(refused_syscalls, ELEMENTSOF(refused_syscalls)));
         cJSON_AddItemToArray(rules, socket_rule("SCMP_ACT_ERRNO", "SCMP_CMP_EQ"));
         if (!streq(default_action, "SCMP_ACT_ALLOW"))
                 cJSON_AddItemToArray(rules, socket_rule("SCMP_ACT_ALLOW", "SCMP_CMP_NE"));
+        if (n_vetted > 0) {
+                cJSON *notify = errno_rule(vetted, n_vetted);
+                cJSON_ReplaceItemInObjectCaseSensitive(notify, "action", cJSON_CreateString("SCMP_ACT_NOTIFY"));
+                cJSON_DeleteItemFromObjectCaseSensitive(notify, "errnoRet");
+                cJSON_AddItemToArray(rules, notify);
+                /* The metadata ties the notify fd to the registered container. */
+                cJSON_DeleteItemFromObjectCaseSensitive(seccomp, "listenerPath");
+                cJSON_DeleteItemFromObjectCaseSensitive(seccomp, "listenerMetadata");
+                if (!cJSON_AddStringToObject(seccomp, "listenerPath", p->listener_path) ||
+                    !cJSON_AddStringToObject(seccomp, "listenerMetadata", p->container_id))
+                        return -ENOMEM;
+        }
         return 0;
 }
 
@@ -424,7 +460,7 @@ int spec_rewrite(cJSON *spec, const SpecPolicy *p, SpecBinds *ret_binds, char **
             (r = spec_clamp_process(process, p->cap_bound)) < 0 ||
             (r = ensure_paths(linux_obj, "maskedPaths", masked_paths, ELEMENTSOF(masked_paths))) < 0 ||
             (r = ensure_paths(linux_obj, "readonlyPaths", readonly_paths, ELEMENTSOF(readonly_paths))) < 0 ||
-            (r = add_seccomp_rules(linux_obj)) < 0)
+            (r = add_seccomp_rules(linux_obj, p)) < 0)
                 return error_set(reterr, r, "stockade: cannot rewrite config.json: %s", strerror(-r));
         filter_devices(linux_obj);
 

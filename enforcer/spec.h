@@ -31,6 +31,7 @@ typedef struct SpecPolicy {
         int (*engine_socket_allowed)(void *userdata); /* 1 yes, 0 no, <0 cannot tell */
         void *userdata;
         const char *proc_root;      /* "/proc": the VM's namespaces are the runtime's own, proc_root/self/ns/ */
+        const char *listener_path;  /* the agent's seccomp socket: vetted calls are trapped for it; NULL: none */
 } SpecPolicy;
 
 typedef struct SpecBind {
