@@ -13,6 +13,7 @@
 #include "agent/control.h"
 #include "agent/fetch.h"
 #include "enforcer/lock.h"
+#include "agent/containers.h"
 #include "enforcer/uidrange.h"
 #include "log.h"
 #include "policy/store.h"
@@ -90,7 +91,7 @@ struct Agent {
         ev_signal sigterm, sigint, sighup;
         ev_timer watchdog;
         bool ready; /* READY=1 sent: from then on every change updates STATUS= */
-        UidRanges *ranges; /* one per registered container */
+        Containers *containers;
 };
 
 static void session_handle(Agent *a, SessionEvent event, const char *reason);
@@ -563,6 +564,25 @@ static void lock_io_cb(struct ev_loop *loop, ev_io *w, int revents) {
         locks_check(container_of(w, Agent, lock_io));
 }
 
+/* ---- vetted calls ---- */
+
+static void report_vetted_call(void *userdata, const char *container_id, const char *syscall, bool denied, const char *reason) {
+        Agent *a = userdata;
+        char container_field[200], syscall_field[64], decision_field[32];
+        snprintf(container_field, sizeof(container_field), "CONTAINER_ID=%s", container_id);
+        snprintf(syscall_field, sizeof(syscall_field), "SYSCALL=%s", syscall);
+        snprintf(decision_field, sizeof(decision_field), "DECISION=%s", denied ? "denied" : "allowed");
+        const char *fields[] = { container_field, syscall_field, decision_field, NULL };
+        log_fields(LOG_NOTICE, fields, "Container '%s': %s %s: %s", container_id, syscall, denied ? "denied" : "allowed", reason);
+        if (!denied || !a->control)
+                return;
+        cJSON *params = cJSON_CreateObject();
+        cJSON_AddStringToObject(params, "container", container_id);
+        cJSON_AddStringToObject(params, "syscall", syscall);
+        cJSON_AddStringToObject(params, "reason", reason);
+        control_server_emit(a->control, "syscall.denied", params);
+}
+
 /* ---- control methods ---- */
 
 static bool find_lock(const Agent *a, const char *path, LockInfo *ret) {
@@ -642,7 +662,8 @@ static cJSON *status_json(const Agent *a) {
         cJSON_AddBoolToObject(engine, "config_current", a->engine_config_current);
 
         cJSON *containers = cJSON_AddObjectToObject(json, "containers");
-        cJSON_AddNumberToObject(containers, "running", (double) uid_ranges_count(a->ranges));
+        cJSON_AddNumberToObject(containers, "running", (double) containers_count(a->containers));
+        cJSON_AddItemToObject(containers, "list", containers_status(a->containers));
         return json;
 }
 
@@ -823,7 +844,7 @@ static int method_register(void *userdata, ControlClient *client, const cJSON *p
 
         uint32_t base;
         _cleanup_free_ char *why = NULL;
-        int r = uid_ranges_acquire(a->ranges, id, &base, &why);
+        int r = containers_register(a->containers, id, &base, &why);
         if (r < 0) {
                 cJSON_Delete(json);
                 return message(ret_message, JSONRPC_REJECTED, "stockade: no uid range for container '%s': %s", id, why ? why : strerror(-r));
@@ -837,6 +858,8 @@ static int method_register(void *userdata, ControlClient *client, const cJSON *p
         cJSON_AddItemToObject(json, "restricted", restricted_paths(a));
         cJSON_AddItemToObject(json, "allowed", allowed_directories(a));
         cJSON_AddItemToObject(json, "socket_images", setting_copy(a, "enhancedContainerIsolation.dockerSocketMount.imageList.images"));
+        if (containers_listener(a->containers))
+                cJSON_AddStringToObject(json, "seccomp_listener", containers_listener(a->containers));
         log_info("Container '%s' registered with uids %" PRIu32 "-%" PRIu32, id, base, base + UID_RANGE_SIZE - 1);
         notify_status(a);
         *ret = json;
@@ -848,7 +871,7 @@ static int method_release(void *userdata, ControlClient *client, const cJSON *pa
         const char *id = json_get_string(params, "id");
         if (!id || !container_id_valid(id))
                 return invalid_params(ret_message, "'id' must be a container id");
-        int r = uid_ranges_release(a->ranges, id);
+        int r = containers_release(a->containers, id);
         if (r < 0 && r != -ENOENT)
                 return message(ret_message, JSONRPC_INTERNAL_ERROR, "cannot release the uid range of '%s': %s", id, strerror(-r));
         if (r >= 0)
@@ -919,6 +942,19 @@ static int listen_control(Agent *a) {
         return 0;
 }
 
+static int listen_seccomp(Agent *a) {
+        _cleanup_free_ char *path = NULL, *why = NULL;
+        if (asprintf(&path, "%s/seccomp.sock", a->config->run_dir) < 0)
+                return log_error_errno(-ENOMEM, "Out of memory");
+        if (mkdir(a->config->run_dir, 0755) < 0 && errno != EEXIST)
+                return log_error_errno(-errno, "Cannot create '%s': %m", a->config->run_dir);
+        int r = containers_listen(a->containers, path, &why);
+        if (r < 0)
+                return log_error_errno(r, "Cannot listen for seccomp notify fds: %s", why ? why : strerror(-r));
+        log_info("Vetting containers' calls; runtimes hand over notify fds at %s", path);
+        return 0;
+}
+
 static void reload(Agent *a) {
         AgentConfig *c = NULL;
         if (load_config(a, &c) < 0)
@@ -979,10 +1015,9 @@ int agent_new(struct ev_loop *loop, const AgentArgs *args, Agent **ret) {
         if (r < 0)
                 return log_error_errno(r, "Cannot open the state directory: %s", why ? why : strerror(-r));
 
-        _cleanup_close_ int state_fd = open(a->config->state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        r = state_fd < 0 ? -errno : uid_ranges_open(state_fd, "ranges.json", UID_RANGE_FIRST, UID_RANGE_SIZE, UID_RANGES_MAX, &a->ranges, &why);
+        r = containers_new(loop, a->config->state_dir, report_vetted_call, a, &a->containers, &why);
         if (r < 0)
-                return log_error_errno(r, "Cannot load the uid ranges: %s", why ? why : strerror(-r));
+                return log_error_errno(r, "Cannot load the containers' uid ranges: %s", why ? why : strerror(-r));
 
         r = lockset_new(&a->locks);
         if (r < 0)
@@ -997,6 +1032,9 @@ int agent_new(struct ev_loop *loop, const AgentArgs *args, Agent **ret) {
         load_last_known_good(a);
         apply(a);
 
+        r = listen_seccomp(a);
+        if (r < 0)
+                return r;
         r = listen_control(a);
         if (r < 0)
                 return r;
@@ -1036,7 +1074,7 @@ Agent *agent_free(Agent *a) {
                 return NULL;
         /* Locks stay in place: they protect the VM while the agent restarts. */
         lockset_free(a->locks);
-        uid_ranges_free(a->ranges);
+        containers_free(a->containers);
         control_server_free(a->control);
         fetcher_free(a->fetcher);
         effective_settings_free(a->effective);

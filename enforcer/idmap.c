@@ -16,6 +16,7 @@
 #include <sys/wait.h>
 #include <time.h>
 
+#include "helper.h"
 #include "idmap.h"
 #include "mount-util.h"
 #include "util.h"
@@ -24,146 +25,6 @@
 #define OVERLAY_LOWER_MAX 500
 /* Rounds of unmounting before giving up on mounts that keep reappearing (propagation). */
 #define TEARDOWN_ROUNDS 8
-
-/* ---- helper processes ---- */
-
-/* A forked child that answers once over a SOCK_SEQPACKET socket: an error (0 or -errno),
- * a reason, and on success maybe one fd in SCM_RIGHTS. */
-typedef struct Helper {
-        pid_t pid;
-        int socket; /* the caller's end */
-} Helper;
-
-typedef struct HelperReply {
-        int error;
-        char reason[2 * PATH_MAX];
-} HelperReply;
-
-typedef void (*HelperFn)(int socket, const void *userdata);
-
-#define HELPER_NULL ((Helper) { .pid = 0, .socket = -EBADF })
-
-/* The helper is never needed after its answer: killing it also ends one that hangs. */
-static void helper_done(Helper *h) {
-        if (h->pid > 0) {
-                (void) kill(h->pid, SIGKILL);
-                while (waitpid(h->pid, NULL, 0) < 0 && errno == EINTR)
-                        ;
-        }
-        h->socket = safe_close(h->socket);
-        h->pid = 0;
-}
-
-static int helper_start(HelperFn fn, const void *userdata, Helper *ret) {
-        int pair[2];
-        if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) < 0)
-                return -errno;
-        pid_t pid = fork();
-        if (pid < 0) {
-                safe_close(pair[0]);
-                safe_close(pair[1]);
-                return -errno;
-        }
-        if (pid == 0) {
-                safe_close(pair[0]);
-                fn(pair[1], userdata);
-                _exit(EXIT_SUCCESS);
-        }
-        safe_close(pair[1]);
-        *ret = (Helper) { .pid = pid, .socket = pair[0] };
-        return 0;
-}
-
-/* In the helper. */
-static void helper_send(int socket, int fd, int error, const char *reason) {
-        HelperReply reply = { .error = error };
-        snprintf(reply.reason, sizeof(reply.reason), "%s", reason);
-        struct iovec iov = { .iov_base = &reply, .iov_len = sizeof(reply) };
-        union {
-                char buf[CMSG_SPACE(sizeof(int))];
-                struct cmsghdr align;
-        } control = {};
-        struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
-        if (fd >= 0) {
-                msg.msg_control = control.buf;
-                msg.msg_controllen = sizeof(control.buf);
-                struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
-                c->cmsg_level = SOL_SOCKET;
-                c->cmsg_type = SCM_RIGHTS;
-                c->cmsg_len = CMSG_LEN(sizeof(int));
-                memcpy(CMSG_DATA(c), &fd, sizeof(int));
-        }
-        /* If the caller gave up on us, there is nobody left to tell. */
-        (void) sendmsg(socket, &msg, MSG_NOSIGNAL);
-}
-
-/* In the helper. */
-_noreturn_ _printf_(3, 4) static void helper_fail(int socket, int error, const char *format, ...) {
-        char reason[sizeof(((HelperReply *) NULL)->reason)];
-        va_list ap;
-        va_start(ap, format);
-        vsnprintf(reason, sizeof(reason), format, ap);
-        va_end(ap);
-        helper_send(socket, -EBADF, error, reason);
-        _exit(EXIT_FAILURE);
-}
-
-static int64_t now_ms(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* Waits at most IDMAP_HELPER_TIMEOUT_MS for the answer of the helper doing what (for
- * messages). Returns its error with its reason, or 0 and the fd it sent (-EBADF if none). */
-static int helper_wait(Helper *h, const char *what, int *ret_fd, char **reterr) {
-        int64_t deadline = now_ms() + IDMAP_HELPER_TIMEOUT_MS;
-        for (;;) {
-                int64_t left = deadline - now_ms();
-                struct pollfd p = { .fd = h->socket, .events = POLLIN };
-                int r = left <= 0 ? 0 : poll(&p, 1, (int) left);
-                if (r > 0)
-                        break;
-                if (r == 0)
-                        return error_set(reterr, -ETIMEDOUT, "%s: no answer within %d ms", what,
-                                         IDMAP_HELPER_TIMEOUT_MS);
-                if (errno != EINTR)
-                        return error_set(reterr, -errno, "%s: cannot wait for the helper: %m", what);
-        }
-
-        HelperReply reply;
-        struct iovec iov = { .iov_base = &reply, .iov_len = sizeof(reply) };
-        union {
-                char buf[CMSG_SPACE(sizeof(int))];
-                struct cmsghdr align;
-        } control;
-        struct msghdr msg = {
-                .msg_iov = &iov,
-                .msg_iovlen = 1,
-                .msg_control = control.buf,
-                .msg_controllen = sizeof(control.buf),
-        };
-        ssize_t n = recvmsg(h->socket, &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
-        if (n < 0)
-                return error_set(reterr, -errno, "%s: cannot read the helper's answer: %m", what);
-        _cleanup_close_ int fd = -EBADF;
-        struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
-        if (c && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS &&
-            c->cmsg_len == CMSG_LEN(sizeof(int)))
-                memcpy(&fd, CMSG_DATA(c), sizeof(int));
-        if (n == 0)
-                return error_set(reterr, -ECHILD, "%s: the helper died without an answer", what);
-        if ((size_t) n != sizeof(reply) || reply.error > 0 || reply.error < -4095 ||
-            (msg.msg_flags & MSG_CTRUNC))
-                return error_set(reterr, -EBADMSG, "%s: garbled answer from the helper", what);
-        reply.reason[sizeof(reply.reason) - 1] = '\0';
-        if (reply.error < 0)
-                return error_set(reterr, reply.error, "%s", reply.reason);
-
-        if (ret_fd)
-                *ret_fd = TAKE_FD(fd);
-        return 0;
-}
 
 /* ---- ID-mapped copies of mount trees ---- */
 
@@ -274,7 +135,7 @@ int idmap_userns_open(uint32_t base, uint32_t count, int *ret_fd, char **reterr)
         int r = helper_start(userns_helper, NULL, &h);
         if (r < 0)
                 return error_set(reterr, r, "cannot fork a helper: %s", strerror(-r));
-        r = helper_wait(&h, "user namespace", NULL, reterr);
+        r = helper_wait(&h, IDMAP_HELPER_TIMEOUT_MS, "user namespace", NULL, reterr);
         if (r < 0)
                 return r;
 
@@ -487,7 +348,7 @@ int idmap_overlay(int userns_fd, const char *const *lower, size_t n_lower, const
         if (r < 0)
                 return error_set(reterr, r, "cannot fork a helper: %s", strerror(-r));
         _cleanup_close_ int mnt = -EBADF;
-        r = helper_wait(&h, "overlay", &mnt, reterr);
+        r = helper_wait(&h, IDMAP_HELPER_TIMEOUT_MS, "overlay", &mnt, reterr);
         if (r < 0)
                 return r;
         if (mnt < 0)

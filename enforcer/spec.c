@@ -228,6 +228,8 @@ static int ensure_paths(cJSON *linux_obj, const char *name, const char *const *p
 
 /* Trapped for the agent to vet, where the engine's profile allowed them at all. */
 static const char *const vetted_syscalls[] = { "mount", "umount2", "mknod", "mknodat" };
+/* The new mount API would go around the vetting; ENOSYS makes tools fall back to mount(2). */
+static const char *const mount_api_syscalls[] = { "open_tree", "move_mount", "fsopen", "fsconfig", "fsmount", "fspick", "mount_setattr" };
 
 static bool rule_allows(const cJSON *rule, const char *name) {
         const cJSON *n;
@@ -298,7 +300,8 @@ static int add_seccomp_rules(cJSON *linux_obj, const SpecPolicy *p) {
                         after = name->next;
                         if (cJSON_IsString(name) && (streq(name->valuestring, "socket") ||
                                                      string_in(name->valuestring, refused_syscalls, ELEMENTSOF(refused_syscalls)) ||
-                                                     string_in(name->valuestring, vetted, n_vetted)))
+                                                     string_in(name->valuestring, vetted, n_vetted) ||
+                                                     (n_vetted > 0 && string_in(name->valuestring, mount_api_syscalls, ELEMENTSOF(mount_api_syscalls)))))
                                 cJSON_Delete(cJSON_DetachItemViaPointer(names, name));
                 }
                 if (!names || !names->child)
@@ -314,6 +317,9 @@ static int add_seccomp_rules(cJSON *linux_obj, const SpecPolicy *p) {
                 cJSON_ReplaceItemInObjectCaseSensitive(notify, "action", cJSON_CreateString("SCMP_ACT_NOTIFY"));
                 cJSON_DeleteItemFromObjectCaseSensitive(notify, "errnoRet");
                 cJSON_AddItemToArray(rules, notify);
+                cJSON *nosys = errno_rule(mount_api_syscalls, ELEMENTSOF(mount_api_syscalls));
+                cJSON_ReplaceItemInObjectCaseSensitive(nosys, "errnoRet", cJSON_CreateNumber(ENOSYS));
+                cJSON_AddItemToArray(rules, nosys);
                 /* The metadata ties the notify fd to the registered container. */
                 cJSON_DeleteItemFromObjectCaseSensitive(seccomp, "listenerPath");
                 cJSON_DeleteItemFromObjectCaseSensitive(seccomp, "listenerMetadata");

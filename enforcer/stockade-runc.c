@@ -396,6 +396,7 @@ static int cmd_create(const Invocation *inv, const RuntimeConfig *rc) {
                 .engine_socket_allowed = engine_socket_allowed,
                 .userdata = &socket_check,
                 .proc_root = "/proc",
+                .listener_path = json_get_string(reply, "seccomp_listener"),
         };
         char dir[PATH_MAX];
         if (policy.count == 0 ||

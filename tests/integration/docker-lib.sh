@@ -77,6 +77,12 @@ docker_stop() {
         DOCKERD_PID=
 }
 
+# docker_run ARGS...: docker run --rm, without the engine's warning about forwarding.
+docker_run() {
+        docker run --rm "$@" 2>&1 | grep -v '^WARNING: IPv4 forwarding'
+        return "${PIPESTATUS[0]}"
+}
+
 # An image from busybox-static: no registry is reachable here.
 docker_import_busybox() {
         local root=$SCRATCH/image
@@ -85,7 +91,10 @@ docker_import_busybox() {
         for applet in $("$root/bin/busybox" --list); do
                 [[ $applet == busybox ]] || ln -sf busybox "$root/bin/$applet"
         done
+        # Small static probes for the tests and benchmarks.
         gcc -static -O2 -o "$root/bin/vsock-probe" "$STOCKADE_TOP/tests/integration/vsock-probe.c"
+        gcc -static -O2 -o "$root/bin/mount-probe" "$STOCKADE_TOP/tests/integration/mount-probe.c"
+        gcc -static -O2 -o "$root/bin/notify-loop" "$STOCKADE_TOP/tests/bench/notify-loop.c" -lseccomp 2>/dev/null
         echo 'root:x:0:0:root:/root:/bin/sh' >"$root/etc/passwd"
         echo 'root:x:0:' >"$root/etc/group"
         tar -C "$root" -c . | docker import -c 'CMD ["/bin/sh"]' -c 'ENV PATH=/bin' - stockade-test:latest >/dev/null

@@ -27,7 +27,7 @@ status_field() {
 docker_agent_config
 docker_setup || exit 1
 img=stockade-test
-run() { docker run --rm "$@" 2>&1 | grep -v '^WARNING: IPv4 forwarding'; return "${PIPESTATUS[0]}"; }
+run() { docker_run "$@"; }
 
 # ---- user namespaces ----
 expect "docker run: uid_map is 0 100000 65536" 0 '^ +0 +100000 +65536$' run $img cat /proc/self/uid_map

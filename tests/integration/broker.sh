@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# The seccomp-notify broker under a real Docker engine: a container root with
+# CAP_SYS_ADMIN in its namespace (--cap-add SYS_ADMIN, --privileged) may mount what
+# containers mount, but cannot undo what was set up at creation.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/docker-lib.sh"
+ctl=$STOCKADE_BIN/stockadectl
+cd "$SCRATCH"
+docker_require
+docker_agent_config
+docker_setup || exit 1
+img=stockade-test
+mkdir -p ro-dir && echo data >ro-dir/file
+status_json() { "$ctl" --socket "unix:$SCRATCH/control.sock" status --json; }
+
+# check_all PREFIX RUNNER...: the vetted-call checks, through RUNNER (a docker run or exec).
+check_all() {
+        local p=$1; shift
+        expect "$p: mount -t tmpfs works" 0 '^tmpfs ok$' "$@" sh -c 'mkdir -p /mnt/t && mount -t tmpfs none /mnt/t && touch /mnt/t/x && echo tmpfs ok'
+        expect "$p: a bind mount inside works" 0 '^bind ok$' "$@" sh -c 'mkdir -p /b1 /b2 && echo hi >/b1/f && mount --bind /b1 /b2 && grep -q hi /b2/f && echo bind ok'
+        expect "$p: remounting the read-only volume rw is refused" 0 '^/data: Operation not permitted; still ro$' "$@" sh -c \
+                'mount -o remount,rw /data 2>/dev/null; echo -n "$(mount-probe remount-rw /data); "; touch /data/x 2>/dev/null || echo "still ro"'
+        expect "$p: the same for a bind of it made inside" 0 '^/d2: Operation not permitted; still ro$' "$@" sh -c \
+                'mkdir -p /d2 && mount --bind /data /d2 && echo -n "$(mount-probe remount-rw /d2); "; touch /d2/x 2>/dev/null || echo "still ro"'
+        expect "$p: umount /proc fails" 0 '^refused$' "$@" sh -c 'umount /proc 2>/dev/null && echo unmounted || echo refused'
+        expect "$p: umount /sys fails" 0 '^refused$' "$@" sh -c 'umount /sys 2>/dev/null && echo unmounted || echo refused'
+        expect "$p: umount -l /proc fails" 0 '^refused$' "$@" sh -c 'umount -l /proc 2>/dev/null && echo unmounted || echo refused'
+        expect "$p: a new proc mount works and stays masked" 0 '^proc ok, keys and timer_list empty$' "$@" sh -c \
+                'mkdir -p /mnt/p && mount -t proc proc /mnt/p && test -e /mnt/p/self/status && echo -n "proc ok, " && [ "$(head -c 16 /mnt/p/keys | wc -c)" = 0 ] && [ "$(head -c 16 /mnt/p/timer_list | wc -c)" = 0 ] && echo "keys and timer_list empty"'
+        expect "$p: mknod c 1 3 works and behaves as /dev/null" 0 '^null ok$' "$@" sh -c \
+                'mknod /tmp/null c 1 3 && echo gone >/tmp/null && [ -z "$(cat /tmp/null)" ] && echo null ok'
+        expect "$p: a block device node is refused" 0 '^refused$' "$@" sh -c 'mknod /tmp/vda b 254 0 2>/dev/null && echo made || echo refused'
+        expect "$p: mounting a VM block device fails" 0 '^refused$' "$@" sh -c 'mkdir -p /m; mount -t ext4 /dev/vda /m 2>/dev/null && echo mounted || echo refused'
+}
+
+check_all "run --cap-add SYS_ADMIN" docker_run --cap-add SYS_ADMIN -v "$SCRATCH/ro-dir:/data:ro" $img
+check_all "run --privileged" docker_run --privileged -v "$SCRATCH/ro-dir:/data:ro" $img
+docker run -d --name execme --cap-add SYS_ADMIN -v "$SCRATCH/ro-dir:/data:ro" $img sleep 300 >/dev/null 2>&1
+check_all "docker exec" docker exec execme
+docker rm -f execme >/dev/null 2>&1
+
+out=$(docker_run --cap-add SYS_ADMIN $img mount-probe bad)
+if grep -q '^null target: Bad address$' <<<"$out" && grep -q '^unmapped target: Bad address$' <<<"$out" &&
+   grep -qE '^unterminated target: (Bad address|File name too long)$' <<<"$out" &&
+   grep -qE '^huge fstype: (No such device|File name too long|Invalid argument|Bad address)$' <<<"$out" &&
+   grep -qE '^huge mknod path: File name too long$' <<<"$out" &&
+   grep -q '^good tmpfs after all that: succeeded$' <<<"$out" &&
+   [[ $(docker_run $img cat /proc/self/uid_map | awk '{print $2}') == 100000 ]]; then
+        pass "bad pointers, unterminated strings and huge lengths get errors; the agent goes on"
+else
+        fail "bad pointers, unterminated strings and huge lengths get errors" "$out"
+fi
+
+"$ctl" --socket "unix:$SCRATCH/control.sock" events --json >events.jsonl 2>&1 &
+on_exit "kill $! 2>/dev/null"
+sleep 0.2
+docker run -d --name counted --cap-add SYS_ADMIN $img sleep 300 >/dev/null 2>&1
+id=$(docker inspect -f '{{.Id}}' counted)
+docker exec counted sh -c 'mknod /tmp/blk b 8 0; mount -t tmpfs none /tmp' >/dev/null 2>&1
+sleep 0.5
+if status_json | python3 -c '
+import json, sys
+c = [c for c in json.load(sys.stdin)["containers"]["list"] if c["id"] == sys.argv[1]]
+assert c and c[0]["denied"] >= 1 and c[0]["allowed"] >= 1 and c[0]["pid"] > 0, c' "$id" &&
+   grep -q "\"method\":\"syscall.denied\".*\"container\":\"$id\".*\"syscall\":\"mknod" events.jsonl &&
+   grep -q "Container '$id': mknod.* denied" agent.log; then
+        pass "refusals are counted in status, emitted as syscall.denied and logged"
+else
+        fail "refusals are counted in status, emitted as syscall.denied and logged" "$(tail -3 events.jsonl)"
+fi
+docker rm -f counted >/dev/null 2>&1

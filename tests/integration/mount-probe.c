@@ -1,0 +1,50 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Built static and run inside a container, printing what each call returned:
+ *   mount-probe bad              passes the agent's broker bad pointers, unterminated
+ *                                strings and huge lengths in trapped calls
+ *   mount-probe remount-rw PATH  mount(2) with MS_REMOUNT|MS_BIND, no MS_RDONLY */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+static void report(const char *what, long r) {
+        printf("%s: %s\n", what, r < 0 ? strerror(errno) : "succeeded");
+}
+
+static int bad_calls(void) {
+        long page = sysconf(_SC_PAGESIZE);
+        /* A page of 'A's followed by an inaccessible page: a string with no end. */
+        char *p = mmap(NULL, 2 * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (p == MAP_FAILED || mprotect(p + page, page, PROT_NONE) < 0)
+                return 1;
+        memset(p, 'A', page);
+        static char huge[1 << 20];
+        memset(huge, 'x', sizeof(huge) - 1);
+
+        report("null target", syscall(SYS_mount, "none", NULL, "tmpfs", 0, NULL));
+        report("unmapped target", syscall(SYS_mount, "none", (void *) 8, "tmpfs", 0, NULL));
+        report("unterminated target", syscall(SYS_mount, "none", p, "tmpfs", 0, NULL));
+        report("huge fstype", syscall(SYS_mount, "none", "/mnt", huge, 0, NULL));
+        report("unterminated data", syscall(SYS_mount, "none", "/mnt", "tmpfs", 0, p));
+        report("unmapped umount", syscall(SYS_umount2, (void *) 8, 0));
+        report("huge mknod path", syscall(SYS_mknod, huge, S_IFIFO | 0600, 0));
+        report("good tmpfs after all that", syscall(SYS_mount, "none", "/mnt", "tmpfs", 0, NULL));
+        return 0;
+}
+
+int main(int argc, char *argv[]) {
+        mkdir("/mnt", 0755);
+        if (argc == 2 && strcmp(argv[1], "bad") == 0)
+                return bad_calls();
+        if (argc == 3 && strcmp(argv[1], "remount-rw") == 0) {
+                report(argv[2], mount(NULL, argv[2], NULL, MS_REMOUNT | MS_BIND, NULL));
+                return 0;
+        }
+        fprintf(stderr, "usage: mount-probe bad | remount-rw PATH\n");
+        return 2;
+}

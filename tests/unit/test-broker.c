@@ -1,0 +1,735 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The broker against a container made by hand: a process in its own user (0 -> 100000),
+ * mount, pid, network, IPC, UTS and cgroup namespaces, on a tmpfs root (pivot_root) with a
+ * read-only bind at /data, a proc at /proc masked like runc masks it, a tmpfs /dev with a
+ * bound /dev/null; then a seccomp filter trapping mount, umount2, mknod, mknodat whose
+ * listener the test serves with broker_handle() and broker_pending_finish(). The scenarios
+ * run in the container and write "name value" lines (0 or an errno, or a count) that the
+ * test then checks. Everything is mounted in the container's mount namespace only. */
+#include <dirent.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <sched.h>
+#include <seccomp.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/statvfs.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <sys/wait.h>
+#include <time.h>
+
+#include "enforcer/broker.h"
+#include "test.h"
+#include "util.h"
+
+#define BASE 100000
+#define TMPFS_MAGIC 0x01021994
+
+static const char *const masked[] = {
+        "/proc/kcore", "/proc/keys",  "/proc/timer_list", "/proc/sched_debug", "/proc/acpi",
+        "/proc/scsi",  "/proc/driver", "/sys/firmware",
+};
+
+typedef void (*Scenario)(FILE *out);
+
+/* ---- in the container ---- */
+
+static void result(FILE *out, const char *name, long value) {
+        fprintf(out, "%s %ld\n", name, value);
+        fflush(out);
+}
+
+/* 0 or the errno of a call that returned -1. */
+#define E(call) ((call) < 0 ? errno : 0)
+
+static void die(const char *what) {
+        fprintf(stderr, "container setup: %s: %s\n", what, strerror(errno));
+        _exit(2);
+}
+
+static void must(int r, const char *what) {
+        if (r < 0)
+                die(what);
+}
+
+static long read_count(const char *path) {
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        char buf[4096];
+        long total = 0;
+        ssize_t n;
+        while ((n = read(fd, buf, sizeof(buf))) > 0 && total < 1 << 20)
+                total += n;
+        close(fd);
+        return n < 0 ? -errno : total;
+}
+
+static long dir_entries(const char *path) {
+        DIR *d = opendir(path);
+        if (!d)
+                return -errno;
+        long n = 0;
+        for (struct dirent *de; (de = readdir(d));)
+                if (!streq(de->d_name, ".") && !streq(de->d_name, ".."))
+                        n++;
+        closedir(d);
+        return n;
+}
+
+static bool read_only(const char *path) {
+        struct statvfs sv;
+        return statvfs(path, &sv) == 0 && (sv.f_flag & ST_RDONLY);
+}
+
+/* What runc does before the process starts, in the process's own namespaces. */
+static void container_setup(const char *root) {
+        must(mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL), "make / private");
+        must(mount("root", root, "tmpfs", 0, "mode=0755"), "root tmpfs");
+        must(chdir(root), "chdir root");
+        static const char *const dirs[] = { "data-src", "data", "proc", "sys", "dev", "mnt", "old" };
+        for (size_t i = 0; i < ELEMENTSOF(dirs); i++)
+                must(mkdir(dirs[i], 0755), dirs[i]);
+        int fd = open("data-src/file", O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+        must(fd, "data file");
+        close(fd);
+
+        must(mount("data-src", "data", NULL, MS_BIND, NULL), "bind /data");
+        must(mount(NULL, "data", NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL),
+             "remount /data read-only");
+
+        must(mount("proc", "proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL), "mount /proc");
+        must(mount("proc/sys", "proc/sys", NULL, MS_BIND, NULL), "bind /proc/sys");
+        must(mount(NULL, "proc/sys", NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL),
+             "remount /proc/sys read-only");
+        static const char *const files[] = { "proc/kcore", "proc/keys", "proc/timer_list" };
+        for (size_t i = 0; i < ELEMENTSOF(files); i++)
+                if (access(files[i], F_OK) == 0)
+                        must(mount("/dev/null", files[i], NULL, MS_BIND, NULL), files[i]);
+        if (access("proc/driver", F_OK) == 0)
+                must(mount("tmpfs", "proc/driver", "tmpfs", MS_RDONLY, NULL), "mask /proc/driver");
+
+        /* A new sysfs (or proc) in a user namespace needs one fully visible already. */
+        must(mount("sysfs", "sys", "sysfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL), "mount /sys");
+        if (access("sys/firmware", F_OK) == 0)
+                must(mount("tmpfs", "sys/firmware", "tmpfs", MS_RDONLY, NULL), "mask /sys/firmware");
+
+        must(mount("dev", "dev", "tmpfs", MS_NOSUID, "mode=0755"), "tmpfs /dev");
+        fd = open("dev/null", O_WRONLY | O_CREAT | O_CLOEXEC, 0666);
+        must(fd, "/dev/null mount point");
+        close(fd);
+        must(mount("/dev/null", "dev/null", NULL, MS_BIND, NULL), "bind /dev/null");
+
+        must((int) syscall(SYS_pivot_root, ".", "old"), "pivot_root");
+        must(chdir("/"), "chdir /");
+        must(umount2("/old", MNT_DETACH), "unmount the old root");
+        must(rmdir("/old"), "remove /old");
+}
+
+static int send_fd(int socket, int fd) {
+        char byte = 'F';
+        struct iovec iov = { .iov_base = &byte, .iov_len = 1 };
+        union {
+                char buf[CMSG_SPACE(sizeof(int))];
+                struct cmsghdr align;
+        } control = {};
+        struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf,
+                              .msg_controllen = sizeof(control.buf) };
+        struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(sizeof(int));
+        memcpy(CMSG_DATA(c), &fd, sizeof(int));
+        return sendmsg(socket, &msg, 0) < 0 ? -errno : 0;
+}
+
+static void seccomp_trap(int socket) {
+        scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
+        if (!ctx)
+                die("seccomp_init");
+        static const char *const names[] = { "mount", "umount2", "mknod", "mknodat" };
+        for (size_t i = 0; i < ELEMENTSOF(names); i++)
+                if (seccomp_rule_add(ctx, SCMP_ACT_NOTIFY, seccomp_syscall_resolve_name(names[i]), 0) < 0)
+                        die("seccomp_rule_add");
+        if (seccomp_load(ctx) < 0)
+                die("seccomp_load");
+        int fd = seccomp_notify_fd(ctx);
+        if (fd < 0 || send_fd(socket, fd) < 0)
+                die("send the notify fd");
+        close(fd);
+        seccomp_release(ctx);
+}
+
+/* ---- in the test ---- */
+
+typedef struct Run {
+        char *results;
+        int handled, pending, denied, continued;
+} Run;
+
+static void run_done(Run *r) {
+        free(r->results);
+}
+
+static long run_result(const Run *r, const char *name) {
+        char key[128];
+        snprintf(key, sizeof(key), "\n%s ", name);
+        const char *at = strstr(r->results, key);
+        if (!at) {
+                fprintf(stderr, "no result '%s' in:\n%s\n", name, r->results + 1);
+                abort();
+        }
+        return strtol(at + strlen(key), NULL, 10);
+}
+
+static void write_file(const char *path, const char *text) {
+        int fd = open(path, O_WRONLY | O_CLOEXEC);
+        ASSERT_TRUE(fd >= 0);
+        ASSERT_EQ(write(fd, text, strlen(text)), (ssize_t) strlen(text));
+        close(fd);
+}
+
+static int recv_fd(int socket) {
+        char byte;
+        struct iovec iov = { .iov_base = &byte, .iov_len = 1 };
+        union {
+                char buf[CMSG_SPACE(sizeof(int))];
+                struct cmsghdr align;
+        } control;
+        struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf,
+                              .msg_controllen = sizeof(control.buf) };
+        if (recvmsg(socket, &msg, MSG_CMSG_CLOEXEC) <= 0)
+                return -EBADF;
+        struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+        if (!c || c->cmsg_type != SCM_RIGHTS)
+                return -EBADF;
+        int fd;
+        memcpy(&fd, CMSG_DATA(c), sizeof(int));
+        return fd;
+}
+
+static void log_event(const BrokerEvent *e) {
+        if (getenv("BROKER_VERBOSE"))
+                fprintf(stderr, "  %s by %d: %s%s %s\n", e->syscall, (int) e->pid,
+                        e->continued ? "continued" : e->denied ? "denied, " : "",
+                        e->continued ? "" : strerror(-e->error), e->reason);
+}
+
+static void serve(BrokerContainer *c, int notify_fd, Run *run) {
+        BrokerPending *pending[16];
+        size_t n_pending = 0;
+        for (;;) {
+                struct pollfd p[1 + ELEMENTSOF(pending)] = { { .fd = notify_fd, .events = POLLIN } };
+                for (size_t i = 0; i < n_pending; i++)
+                        p[1 + i] = (struct pollfd) { .fd = broker_pending_fd(pending[i]), .events = POLLIN };
+                int n = poll(p, 1 + n_pending, 20000);
+                ASSERT_TRUE(n > 0);
+                BrokerEvent e;
+                for (size_t i = n_pending; i > 0; i--) {
+                        if (!p[i].revents)
+                                continue;
+                        int r = broker_pending_finish(pending[i - 1], &e);
+                        ASSERT_TRUE(r >= 0 || r == -ENOENT);
+                        pending[i - 1] = pending[--n_pending];
+                        if (r >= 0) {
+                                run->denied += e.denied;
+                                log_event(&e);
+                        }
+                }
+                if (p[0].revents & POLLIN) {
+                        BrokerPending *q = NULL;
+                        int r = broker_handle(c, notify_fd, &q, &e);
+                        ASSERT_TRUE(r >= 0 || r == -ENOENT);
+                        run->handled++;
+                        if (r == BROKER_PENDING) {
+                                ASSERT_TRUE(n_pending < ELEMENTSOF(pending));
+                                pending[n_pending++] = q;
+                                run->pending++;
+                        } else if (r == BROKER_ANSWERED) {
+                                log_event(&e);
+                                run->denied += e.denied;
+                                run->continued += e.continued;
+                        }
+                } else if (p[0].revents & (POLLHUP | POLLERR) && n_pending == 0)
+                        break;
+        }
+}
+
+/* Runs scenario in a fresh container and collects its results. */
+static void run_container(Scenario scenario, Run *run) {
+        if (geteuid() != 0)
+                test_skip("needs root");
+        char root[PATH_MAX];
+        snprintf(root, sizeof(root), "%s/root", test_tmpdir());
+        ASSERT_OK(RET_NERRNO(chmod(test_tmpdir(), 0755)));
+        ASSERT_OK(RET_NERRNO(mkdir(root, 0755)));
+
+        int sync_pipe[2], go_pipe[2], results[2], sock[2];
+        ASSERT_OK(RET_NERRNO(pipe2(sync_pipe, O_CLOEXEC)));
+        ASSERT_OK(RET_NERRNO(pipe2(go_pipe, O_CLOEXEC)));
+        ASSERT_OK(RET_NERRNO(pipe2(results, O_CLOEXEC)));
+        ASSERT_OK(RET_NERRNO(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sock)));
+        fflush(NULL);
+        pid_t child = fork();
+        ASSERT_TRUE(child >= 0);
+        if (child == 0) {
+                close(sync_pipe[0]);
+                close(go_pipe[1]);
+                close(results[0]);
+                close(sock[0]);
+                (void) prctl(PR_SET_PDEATHSIG, SIGKILL);
+                if (unshare(CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWIPC |
+                            CLONE_NEWUTS | CLONE_NEWCGROUP) < 0)
+                        die("unshare");
+                char c = 'u';
+                if (write(sync_pipe[1], &c, 1) != 1 || read(go_pipe[0], &c, 1) != 1)
+                        die("sync");
+                must(setresgid(0, 0, 0), "setresgid");
+                must(setresuid(0, 0, 0), "setresuid");
+                pid_t init = fork(); /* pid 1 of the new pid namespace */
+                if (init < 0)
+                        die("fork");
+                if (init == 0) {
+                        (void) prctl(PR_SET_PDEATHSIG, SIGKILL);
+                        container_setup(root);
+                        seccomp_trap(sock[1]);
+                        FILE *out = fdopen(results[1], "w");
+                        if (!out)
+                                die("fdopen");
+                        fputc('\n', out);
+                        scenario(out);
+                        fclose(out);
+                        _exit(0);
+                }
+                if (write(sync_pipe[1], &init, sizeof(init)) != sizeof(init))
+                        die("report pid");
+                int status;
+                while (waitpid(init, &status, 0) < 0)
+                        if (errno != EINTR)
+                                die("wait");
+                _exit(WIFEXITED(status) ? WEXITSTATUS(status) : 3);
+        }
+        close(sync_pipe[1]);
+        close(go_pipe[0]);
+        close(results[1]);
+        close(sock[1]);
+
+        char c;
+        ASSERT_EQ(read(sync_pipe[0], &c, 1), 1);
+        char path[64], map[64];
+        snprintf(map, sizeof(map), "0 %d 65536\n", BASE);
+        snprintf(path, sizeof(path), "/proc/%d/uid_map", (int) child);
+        write_file(path, map);
+        snprintf(path, sizeof(path), "/proc/%d/gid_map", (int) child);
+        write_file(path, map);
+        ASSERT_EQ(write(go_pipe[1], &c, 1), 1);
+        pid_t init;
+        ASSERT_EQ(read(sync_pipe[0], &init, sizeof(init)), (ssize_t) sizeof(init));
+
+        /* The filter is loaded after the initial mounts: they are what the broker records. */
+        int notify_fd = recv_fd(sock[0]);
+        ASSERT_TRUE(notify_fd >= 0);
+        BrokerContainer *bc = NULL;
+        char *err = NULL;
+        int r = broker_container_new("test", init, BASE, masked, ELEMENTSOF(masked), &bc, &err);
+        if (r < 0)
+                fprintf(stderr, "%s\n", err);
+        ASSERT_OK(r);
+        ASSERT_STREQ(broker_container_id(bc), "test");
+        ASSERT_TRUE(broker_container_pidfd(bc) >= 0);
+
+        *run = (Run) {};
+        serve(bc, notify_fd, run);
+
+        size_t size;
+        ASSERT_OK(read_full_fd(results[0], 1 << 20, &run->results, &size));
+        int status;
+        ASSERT_EQ(waitpid(child, &status, 0), child);
+        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+                fprintf(stderr, "container results:%s\n", run->results);
+        ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+
+        /* The init's pidfd says when the container is gone. */
+        struct pollfd p = { .fd = broker_container_pidfd(bc), .events = POLLIN };
+        ASSERT_EQ(poll(&p, 1, 0), 1);
+        broker_container_free(bc);
+        free(err);
+        close(notify_fd);
+        close(sync_pipe[0]);
+        close(go_pipe[1]);
+        close(results[0]);
+        close(sock[0]);
+}
+
+static bool host_mounts_clean(void) {
+        _cleanup_free_ char *text = NULL;
+        size_t size;
+        ASSERT_OK(read_full_file(AT_FDCWD, "/proc/self/mountinfo", 16 << 20, &text, &size));
+        return !strstr(text, "stockade");
+}
+
+/* ---- scenarios ---- */
+
+static long elapsed_us(const struct timespec *a, const struct timespec *b) {
+        return (b->tv_sec - a->tv_sec) * 1000000L + (b->tv_nsec - a->tv_nsec) / 1000;
+}
+
+static void scenario_mounts(FILE *out) {
+        struct timespec t0, t1;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        int r = E(mount("none", "/mnt", "tmpfs", 0, "size=1m,mode=0755"));
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        result(out, "tmpfs", r);
+        result(out, "tmpfs_us", elapsed_us(&t0, &t1));
+        struct statfs sf;
+        result(out, "tmpfs_is_tmpfs", statfs("/mnt", &sf) == 0 && sf.f_type == TMPFS_MAGIC);
+        int fd = open("/mnt/x", O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+        result(out, "tmpfs_write", fd < 0 ? errno : E(write(fd, "hello", 5)));
+        if (fd >= 0)
+                close(fd);
+
+        mkdir("/b", 0755);
+        result(out, "bind", E(mount("/mnt", "/b", NULL, MS_BIND, NULL)));
+        result(out, "bind_sees", read_count("/b/x"));
+
+        mkdir("/mnt/sub", 0755);
+        r = chdir("/mnt");
+        result(out, "relative", r < 0 ? errno : E(mount("none", "sub", "tmpfs", 0, NULL)));
+        struct stat a, b;
+        result(out, "relative_is_mount", stat("/mnt/sub", &a) == 0 && stat("/mnt", &b) == 0 && a.st_dev != b.st_dev);
+        r = chdir("/");
+        result(out, "private", E(mount(NULL, "/mnt", NULL, MS_PRIVATE | MS_REC, NULL)));
+        result(out, "bad_propagation", E(mount(NULL, "/mnt", NULL, MS_PRIVATE | MS_SHARED, NULL)));
+
+        mkdir("/m1", 0755);
+        mkdir("/m2", 0755);
+        (void) mount("none", "/m1", "tmpfs", 0, NULL);
+        result(out, "move", E(mount("/m1", "/m2", NULL, MS_MOVE, NULL)));
+        result(out, "move_initial", E(mount("/data", "/m1", NULL, MS_MOVE, NULL)));
+
+        result(out, "ext4", E(mount("/dev/vda", "/m1", "ext4", 0, NULL)));
+        result(out, "nfs", E(mount("host:/x", "/m1", "nfs", 0, NULL)));
+        result(out, "bind_masked", E(mount("/mnt/x", "/proc/keys", NULL, MS_BIND, NULL)));
+
+        result(out, "remount_own_ro", E(mount(NULL, "/mnt", NULL, MS_REMOUNT | MS_RDONLY, "size=2m")));
+        result(out, "own_is_ro", read_only("/mnt"));
+        result(out, "remount_own_rw", E(mount(NULL, "/mnt", NULL, MS_REMOUNT, NULL)));
+        result(out, "own_is_rw", !read_only("/mnt"));
+
+        result(out, "umount_sub", E(umount2("/mnt/sub", 0)));
+        result(out, "umount_bind", E(umount("/b")));
+}
+
+TEST(mounts) {
+        Run run;
+        run_container(scenario_mounts, &run);
+        ASSERT_EQ(run_result(&run, "tmpfs"), 0);
+        printf("broker: tmpfs mount through the helper took %ld us (trap, helper, answer)\n",
+               run_result(&run, "tmpfs_us"));
+        ASSERT_EQ(run_result(&run, "tmpfs_is_tmpfs"), 1);
+        ASSERT_EQ(run_result(&run, "tmpfs_write"), 0);
+        ASSERT_EQ(run_result(&run, "bind"), 0);
+        ASSERT_EQ(run_result(&run, "bind_sees"), 5);
+        ASSERT_EQ(run_result(&run, "relative"), 0);
+        ASSERT_EQ(run_result(&run, "relative_is_mount"), 1);
+        ASSERT_EQ(run_result(&run, "private"), 0);
+        ASSERT_EQ(run_result(&run, "bad_propagation"), EINVAL);
+        ASSERT_EQ(run_result(&run, "move"), 0);
+        ASSERT_EQ(run_result(&run, "move_initial"), EPERM);
+        ASSERT_EQ(run_result(&run, "ext4"), EPERM);
+        ASSERT_EQ(run_result(&run, "nfs"), EPERM);
+        ASSERT_EQ(run_result(&run, "bind_masked"), EPERM);
+        ASSERT_EQ(run_result(&run, "remount_own_ro"), 0);
+        ASSERT_EQ(run_result(&run, "own_is_ro"), 1);
+        ASSERT_EQ(run_result(&run, "remount_own_rw"), 0);
+        ASSERT_EQ(run_result(&run, "own_is_rw"), 1);
+        ASSERT_EQ(run_result(&run, "umount_sub"), 0);
+        ASSERT_EQ(run_result(&run, "umount_bind"), 0);
+        ASSERT_EQ(run.denied, 4);
+        ASSERT_TRUE(host_mounts_clean());
+        run_done(&run);
+}
+
+static void scenario_remount(FILE *out) {
+        result(out, "initially_ro", read_only("/data"));
+        result(out, "remount_bind_rw", E(mount(NULL, "/data", NULL, MS_REMOUNT | MS_BIND, NULL)));
+        result(out, "remount_rw", E(mount(NULL, "/data", NULL, MS_REMOUNT, NULL)));
+        result(out, "remount_drop_nosuid",
+               E(mount(NULL, "/data", NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NODEV | MS_NOEXEC, NULL)));
+        result(out, "still_ro", read_only("/data"));
+        int fd = open("/data/new", O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+        result(out, "write", fd < 0 ? errno : 0);
+        result(out, "remount_keep",
+               E(mount(NULL, "/data", NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL)));
+
+        mkdir("/data2", 0755);
+        result(out, "bind_initial", E(mount("/data", "/data2", NULL, MS_BIND, NULL)));
+        result(out, "bind_remount_rw", E(mount(NULL, "/data2", NULL, MS_REMOUNT | MS_BIND, NULL)));
+        result(out, "bind_still_ro", read_only("/data2"));
+        /* The same files through another bind of the source directory. */
+        mkdir("/data3", 0755);
+        result(out, "bind_source", E(mount("/data-src", "/data3", NULL, MS_BIND, NULL)));
+        result(out, "bind_source_remount_rw", E(mount(NULL, "/data3", NULL, MS_REMOUNT | MS_BIND, NULL)));
+
+        result(out, "proc_sys_rw", E(mount(NULL, "/proc/sys", NULL, MS_REMOUNT | MS_BIND, NULL)));
+        result(out, "proc_sys_still_ro", read_only("/proc/sys"));
+}
+
+TEST(remount_initial) {
+        Run run;
+        run_container(scenario_remount, &run);
+        ASSERT_EQ(run_result(&run, "initially_ro"), 1);
+        ASSERT_EQ(run_result(&run, "remount_bind_rw"), EPERM);
+        ASSERT_EQ(run_result(&run, "remount_rw"), EPERM);
+        ASSERT_EQ(run_result(&run, "remount_drop_nosuid"), EPERM);
+        ASSERT_EQ(run_result(&run, "still_ro"), 1);
+        ASSERT_EQ(run_result(&run, "write"), EROFS);
+        ASSERT_EQ(run_result(&run, "remount_keep"), 0);
+        ASSERT_EQ(run_result(&run, "bind_initial"), 0);
+        ASSERT_EQ(run_result(&run, "bind_remount_rw"), EPERM);
+        ASSERT_EQ(run_result(&run, "bind_still_ro"), 1);
+        ASSERT_EQ(run_result(&run, "bind_source"), 0);
+        ASSERT_EQ(run_result(&run, "bind_source_remount_rw"), EPERM);
+        ASSERT_EQ(run_result(&run, "proc_sys_rw"), EPERM);
+        ASSERT_EQ(run_result(&run, "proc_sys_still_ro"), 1);
+        ASSERT_TRUE(host_mounts_clean());
+        run_done(&run);
+}
+
+static void scenario_umount(FILE *out) {
+        result(out, "proc", E(umount("/proc")));
+        result(out, "proc_detach", E(umount2("/proc", MNT_DETACH)));
+        result(out, "root", E(umount2("/", MNT_DETACH)));
+        result(out, "dev", E(umount("/dev")));
+        result(out, "keys", E(umount("/proc/keys")));
+        result(out, "proc_sys", E(umount2("/proc/sys", MNT_DETACH)));
+        if (symlink("/proc", "/lnk") < 0)
+                die("symlink");
+        result(out, "symlink", E(umount("/lnk")));
+        result(out, "dotdot", E(umount("/dev/../proc")));
+        mkdir("/pc", 0755);
+        result(out, "bind_proc_norec", E(mount("/proc", "/pc", NULL, MS_BIND, NULL)));
+        result(out, "bind_proc_rec", E(mount("/proc", "/pc", NULL, MS_BIND | MS_REC, NULL)));
+        result(out, "copy_keys_bytes", read_count("/pc/keys"));
+        result(out, "copy_keys", E(umount2("/pc/keys", MNT_DETACH)));
+        result(out, "copy", E(umount2("/pc", MNT_DETACH)));
+        result(out, "data", E(umount("/data")));
+        result(out, "bad_flags", E(umount2("/mnt", 0x100)));
+        result(out, "not_mounted", E(umount("/mnt")));
+        result(out, "missing", E(umount("/nonexistent")));
+}
+
+TEST(umount) {
+        Run run;
+        run_container(scenario_umount, &run);
+        ASSERT_EQ(run_result(&run, "proc"), EBUSY);
+        ASSERT_EQ(run_result(&run, "proc_detach"), EBUSY);
+        ASSERT_EQ(run_result(&run, "root"), EBUSY);
+        ASSERT_EQ(run_result(&run, "dev"), EBUSY);
+        ASSERT_EQ(run_result(&run, "keys"), EPERM);
+        ASSERT_EQ(run_result(&run, "proc_sys"), EPERM);
+        ASSERT_EQ(run_result(&run, "symlink"), EBUSY);
+        ASSERT_EQ(run_result(&run, "dotdot"), EBUSY);
+        ASSERT_EQ(run_result(&run, "bind_proc_norec"), EPERM);
+        ASSERT_EQ(run_result(&run, "bind_proc_rec"), 0);
+        ASSERT_EQ(run_result(&run, "copy_keys_bytes"), 0);
+        ASSERT_EQ(run_result(&run, "copy_keys"), EPERM);
+        ASSERT_EQ(run_result(&run, "copy"), 0);
+        ASSERT_EQ(run_result(&run, "data"), 0);
+        ASSERT_EQ(run_result(&run, "bad_flags"), EINVAL);
+        ASSERT_EQ(run_result(&run, "not_mounted"), EINVAL);
+        ASSERT_EQ(run_result(&run, "missing"), ENOENT);
+        ASSERT_TRUE(host_mounts_clean());
+        run_done(&run);
+}
+
+static void scenario_proc(FILE *out) {
+        mkdir("/p2", 0755);
+        result(out, "proc", E(mount("proc", "/p2", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL)));
+        result(out, "pid1", access("/p2/1/status", F_OK) == 0);
+        result(out, "uptime_bytes", read_count("/p2/uptime"));
+        result(out, "kcore_exists", access("/p2/kcore", F_OK) == 0);
+        result(out, "kcore_bytes", read_count("/p2/kcore"));
+        result(out, "keys_bytes", read_count("/p2/keys"));
+        result(out, "timer_list_bytes", read_count("/p2/timer_list"));
+        result(out, "driver_entries", dir_entries("/p2/driver"));
+        result(out, "driver_ro", read_only("/p2/driver"));
+        result(out, "sys_ro", read_only("/p2/sys"));
+        result(out, "sys_rw", E(mount(NULL, "/p2/sys", NULL, MS_REMOUNT | MS_BIND, NULL)));
+        result(out, "umount_keys", E(umount("/p2/keys")));
+        result(out, "umount_sys", E(umount("/p2/sys")));
+        result(out, "umount_p2", E(umount2("/p2", MNT_DETACH)));
+        mkdir("/s2", 0755);
+        /* Read-only like the container's /sys, or the kernel finds it too revealing. */
+        result(out, "sysfs", E(mount("sysfs", "/s2", "sysfs", MS_RDONLY, NULL)));
+        result(out, "firmware_entries", dir_entries("/s2/firmware"));
+        result(out, "sysfs_rw", E(mount(NULL, "/s2", NULL, MS_REMOUNT | MS_BIND, NULL)));
+        result(out, "sys_umount", E(umount("/sys")));
+}
+
+TEST(proc_masking) {
+        Run run;
+        run_container(scenario_proc, &run);
+        ASSERT_EQ(run_result(&run, "proc"), 0);
+        ASSERT_EQ(run_result(&run, "pid1"), 1); /* the container's pid namespace, not the VM's */
+        ASSERT_TRUE(run_result(&run, "uptime_bytes") > 0);
+        if (access("/proc/kcore", F_OK) == 0) {
+                ASSERT_EQ(run_result(&run, "kcore_exists"), 1);
+                ASSERT_EQ(run_result(&run, "kcore_bytes"), 0);
+        }
+        if (access("/proc/driver", F_OK) == 0) {
+                ASSERT_EQ(run_result(&run, "driver_entries"), 0);
+                ASSERT_EQ(run_result(&run, "driver_ro"), 1);
+        }
+        if (access("/proc/keys", F_OK) == 0)
+                ASSERT_EQ(run_result(&run, "keys_bytes"), 0);
+        if (access("/proc/timer_list", F_OK) == 0)
+                ASSERT_EQ(run_result(&run, "timer_list_bytes"), 0);
+        ASSERT_EQ(run_result(&run, "sys_ro"), 1);
+        ASSERT_EQ(run_result(&run, "sys_rw"), EPERM);
+        ASSERT_EQ(run_result(&run, "umount_keys"), EPERM);
+        ASSERT_EQ(run_result(&run, "umount_sys"), EPERM);
+        ASSERT_EQ(run_result(&run, "umount_p2"), 0);
+        ASSERT_EQ(run_result(&run, "sysfs"), 0);
+        if (access("/sys/firmware", F_OK) == 0)
+                ASSERT_EQ(run_result(&run, "firmware_entries"), 0);
+        /* The container's sysfs shares the initial one's superblock: it stays read-only. */
+        ASSERT_EQ(run_result(&run, "sysfs_rw"), EPERM);
+        ASSERT_EQ(run_result(&run, "sys_umount"), EBUSY);
+        ASSERT_TRUE(host_mounts_clean());
+        run_done(&run);
+}
+
+static void scenario_mknod(FILE *out) {
+        result(out, "null", E(mknod("/dev/mynull", S_IFCHR | 0666, makedev(1, 3))));
+        int fd = open("/dev/mynull", O_RDWR | O_CLOEXEC);
+        result(out, "null_open", fd < 0 ? errno : 0);
+        char buf[8] = "abc";
+        result(out, "null_write", fd < 0 ? -1 : write(fd, buf, 3));
+        result(out, "null_read", fd < 0 ? -1 : read(fd, buf, sizeof(buf)));
+        if (fd >= 0)
+                close(fd);
+        struct stat st;
+        result(out, "null_rdev", stat("/dev/mynull", &st) == 0 && S_ISCHR(st.st_mode) && st.st_rdev == makedev(1, 3));
+        result(out, "null_again", E(mknod("/dev/mynull", S_IFCHR | 0666, makedev(1, 3))));
+
+        int r = chdir("/dev");
+        result(out, "zero_relative", r < 0 ? errno : E(mknodat(AT_FDCWD, "myzero", S_IFCHR | 0666, makedev(1, 5))));
+        r = chdir("/");
+        memset(buf, 'x', sizeof(buf));
+        fd = open("/dev/myzero", O_RDONLY | O_CLOEXEC);
+        result(out, "zero_read", fd < 0 ? -errno : read(fd, buf, sizeof(buf)) == 8 && buf[0] == 0 && buf[7] == 0);
+        if (fd >= 0)
+                close(fd);
+        int dir = open("/dev", O_PATH | O_DIRECTORY | O_CLOEXEC);
+        result(out, "urandom_dirfd", E(mknodat(dir, "myurandom", S_IFCHR | 0666, makedev(1, 9))));
+        close(dir);
+        result(out, "urandom_read", read_count("/dev/myurandom") < 0 ? 0 : 1);
+
+        result(out, "block", E(mknod("/dev/sda", S_IFBLK | 0600, makedev(8, 0))));
+        result(out, "tty1", E(mknod("/dev/tty1", S_IFCHR | 0600, makedev(4, 1))));
+        result(out, "mem", E(mknod("/dev/mem", S_IFCHR | 0600, makedev(1, 1))));
+        result(out, "fifo", E(mknod("/dev/fifo", S_IFIFO | 0600, 0)));
+        result(out, "fifo_is_fifo", stat("/dev/fifo", &st) == 0 && S_ISFIFO(st.st_mode));
+        result(out, "whiteout", E(mknod("/dev/wh", S_IFCHR, 0)));
+        result(out, "regular", E(mknod("/dev/reg", S_IFREG | 0600, 0)));
+}
+
+TEST(mknod) {
+        Run run;
+        run_container(scenario_mknod, &run);
+        ASSERT_EQ(run_result(&run, "null"), 0);
+        ASSERT_EQ(run_result(&run, "null_open"), 0);
+        ASSERT_EQ(run_result(&run, "null_write"), 3);
+        ASSERT_EQ(run_result(&run, "null_read"), 0);
+        ASSERT_EQ(run_result(&run, "null_rdev"), 1);
+        ASSERT_EQ(run_result(&run, "null_again"), EEXIST);
+        ASSERT_EQ(run_result(&run, "zero_relative"), 0);
+        ASSERT_EQ(run_result(&run, "zero_read"), 1);
+        ASSERT_EQ(run_result(&run, "urandom_dirfd"), 0);
+        ASSERT_EQ(run_result(&run, "urandom_read"), 1);
+        ASSERT_EQ(run_result(&run, "block"), EPERM);
+        ASSERT_EQ(run_result(&run, "tty1"), EPERM);
+        ASSERT_EQ(run_result(&run, "mem"), EPERM);
+        ASSERT_EQ(run_result(&run, "fifo"), 0);
+        ASSERT_EQ(run_result(&run, "fifo_is_fifo"), 1);
+        ASSERT_EQ(run_result(&run, "whiteout"), 0);
+        ASSERT_EQ(run_result(&run, "regular"), 0);
+        ASSERT_EQ(run.continued, 3);
+        ASSERT_TRUE(host_mounts_clean());
+        run_done(&run);
+}
+
+static void scenario_bad_input(FILE *out) {
+        long page = sysconf(_SC_PAGESIZE);
+        char *p = mmap(NULL, 2 * (size_t) page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (p == MAP_FAILED || mprotect(p + page, (size_t) page, PROT_NONE) < 0)
+                die("guard page");
+        memset(p, 'A', (size_t) page);
+        size_t huge_size = 1 << 20;
+        char *huge = malloc(huge_size);
+        if (!huge)
+                die("malloc");
+        memset(huge, 'x', huge_size - 1);
+        huge[huge_size - 1] = '\0';
+        char *long_path = malloc(PATH_MAX + 100);
+        if (!long_path)
+                die("malloc");
+        memset(long_path, 'a', PATH_MAX + 99);
+        long_path[0] = '/';
+        long_path[PATH_MAX + 99] = '\0';
+
+        result(out, "null_target", E(syscall(SYS_mount, "none", NULL, "tmpfs", 0, NULL)));
+        result(out, "unmapped_target", E(syscall(SYS_mount, "none", (void *) 8, "tmpfs", 0, NULL)));
+        /* PATH_MAX bytes without a NUL, then one short of that running into the guard page. */
+        result(out, "unterminated_target", E(syscall(SYS_mount, "none", p, "tmpfs", 0, NULL)));
+        result(out, "faulting_target", E(syscall(SYS_mount, "none", p + 1, "tmpfs", 0, NULL)));
+        result(out, "long_target", E(syscall(SYS_mount, "none", long_path, "tmpfs", 0, NULL)));
+        result(out, "huge_fstype", E(syscall(SYS_mount, "none", "/mnt", huge, 0, NULL)));
+        result(out, "unmapped_fstype", E(syscall(SYS_mount, "none", "/mnt", (void *) 8, 0, NULL)));
+        result(out, "unterminated_data", E(syscall(SYS_mount, "none", "/mnt", "tmpfs", 0, p)));
+        result(out, "unmapped_data", E(syscall(SYS_mount, "none", "/mnt", "tmpfs", 0, (void *) 8)));
+        result(out, "unmapped_umount", E(syscall(SYS_umount2, (void *) 8, 0)));
+        result(out, "unterminated_mknod", E(syscall(SYS_mknod, p + 1, S_IFCHR | 0666, makedev(1, 3))));
+        result(out, "long_mknod", E(syscall(SYS_mknod, long_path, S_IFCHR | 0666, makedev(1, 3))));
+        result(out, "long_fifo", E(syscall(SYS_mknod, long_path, S_IFIFO | 0600, 0)));
+        /* A short string right before the guard page reads fine. */
+        char *edge = p + page - 5;
+        memcpy(edge, "/mnt", 5);
+        result(out, "edge_target", E(syscall(SYS_mount, "none", edge, "tmpfs", 0, NULL)));
+        memcpy(edge - 6, "size=1", 6);
+        memcpy(edge, "m\0\0\0\0", 5);
+        result(out, "edge_data", E(syscall(SYS_mount, "none", "/mnt", "tmpfs", 0, edge - 6)));
+        result(out, "after", E(mount("none", "/mnt", "tmpfs", 0, NULL)));
+        free(huge);
+        free(long_path);
+}
+
+TEST(bad_input) {
+        Run run;
+        run_container(scenario_bad_input, &run);
+        ASSERT_EQ(run_result(&run, "null_target"), EFAULT);
+        ASSERT_EQ(run_result(&run, "unmapped_target"), EFAULT);
+        ASSERT_EQ(run_result(&run, "unterminated_target"), ENAMETOOLONG);
+        ASSERT_EQ(run_result(&run, "faulting_target"), EFAULT);
+        ASSERT_EQ(run_result(&run, "long_target"), ENAMETOOLONG);
+        ASSERT_EQ(run_result(&run, "huge_fstype"), ENODEV);
+        ASSERT_EQ(run_result(&run, "unmapped_fstype"), EFAULT);
+        ASSERT_TRUE(run_result(&run, "unterminated_data") != 0); /* 4096 'A's: not a tmpfs option */
+        ASSERT_EQ(run_result(&run, "unmapped_data"), EFAULT);
+        ASSERT_EQ(run_result(&run, "unmapped_umount"), EFAULT);
+        ASSERT_EQ(run_result(&run, "unterminated_mknod"), EFAULT);
+        ASSERT_EQ(run_result(&run, "long_mknod"), ENAMETOOLONG);
+        ASSERT_EQ(run_result(&run, "long_fifo"), ENAMETOOLONG);
+        ASSERT_EQ(run_result(&run, "edge_target"), 0);
+        ASSERT_EQ(run_result(&run, "edge_data"), 0);
+        ASSERT_EQ(run_result(&run, "after"), 0);
+        ASSERT_TRUE(host_mounts_clean());
+        run_done(&run);
+}
