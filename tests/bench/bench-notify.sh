@@ -13,7 +13,7 @@ docker_agent_config
 docker_setup --add-runtime "plain=$(command -v runc)" || exit 1
 gcc -static -O2 -o notify-loop "$STOCKADE_TOP/tests/bench/notify-loop.c" -lseccomp 2>/dev/null
 
-raw=$(./notify-loop raw $n | awk '{print $(NF-4)}')
+raw=$(./notify-loop raw $n | awk '{print $5}')
 ours=$(docker_run stockade-test notify-loop calls $n)
 plain=$(docker_run --runtime=plain stockade-test notify-loop calls $n)
 trapped=$(awk '{print $3}' <<<"$ours")
