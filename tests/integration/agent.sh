@@ -104,7 +104,7 @@ assert s["eci"]["enabled"] is True and s["eci"]["locked"] is False, s["eci"]
 assert [l["path"].split("/")[-1] for l in s["locks"]] == ["daemon.json", "stockade"], s["locks"]
 assert s["locks"][1]["state"] == "locked" and s["locks"][1]["tamper_count"] == 0, s["locks"]
 assert s["locks"][0]["state"] == "unlocked", "ECI is not locked, so the engine config is not"
-assert s["containers"] == {"running": 0}
+assert s["containers"] == {"running": 0, "list": []}, s["containers"]
 ' "$ctl" "$sock"
 expect "human status" 0 '^policy: +builtin' $ctl --socket "$sock" status
 expect "a peer neither root nor in the group is refused" 1 'permission denied: uid 65534 is neither root nor in the stockade group' \
