@@ -128,6 +128,15 @@ static bool eci_locked(const Agent *a) {
                source == SETTING_SOURCE_ADMIN_LOCKED;
 }
 
+static bool eci_enabled(const Agent *a) {
+        const cJSON *v;
+        SettingSource source;
+        /* Without usable settings isolation stays on: fail closed. */
+        if (!a->effective || effective_settings_get(a->effective, "enhancedContainerIsolation", &v, &source) < 0)
+                return true;
+        return !cJSON_IsFalse(v);
+}
+
 static const char *policy_state(const Agent *a) {
         if (!a->bundle)
                 return "builtin";
@@ -640,8 +649,7 @@ static cJSON *status_json(const Agent *a) {
         SettingSource eci_source = SETTING_SOURCE_BUILTIN;
         (void) effective_settings_get(a->effective, "enhancedContainerIsolation", &eci_value, &eci_source);
         cJSON *eci = cJSON_AddObjectToObject(json, "eci");
-        /* Without usable settings isolation stays on: fail closed. */
-        cJSON_AddBoolToObject(eci, "enabled", a->policy_error && !a->bundle ? true : cJSON_IsTrue(eci_value));
+        cJSON_AddBoolToObject(eci, "enabled", eci_enabled(a));
         cJSON_AddBoolToObject(eci, "locked", eci_source == SETTING_SOURCE_ADMIN_LOCKED);
         cJSON_AddStringToObject(eci, "source", setting_source_to_string(eci_source));
 
@@ -770,15 +778,6 @@ static int method_refresh(void *userdata, ControlClient *client, const cJSON *pa
         cJSON_AddBoolToObject(json, "fetching", a->session.state == SESSION_FETCHING);
         *ret = json;
         return 0;
-}
-
-static bool eci_enabled(const Agent *a) {
-        const cJSON *v;
-        SettingSource source;
-        /* Without usable settings isolation stays on: fail closed. */
-        if (!a->effective || effective_settings_get(a->effective, "enhancedContainerIsolation", &v, &source) < 0)
-                return true;
-        return !cJSON_IsFalse(v);
 }
 
 static cJSON *string_array(const char *const *items, size_t n) {
