@@ -1,12 +1,15 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Trapped and untrapped call costs.
- *   notify-loop raw N      a raw libseccomp notify loop: a child traps mknodat (glibc's mknod) and the
- *                          parent answers each with CONTINUE; prints us per trapped call
+ *   notify-loop raw N [A T]  a raw libseccomp notify loop: a child traps mknodat (glibc's mknod) and
+ *                          the parent answers each with CONTINUE; prints us per trapped call. With
+ *                          A and T the parent runs on CPU A and the child on CPU T.
  *   notify-loop calls N    run inside a container: times N mknod(S_IFIFO)+unlink pairs (the
  *                          mknod trapped for the agent) and N getppid() (never trapped)
  * Built static so that it also runs in the test image. */
+#define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <seccomp.h>
 #include <signal.h>
 #include <stdio.h>
@@ -46,12 +49,25 @@ static double time_getppid(long n) {
         return (now_us() - start) / n;
 }
 
-static int raw(long n) {
+static void pin(const char *cpu) {
+        if (!cpu)
+                return;
+        cpu_set_t set;
+        CPU_ZERO(&set);
+        CPU_SET(atoi(cpu), &set);
+        if (sched_setaffinity(0, sizeof(set), &set) < 0) {
+                perror("sched_setaffinity");
+                exit(1);
+        }
+}
+
+static int raw(long n, const char *answerer_cpu, const char *trapped_cpu) {
         int sv[2];
         if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) < 0)
                 return 1;
         pid_t pid = fork();
         if (pid == 0) {
+                pin(trapped_cpu);
                 scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
                 if (!ctx || seccomp_rule_add(ctx, SCMP_ACT_NOTIFY, SCMP_SYS(mknodat), 0) < 0 || seccomp_load(ctx) < 0)
                         _exit(2);
@@ -72,6 +88,7 @@ static int raw(long n) {
                         _exit(4);
                 _exit(0);
         }
+        pin(answerer_cpu);
         char c, control[CMSG_SPACE(sizeof(int))];
         struct iovec iov = { .iov_base = &c, .iov_len = 1 };
         struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control, .msg_controllen = sizeof(control) };
@@ -102,12 +119,12 @@ static int raw(long n) {
 int main(int argc, char *argv[]) {
         long n = argc > 2 ? atol(argv[2]) : 10000;
         if (argc > 1 && strcmp(argv[1], "raw") == 0)
-                return raw(n);
+                return raw(n, argc > 4 ? argv[3] : NULL, argc > 4 ? argv[4] : NULL);
         if (argc > 1 && strcmp(argv[1], "calls") == 0) {
                 double trapped = time_mknod(n), untrapped = time_getppid(n * 100);
                 printf("trapped mknod %.2f us, untrapped getppid %.4f us\n", trapped, untrapped);
                 return 0;
         }
-        fprintf(stderr, "usage: notify-loop raw|calls N\n");
+        fprintf(stderr, "usage: notify-loop raw N [ANSWERER_CPU TRAPPED_CPU] | calls N\n");
         return 2;
 }
