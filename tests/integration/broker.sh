@@ -51,6 +51,10 @@ else
         fail "bad pointers, unterminated strings and huge lengths get errors" "$out"
 fi
 
+# A listener of the container's own would see its mounts first and could let them through.
+expect "a container cannot install a seccomp listener of its own" 0 "^own seccomp listener: Device or resource busy$" \
+        docker_run --privileged $img mount-probe own-listener
+
 "$ctl" --socket "unix:$SCRATCH/control.sock" events --json >events.jsonl 2>&1 &
 on_exit "kill $! 2>/dev/null"
 sleep 0.2

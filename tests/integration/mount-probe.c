@@ -2,12 +2,19 @@
 /* Built static and run inside a container, printing what each call returned:
  *   mount-probe bad              passes the agent's broker bad pointers, unterminated
  *                                strings and huge lengths in trapped calls
- *   mount-probe remount-rw PATH  mount(2) with MS_REMOUNT|MS_BIND, no MS_RDONLY */
+ *   mount-probe remount-rw PATH  mount(2) with MS_REMOUNT|MS_BIND, no MS_RDONLY
+ *   mount-probe own-listener     installs a seccomp filter of its own that would send
+ *                                mount(2) to a listener of its own (which could answer
+ *                                CONTINUE past the agent) */
 #include <errno.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -37,6 +44,21 @@ static int bad_calls(void) {
         return 0;
 }
 
+static int own_listener(void) {
+        struct sock_filter code[] = {
+                BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+                BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_mount, 0, 1),
+                BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_USER_NOTIF),
+                BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+        };
+        struct sock_fprog prog = { .len = sizeof(code) / sizeof(code[0]), .filter = code };
+        if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+                return 1;
+        report("own seccomp listener",
+               syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER, &prog));
+        return 0;
+}
+
 int main(int argc, char *argv[]) {
         mkdir("/mnt", 0755);
         if (argc == 2 && strcmp(argv[1], "bad") == 0)
@@ -45,6 +67,8 @@ int main(int argc, char *argv[]) {
                 report(argv[2], mount(NULL, argv[2], NULL, MS_REMOUNT | MS_BIND, NULL));
                 return 0;
         }
-        fprintf(stderr, "usage: mount-probe bad | remount-rw PATH\n");
+        if (argc == 2 && strcmp(argv[1], "own-listener") == 0)
+                return own_listener();
+        fprintf(stderr, "usage: mount-probe bad | remount-rw PATH | own-listener\n");
         return 2;
 }
