@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "defaults.h"
+#include "enforcer/uidrange.h"
 
 #include "proto/control-client.h"
 #include "policy/bundle.h"
@@ -526,8 +527,15 @@ static void print_status(const cJSON *st) {
                        cJSON_GetNumberValue(cJSON_GetObjectItem(item, "tamper_count")));
         printf("engine:     %s %s\n", json_text(engine, "config", "?"),
                cJSON_IsTrue(cJSON_GetObjectItem(engine, "config_current")) ? "current" : "NOT current");
-        printf("containers: %.0f running\n",
-               cJSON_GetNumberValue(cJSON_GetObjectItem(cJSON_GetObjectItem(st, "containers"), "running")));
+        const cJSON *containers = cJSON_GetObjectItem(st, "containers");
+        printf("containers: %.0f running\n", cJSON_GetNumberValue(cJSON_GetObjectItem(containers, "running")));
+        cJSON_ArrayForEach(item, cJSON_GetObjectItem(containers, "list")) {
+                double base = cJSON_GetNumberValue(cJSON_GetObjectItem(item, "uid_base"));
+                printf("container:  %.12s pid %.0f, ids %.0f-%.0f, vetted calls %.0f allowed, %.0f denied\n",
+                       json_text(item, "id", "?"), cJSON_GetNumberValue(cJSON_GetObjectItem(item, "pid")), base,
+                       base + UID_RANGE_SIZE - 1, cJSON_GetNumberValue(cJSON_GetObjectItem(item, "allowed")),
+                       cJSON_GetNumberValue(cJSON_GetObjectItem(item, "denied")));
+        }
 }
 
 static int cmd_status(int argc, char *argv[]) {

@@ -125,7 +125,16 @@ show docker run --rm -v "$work/docker.sock:/var/run/docker.sock" stockade-test t
 step "--privileged is privileged only inside its own user namespace"
 show docker run --rm --privileged stockade-test sh -c 'cat /proc/self/uid_map; echo x >/proc/sys/kernel/core_pattern' || echo "(exit status $?)"
 
-step "The agent's view"
+step "Its mounts and device nodes are vetted by the agent: what containers need works, undoing isolation does not"
+show docker run --rm --privileged -v demo-volume:/data:ro stockade-test sh -c '
+mkdir -p /mnt && mount -t tmpfs none /mnt && echo "mount -t tmpfs: ok"
+mount -o remount,rw /data || echo "remount of the read-only volume: refused"
+umount /proc || echo "umount /proc: refused"
+mknod /tmp/sda b 8 0 || echo "block device node: refused"' || echo "(exit status $?)"
+
+step "The agent's view, with a container running that tried to make a block device"
+docker run -d --privileged stockade-test sh -c 'mknod /tmp/sda b 8 0; exec sleep 600' >/dev/null 2>&1
+sleep 0.5
 show "$ctl" --socket "unix:$work/control.sock" status
 
 step "Cleaning up: containers, dockerd, the agent, mounts and files"

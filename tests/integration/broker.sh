@@ -72,4 +72,7 @@ assert c and c[0]["denied"] >= 1 and c[0]["allowed"] >= 1 and c[0]["pid"] > 0, c
 else
         fail "refusals are counted in status, emitted as syscall.denied and logged" "$(tail -3 events.jsonl)"
 fi
+expect "stockadectl status lists the container with its range and counters" 0 \
+        "^container:  ${id:0:12} pid [0-9]+, ids [0-9]+-[0-9]+, vetted calls [1-9][0-9]* allowed, [1-9][0-9]* denied$" \
+        "$ctl" --socket "unix:$SCRATCH/control.sock" status
 docker rm -f counted >/dev/null 2>&1
