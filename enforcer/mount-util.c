@@ -76,15 +76,8 @@ static int mount_entry_parse(char *line, MountEntry *ret) {
         return 0;
 }
 
-int mount_table_read(int fd, MountTable *ret) {
-        _cleanup_free_ char *text = NULL;
-        size_t size;
-        int r = RET_NERRNO(lseek(fd, 0, SEEK_SET));
-        if (r >= 0)
-                r = read_full_fd(fd, MOUNTINFO_MAX, &text, &size);
-        if (r < 0)
-                return r;
-
+int mount_table_parse(char *text, MountTable *ret) {
+        _cleanup_free_ char *owned = text;
         size_t lines = 1;
         for (const char *c = text; (c = strchr(c, '\n')); c++)
                 lines++;
@@ -97,11 +90,20 @@ int mount_table_read(int fd, MountTable *ret) {
                 next = strchr(line, '\n');
                 if (next)
                         *next++ = '\0';
-                r = mount_entry_parse(line, &entries[n++]);
+                int r = mount_entry_parse(line, &entries[n++]);
                 if (r < 0)
                         return r;
         }
 
-        *ret = (MountTable) { .text = TAKE_PTR(text), .entries = TAKE_PTR(entries), .n = n };
+        *ret = (MountTable) { .text = TAKE_PTR(owned), .entries = TAKE_PTR(entries), .n = n };
         return 0;
+}
+
+int mount_table_read(int fd, MountTable *ret) {
+        char *text = NULL;
+        size_t size;
+        int r = RET_NERRNO(lseek(fd, 0, SEEK_SET));
+        if (r >= 0)
+                r = read_full_fd(fd, MOUNTINFO_MAX, &text, &size);
+        return r < 0 ? r : mount_table_parse(text, ret);
 }

@@ -30,6 +30,9 @@ typedef struct MountTable {
 /* Reads the whole table from fd, an open mountinfo file, from its start: one fd can be read
  * again and again, and always shows the namespace of the process that opened it. */
 int mount_table_read(int fd, MountTable *ret);
+/* Parses mountinfo text (NUL-terminated, taken over even on failure): -EBADMSG for a
+ * line that is not a mount entry. */
+int mount_table_parse(char *text, MountTable *ret);
 void mount_table_done(MountTable *t);
 
 /* What follows prefix in path without the slash ("" if they are equal), NULL if path is
