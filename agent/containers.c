@@ -113,6 +113,23 @@ static void container_unlink(Containers *cs, Container *c) {
                 }
 }
 
+/* The record of a container with a range, made when missing. */
+static int container_add(Containers *cs, const char *id, uint32_t base) {
+        Container *c = container_find(cs, id);
+        if (!c) {
+                c = calloc(1, sizeof(Container));
+                if (!c || !(c->id = strdup(id))) {
+                        free(c);
+                        return -ENOMEM;
+                }
+                c->owner = cs;
+                c->next = cs->list;
+                cs->list = c;
+        }
+        c->base = base;
+        return 0;
+}
+
 static void count(Container *c, const BrokerEvent *e) {
         if (!e->syscall)
                 return;
@@ -211,17 +228,18 @@ static size_t read_masked_paths(const char *bundle, char **buf, const char **mas
         return n;
 }
 
-static int container_add_notify_fd(Container *c, pid_t pid, const char *bundle, int fd, char **reterr) {
+/* init_pid: the container's init, whose exit ends the record's fds. */
+static int container_add_notify_fd(Container *c, pid_t init_pid, const char *bundle, int fd, char **reterr) {
         if (!c->broker) {
                 char *buf[MASKED_MAX];
                 const char *masked[MASKED_MAX];
                 size_t n = read_masked_paths(bundle, buf, masked, MASKED_MAX);
-                int r = broker_container_new(c->id, pid, c->base, masked, n, &c->broker, reterr);
+                int r = broker_container_new(c->id, init_pid, c->base, masked, n, &c->broker, reterr);
                 for (size_t i = 0; i < n; i++)
                         free(buf[i]);
                 if (r < 0)
                         return r;
-                c->pid = pid;
+                c->pid = init_pid;
                 ev_io_init(&c->exit_io, exit_cb, broker_container_pidfd(c->broker), EV_READ);
                 ev_io_start(c->owner->loop, &c->exit_io);
         }
@@ -260,7 +278,7 @@ static void handle_message(Containers *cs, const char *data, size_t size, int *f
                 log_warning("Refusing a seccomp listener message: %s", why ? why : strerror(-r));
         else if (!c)
                 log_warning("Refusing notify fds for unregistered container '%s'", m.metadata ? m.metadata : "?");
-        else if ((r = container_add_notify_fd(c, m.pid, m.bundle, fds[m.seccomp_fd_index], &why)) < 0)
+        else if ((r = container_add_notify_fd(c, m.init_pid, m.bundle, fds[m.seccomp_fd_index], &why)) < 0)
                 log_warning("Cannot vet the calls of container '%s': %s", c->id, why ? why : strerror(-r));
         else
                 fds[m.seccomp_fd_index] = -EBADF; /* the watch owns it now */
@@ -354,6 +372,13 @@ int containers_new(struct ev_loop *loop, const char *state_dir, containers_repor
         int r = uid_ranges_open(dfd, "ranges.json", UID_RANGE_FIRST, UID_RANGE_SIZE, UID_RANGES_MAX, &cs->ranges, reterr);
         if (r < 0)
                 return r;
+        /* Containers registered before a restart: a docker exec into one is vetted again. */
+        for (size_t i = 0; i < uid_ranges_count(cs->ranges); i++) {
+                uint32_t base;
+                const char *id = uid_ranges_get(cs->ranges, i, &base);
+                if ((r = container_add(cs, id, base)) < 0)
+                        return r;
+        }
         *ret = TAKE_PTR(cs);
         return 0;
 }
@@ -382,19 +407,9 @@ int containers_register(Containers *cs, const char *id, uint32_t *ret_base, char
         int r = uid_ranges_acquire(cs->ranges, id, &base, reterr);
         if (r < 0)
                 return r;
-
-        Container *c = container_find(cs, id);
-        if (!c) {
-                c = calloc(1, sizeof(Container));
-                if (!c || !(c->id = strdup(id))) {
-                        free(c);
-                        return -ENOMEM;
-                }
-                c->owner = cs;
-                c->next = cs->list;
-                cs->list = c;
-        }
-        c->base = base;
+        r = container_add(cs, id, base);
+        if (r < 0)
+                return r;
         *ret_base = base;
         return 0;
 }

@@ -151,3 +151,8 @@ int uid_ranges_release(UidRanges *r, const char *owner) {
 size_t uid_ranges_count(const UidRanges *r) {
         return r->n;
 }
+
+const char *uid_ranges_get(const UidRanges *r, size_t i, uint32_t *ret_base) {
+        *ret_base = r->first + r->items[i].index * r->size;
+        return r->items[i].owner;
+}

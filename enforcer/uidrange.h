@@ -27,6 +27,8 @@ int uid_ranges_acquire(UidRanges *r, const char *owner, uint32_t *ret_base, char
 /* -ENOENT when owner has none. */
 int uid_ranges_release(UidRanges *r, const char *owner);
 size_t uid_ranges_count(const UidRanges *r);
+/* The i-th allocation (i < uid_ranges_count()): its owner and base. */
+const char *uid_ranges_get(const UidRanges *r, size_t i, uint32_t *ret_base);
 
 /* Runc's rule for container ids: 1 to 128 of [A-Za-z0-9_.-], not starting with '.'. */
 bool container_id_valid(const char *id);

@@ -93,6 +93,13 @@ int seccomp_listener_parse(const char *data, size_t size, size_t n_fds, SeccompL
         const char *id = json_get_string(state, "id");
         if (!id || id[0] == '\0')
                 return error_set(reterr, -EINVAL, "'state.id' must be a non-empty string");
+        /* The spec requires state.pid once the container is created; while it is being
+         * created the process is the init itself. */
+        const cJSON *init_pid = cJSON_GetObjectItemCaseSensitive(state, "pid");
+        if (!init_pid)
+                init_pid = pid;
+        else if (!json_is_int(init_pid, 1, INT_MAX))
+                return error_set(reterr, -EINVAL, "'state.pid' must be a positive integer");
 
         _cleanup_free_ char *metadata = NULL, *bundle = NULL;
         r = optional_string(root, "metadata", "metadata", &metadata, reterr);
@@ -109,6 +116,7 @@ int seccomp_listener_parse(const char *data, size_t size, size_t n_fds, SeccompL
                 .container_id = container_id,
                 .metadata = TAKE_PTR(metadata),
                 .pid = (pid_t) pid->valuedouble,
+                .init_pid = (pid_t) init_pid->valuedouble,
                 .bundle = TAKE_PTR(bundle),
                 .seccomp_fd_index = index,
                 .n_fds = n_fds,

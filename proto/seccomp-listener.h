@@ -21,7 +21,8 @@
 typedef struct SeccompListenerMessage {
         char *container_id;   /* state.id */
         char *metadata;       /* listenerMetadata from the spec; NULL when absent */
-        pid_t pid;            /* the container process, as the runtime sees it */
+        pid_t pid;            /* the process the fd is for: the init, or a process of an exec */
+        pid_t init_pid;       /* state.pid, the container's init (pid when absent) */
         char *bundle;         /* state.bundle; NULL when absent */
         int seccomp_fd_index; /* index of "seccompFd" in the received fds */
         size_t n_fds;         /* the number of fds that arrived, equal to the length of "fds" */
@@ -32,7 +33,7 @@ typedef struct SeccompListenerMessage {
  * reterr is non-NULL) holds one line: -EMSGSIZE for more than SECCOMP_LISTENER_MAX bytes,
  * -EBADMSG when the data is not one JSON value ("not JSON"), -EINVAL when it is not a valid
  * message ("'pid' must be a positive integer", "'fds' must name the received fds (2 named,
- * 1 received)", "no 'seccompFd' in 'fds'", ...). */
+ * 1 received)", "no 'seccompFd' in 'fds'", "'state.pid' must be a positive integer", ...). */
 int seccomp_listener_parse(const char *data, size_t size, size_t n_fds, SeccompListenerMessage *ret, char **reterr);
 /* Frees the strings and resets *m; safe to call twice. */
 void seccomp_listener_message_done(SeccompListenerMessage *m);

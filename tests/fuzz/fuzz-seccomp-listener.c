@@ -23,7 +23,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 assert(!m.container_id && !m.metadata && !m.bundle);
                 return 0;
         }
-        assert(m.pid > 0);
+        assert(m.pid > 0 && m.init_pid > 0);
         assert(m.n_fds == n_fds);
         assert(m.seccomp_fd_index >= 0 && (size_t) m.seccomp_fd_index < n_fds);
         assert(m.container_id && m.container_id[0] != '\0');

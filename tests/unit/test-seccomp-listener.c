@@ -28,11 +28,24 @@ TEST(parse_runc_message) {
         ASSERT_STREQ(m.container_id, "9f0c2a7e1d44");
         ASSERT_STREQ(m.metadata, "stockade-token-3f9a");
         ASSERT_EQ(m.pid, 4242);
+        ASSERT_EQ(m.init_pid, 4242);
         ASSERT_STREQ(m.bundle, "/run/containerd/io.containerd.runtime.v2.task/moby/9f0c2a7e1d44");
         ASSERT_EQ(m.seccomp_fd_index, 0);
         ASSERT_EQ(m.n_fds, 1);
         seccomp_listener_message_done(&m);
         ASSERT_TRUE(!m.container_id && !m.metadata && !m.bundle);
+        seccomp_listener_message_done(&m);
+}
+
+/* What runc 1.1.5 sends for a docker exec: the exec's process, then the init in the state. */
+TEST(parse_exec_message) {
+        SeccompListenerMessage m = {};
+        ASSERT_OK(parse("{\"ociVersion\":\"1.0.2-dev\",\"fds\":[\"seccompFd\"],\"pid\":8073,\"metadata\":\"5b0e\","
+                        "\"state\":{\"ociVersion\":\"1.0.2-dev\",\"id\":\"5b0e\",\"status\":\"running\",\"pid\":8042,"
+                        "\"bundle\":\"/b\"}}",
+                        1, &m, NULL));
+        ASSERT_EQ(m.pid, 8073);
+        ASSERT_EQ(m.init_pid, 8042);
         seccomp_listener_message_done(&m);
 }
 
@@ -45,6 +58,7 @@ TEST(parse_optional_members_and_other_fds) {
         ASSERT_TRUE(!m.metadata);
         ASSERT_TRUE(!m.bundle);
         ASSERT_EQ(m.pid, 1);
+        ASSERT_EQ(m.init_pid, 1); /* no state.pid: the process is the init */
         ASSERT_EQ(m.seccomp_fd_index, 1);
         ASSERT_EQ(m.n_fds, 2);
         seccomp_listener_message_done(&m);
@@ -98,6 +112,10 @@ TEST(parse_errors) {
                        "'state.id' must be a non-empty string");
         assert_refused("{\"pid\":1,\"fds\":[\"seccompFd\"],\"state\":{\"id\":\"\"}}", 1, -EINVAL,
                        "'state.id' must be a non-empty string");
+        assert_refused("{\"pid\":1,\"fds\":[\"seccompFd\"],\"state\":{\"id\":\"c\",\"pid\":0}}", 1, -EINVAL,
+                       "'state.pid' must be a positive integer");
+        assert_refused("{\"pid\":1,\"fds\":[\"seccompFd\"],\"state\":{\"id\":\"c\",\"pid\":\"1\"}}", 1, -EINVAL,
+                       "'state.pid' must be a positive integer");
         assert_refused("{\"pid\":1,\"fds\":[\"seccompFd\"],\"metadata\":{},\"state\":{\"id\":\"c\"}}", 1, -EINVAL,
                        "'metadata' must be a string");
         assert_refused("{\"pid\":1,\"fds\":[\"seccompFd\"],\"state\":{\"id\":\"c\",\"bundle\":null}}", 1, -EINVAL,
