@@ -571,16 +571,6 @@ static int mount_attrs_replace(int fd, unsigned long flags) {
         return RET_NERRNO(mount_setattr(fd, "", AT_EMPTY_PATH, &attr, sizeof(attr)));
 }
 
-/* The kernel's own words about a failed fsconfig(), if it left any. */
-static const char *fs_message(int fs, char *buf, size_t size) {
-        ssize_t n = read(fs, buf, size - 1);
-        if (n <= 2)
-                return "";
-        buf[n] = '\0';
-        buf[strcspn(buf, "\n")] = '\0';
-        return buf + 2; /* "e " */
-}
-
 /* "a,b=c,d": each option as fsconfig() takes it, like the kernel's legacy parser; "\,"
  * is a comma inside an option (overlay paths). */
 static int fs_apply_data(int fs, const char *data, char *reason, size_t size) {
@@ -609,7 +599,7 @@ static int fs_apply_data(int fs, const char *data, char *reason, size_t size) {
                 if (fsconfig(fs, value ? FSCONFIG_SET_STRING : FSCONFIG_SET_FLAG, option, value, 0) < 0) {
                         int r = -errno;
                         char m[200];
-                        snprintf(reason, size, "option '%s': %s %s", option, strerror(-r), fs_message(fs, m, sizeof(m)));
+                        snprintf(reason, size, "option '%s': %s %s", option, strerror(-r), fs_context_message(fs, m, sizeof(m)));
                         return r;
                 }
         }
@@ -686,7 +676,7 @@ static void do_mount_new(Context *x, int target_fd) {
         if (fs < 0)
                 helper_fail(socket, -errno, "cannot create a %s: %m", q->fstype);
         if (q->source && fsconfig(fs, FSCONFIG_SET_STRING, "source", q->source, 0) < 0)
-                helper_fail(socket, -errno, "source '%s': %m %s", q->source, fs_message(fs, m, sizeof(m)));
+                helper_fail(socket, -errno, "source '%s': %m %s", q->source, fs_context_message(fs, m, sizeof(m)));
         int r = fs_apply_sb_flags(fs, q->flags);
         if (r < 0)
                 helper_fail(socket, r, "%s: %s", q->fstype, strerror(-r));
@@ -694,7 +684,7 @@ static void do_mount_new(Context *x, int target_fd) {
         if (r < 0)
                 helper_fail(socket, r, "%s: %s", q->fstype, reason);
         if (fsconfig(fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0)
-                helper_fail(socket, -errno, "cannot create a %s: %m %s", q->fstype, fs_message(fs, m, sizeof(m)));
+                helper_fail(socket, -errno, "cannot create a %s: %m %s", q->fstype, fs_context_message(fs, m, sizeof(m)));
         _cleanup_close_ int mnt = fsmount(fs, FSMOUNT_CLOEXEC, mount_attrs_of_flags(q->flags));
         if (mnt < 0)
                 helper_fail(socket, -errno, "cannot mount a %s: %m", q->fstype);
@@ -760,7 +750,7 @@ static void do_mount(Context *x) {
                                 helper_fail(socket, r, "'%s': %s", path, reason);
                         if (fsconfig(fs, FSCONFIG_CMD_RECONFIGURE, NULL, NULL, 0) < 0)
                                 helper_fail(socket, -errno, "cannot reconfigure '%s': %m %s", path,
-                                            fs_message(fs, m, sizeof(m)));
+                                            fs_context_message(fs, m, sizeof(m)));
                 }
                 r = mount_attrs_replace(target_fd, q->flags);
                 if (r < 0)

@@ -229,16 +229,6 @@ static int overlay_spec_init(OverlaySpec *s, const char *const *lower, size_t n_
         return 0;
 }
 
-/* The first message an fsconfig() left in the filesystem context, without its "e " tag. */
-static const char *fs_context_message(int fs_fd, char *buf, size_t size) {
-        ssize_t n = read(fs_fd, buf, size - 1);
-        if (n <= 2)
-                return "";
-        buf[n] = '\0';
-        buf[strcspn(buf, "\n")] = '\0';
-        return buf + 2; /* past "e " */
-}
-
 /* In the overlay helper: fails with the kernel's own words on why, if it left any. */
 _noreturn_ _printf_(4, 5) static void overlay_helper_fail(int socket, int fs_fd, int error,
                                                           const char *format, ...) {

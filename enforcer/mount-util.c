@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include <stdio.h>
+#include <unistd.h>
 
 #include "mount-util.h"
 #include "util.h"
@@ -106,4 +107,13 @@ int mount_table_read(int fd, MountTable *ret) {
         if (r >= 0)
                 r = read_full_fd(fd, MOUNTINFO_MAX, &text, &size);
         return r < 0 ? r : mount_table_parse(text, ret);
+}
+
+const char *fs_context_message(int fs_fd, char *buf, size_t size) {
+        ssize_t n = read(fs_fd, buf, size - 1);
+        if (n <= 2)
+                return "";
+        buf[n] = '\0';
+        buf[strcspn(buf, "\n")] = '\0';
+        return buf + 2; /* past "e " */
 }

@@ -38,3 +38,7 @@ void mount_table_done(MountTable *t);
 /* What follows prefix in path without the slash ("" if they are equal), NULL if path is
  * not prefix or below it. */
 const char *path_startswith(const char *path, const char *prefix);
+
+/* The first message a failed fsconfig() left in the filesystem context fs_fd (from fsopen),
+ * without its "e " tag, in buf; "" when there is none. */
+const char *fs_context_message(int fs_fd, char *buf, size_t size);

@@ -173,21 +173,27 @@ TEST(golden_volume) {
         check_golden("volume");
 }
 
-static void assert_refused(const char *name, void (*edit)(cJSON *spec), const char *reason) {
-        Case c = {};
-        case_load(&c, name);
+/* Loads case name, edited by edit (if any), and rewrites it with /etc/docker restricted:
+ * the refusal's text. */
+static char *refusal_of(Case *c, const char *name, void (*edit)(cJSON *spec)) {
+        case_load(c, name);
         if (edit) {
-                cJSON *spec = cJSON_Parse(c.text);
+                cJSON *spec = cJSON_Parse(c->text);
                 edit(spec);
-                free(c.text);
-                c.text = cJSON_PrintUnformatted(spec);
+                free(c->text);
+                c->text = cJSON_PrintUnformatted(spec);
                 cJSON_Delete(spec);
         }
         const char *restricted[] = { "/etc/docker" };
-        SpecPolicy p = policy_for(&c, restricted, 1);
+        SpecPolicy p = policy_for(c, restricted, 1);
         cJSON *out = NULL;
         SpecBinds binds = {};
-        _cleanup_free_ char *why = rewrite(&c, &p, &out, &binds);
+        return rewrite(c, &p, &out, &binds);
+}
+
+static void assert_refused(const char *name, void (*edit)(cJSON *spec), const char *reason) {
+        Case c = {};
+        _cleanup_free_ char *why = refusal_of(&c, name, edit);
         ASSERT_STREQ(why, reason);
         free(c.text);
 }
@@ -234,6 +240,15 @@ TEST(restricted_binds_refused) {
         assert_refused("plain", high_uid, "stockade: uid 70000 is outside the container's 65536 ids");
 }
 
+static char alias_source[512];
+
+static void bind_alias(cJSON *spec) {
+        bind_etc(spec);
+        cJSON *mounts = cJSON_GetObjectItem(spec, "mounts");
+        cJSON_ReplaceItemInObject(cJSON_GetArrayItem(mounts, cJSON_GetArraySize(mounts) - 1), "source",
+                                  cJSON_CreateString(alias_source));
+}
+
 TEST(bind_alias_of_restricted_dir_refused) {
         /* A "volume" below the engine's root that is a bind mount of /etc (as
          * "docker volume create -o type=none -o o=bind -o device=/etc" makes). */
@@ -241,30 +256,16 @@ TEST(bind_alias_of_restricted_dir_refused) {
                 test_skip("needs root for the bind mount");
         ASSERT_OK(RET_NERRNO(unshare(CLONE_NEWNS)));
         ASSERT_OK(RET_NERRNO(mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL)));
+        snprintf(alias_source, sizeof(alias_source), "%s/engine/volumes/etcvol/_data", test_tmpdir());
+        make_dirs(alias_source);
+        ASSERT_OK(RET_NERRNO(mount("/etc", alias_source, NULL, MS_BIND, NULL)));
+
         Case c = {};
-        case_load(&c, "plain");
-        char data[512];
-        snprintf(data, sizeof(data), "%s/engine/volumes/etcvol/_data", c.tmp);
-        make_dirs(data);
-        ASSERT_OK(RET_NERRNO(mount("/etc", data, NULL, MS_BIND, NULL)));
-
-        cJSON *spec = cJSON_Parse(c.text);
-        bind_etc(spec);
-        cJSON *mounts = cJSON_GetObjectItem(spec, "mounts");
-        cJSON_ReplaceItemInObject(cJSON_GetArrayItem(mounts, cJSON_GetArraySize(mounts) - 1), "source", cJSON_CreateString(data));
-        free(c.text);
-        c.text = cJSON_PrintUnformatted(spec);
-        cJSON_Delete(spec);
-
-        const char *restricted[] = { "/etc/docker" };
-        SpecPolicy p = policy_for(&c, restricted, 1);
-        cJSON *out = NULL;
-        SpecBinds binds = {};
-        _cleanup_free_ char *why = rewrite(&c, &p, &out, &binds);
+        _cleanup_free_ char *why = refusal_of(&c, "plain", bind_alias);
         char want[600];
-        snprintf(want, sizeof(want), "stockade: can't mount %s: restricted VM path", data);
+        snprintf(want, sizeof(want), "stockade: can't mount %s: restricted VM path", alias_source);
         ASSERT_STREQ(why, want);
-        (void) umount2(data, MNT_DETACH);
+        (void) umount2(alias_source, MNT_DETACH);
         free(c.text);
 }
 
