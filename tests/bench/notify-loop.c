@@ -5,6 +5,7 @@
  *                          A and T the parent runs on CPU A and the child on CPU T.
  *   notify-loop calls N    run inside a container: times N mknod(S_IFIFO)+unlink pairs (the
  *                          mknod trapped for the agent) and N getppid() (never trapped)
+ *   notify-loop mounts N   run inside a container: times N mount+umount pairs of a tmpfs
  * Built static so that it also runs in the test image. */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -15,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -39,6 +41,18 @@ static double time_mknod(long n) {
                 }
                 unlink(path);
         }
+        return (now_us() - start) / n;
+}
+
+static double time_mounts(long n) {
+        mkdir("/mnt", 0755);
+        mkdir("/mnt/bench", 0755);
+        double start = now_us();
+        for (long i = 0; i < n; i++)
+                if (mount("none", "/mnt/bench", "tmpfs", 0, NULL) < 0 || umount("/mnt/bench") < 0) {
+                        perror("mount");
+                        exit(1);
+                }
         return (now_us() - start) / n;
 }
 
@@ -125,6 +139,10 @@ int main(int argc, char *argv[]) {
                 printf("trapped mknod %.2f us, untrapped getppid %.4f us\n", trapped, untrapped);
                 return 0;
         }
-        fprintf(stderr, "usage: notify-loop raw N [ANSWERER_CPU TRAPPED_CPU] | calls N\n");
+        if (argc > 1 && strcmp(argv[1], "mounts") == 0) {
+                printf("mount+umount %.2f us\n", time_mounts(n));
+                return 0;
+        }
+        fprintf(stderr, "usage: notify-loop raw N [ANSWERER_CPU TRAPPED_CPU] | calls N | mounts N\n");
         return 2;
 }
