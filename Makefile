@@ -21,7 +21,7 @@ BASE_CFLAGS += $(SANITIZE_FLAGS) -O1
 LDFLAGS += $(SANITIZE_FLAGS)
 endif
 ALL_CFLAGS := $(BASE_CFLAGS) $(CFLAGS)
-ALL_LDFLAGS := -Wl,--as-needed $(LDFLAGS)
+ALL_LDFLAGS := -Wl,--as-needed -Wl,-z,relro,-z,now $(LDFLAGS)
 
 MAINS := agent/stockadectl.c $(wildcard agent/stockaded.c enforcer/stockade-runc.c)
 BINS := $(patsubst %.c,$(BUILDDIR)/bin/%,$(notdir $(MAINS)))

@@ -356,8 +356,9 @@ _printf_(4, 5) static void event_set(BrokerEvent *e, bool denied, int error, con
 
 /* Besides its user and mount namespaces, the caller's other namespaces where they are not
  * ours: a proc shows the mounter's pid namespace, sysfs its network, mqueue its IPC,
- * cgroup2 its cgroup namespace. */
-static int namespaces_of(pid_t pid) {
+ * cgroup2 its cgroup namespace. The pid namespace only with_pid: joining it takes a fork,
+ * and only a new proc needs it. */
+static int namespaces_of(pid_t pid, bool with_pid) {
         static const struct {
                 const char *name;
                 int flag;
@@ -369,6 +370,8 @@ static int namespaces_of(pid_t pid) {
         for (size_t i = 0; i < ELEMENTSOF(types); i++) {
                 char path[64];
                 struct stat ours, theirs;
+                if (types[i].flag == CLONE_NEWPID && !with_pid)
+                        continue;
                 snprintf(path, sizeof(path), "/proc/%d/ns/%s", (int) pid, types[i].name);
                 if (stat(path, &theirs) < 0)
                         continue;
@@ -876,8 +879,8 @@ static void broker_helper(int socket, const void *userdata) {
                 if (r < 0)
                         helper_fail(socket, r, "cannot read the mount table: %s", strerror(-r));
         }
-        if (q->kind == SYSCALL_MOUNT && q->fstype && mount_op(q->flags) == MOUNT_OP_NEW &&
-            (streq(q->fstype, "proc") || streq(q->fstype, "sysfs"))) {
+        bool new_fs = q->kind == SYSCALL_MOUNT && q->fstype && mount_op(q->flags) == MOUNT_OP_NEW;
+        if (new_fs && (streq(q->fstype, "proc") || streq(q->fstype, "sysfs"))) {
                 for (; x.n_devnull < q->c->n_masked; x.n_devnull++) {
                         devnull[x.n_devnull] = open_tree(AT_FDCWD, "/dev/null", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
                         if (devnull[x.n_devnull] < 0)
@@ -893,7 +896,8 @@ static void broker_helper(int socket, const void *userdata) {
         }
 
         /* The container's root, in its namespaces, where the caller stands. */
-        int namespaces = q->kind == SYSCALL_MOUNT ? namespaces_of(q->pid) : CLONE_NEWNS | CLONE_NEWUSER;
+        int namespaces = q->kind == SYSCALL_MOUNT ? namespaces_of(q->pid, new_fs && streq(q->fstype, "proc"))
+                                                  : CLONE_NEWNS | CLONE_NEWUSER;
         if (setns(q->pidfd, namespaces) < 0)
                 helper_fail(socket, errno == ESRCH ? -ENOENT : -errno, "cannot join the namespaces of process %d: %m",
                             (int) q->pid);

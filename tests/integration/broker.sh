@@ -25,8 +25,9 @@ check_all() {
         expect "$p: umount /proc fails" 0 '^refused$' "$@" sh -c 'umount /proc 2>/dev/null && echo unmounted || echo refused'
         expect "$p: umount /sys fails" 0 '^refused$' "$@" sh -c 'umount /sys 2>/dev/null && echo unmounted || echo refused'
         expect "$p: umount -l /proc fails" 0 '^refused$' "$@" sh -c 'umount -l /proc 2>/dev/null && echo unmounted || echo refused'
-        expect "$p: a new proc mount works and stays masked" 0 '^proc ok, keys and timer_list empty$' "$@" sh -c \
-                'mkdir -p /mnt/p && mount -t proc proc /mnt/p && test -e /mnt/p/self/status && echo -n "proc ok, " && [ "$(head -c 16 /mnt/p/keys | wc -c)" = 0 ] && [ "$(head -c 16 /mnt/p/timer_list | wc -c)" = 0 ] && echo "keys and timer_list empty"'
+        expect "$p: a new proc mount works, shows the container's pids and stays masked" 0 \
+                '^proc ok, pid 1 is the container.s, keys and timer_list empty$' "$@" sh -c \
+                'mkdir -p /mnt/p && mount -t proc proc /mnt/p && test -e /mnt/p/self/status && echo -n "proc ok, " && cmp -s /mnt/p/1/cmdline /proc/1/cmdline && echo -n "pid 1 is the container'"'"'s, " && [ "$(head -c 16 /mnt/p/keys | wc -c)" = 0 ] && [ "$(head -c 16 /mnt/p/timer_list | wc -c)" = 0 ] && echo "keys and timer_list empty"'
         expect "$p: mknod c 1 3 works and behaves as /dev/null" 0 '^null ok$' "$@" sh -c \
                 'mknod /tmp/null c 1 3 && echo gone >/tmp/null && [ -z "$(cat /tmp/null)" ] && echo null ok'
         expect "$p: a block device node is refused" 0 '^refused$' "$@" sh -c 'mknod /tmp/vda b 254 0 2>/dev/null && echo made || echo refused'
