@@ -46,7 +46,6 @@ struct Container {
         char *id;
         uint32_t base;
         BrokerContainer *broker; /* from the first notify fd (the init's) until init exits */
-        pid_t pid;
         ev_io exit_io; /* the init's pidfd */
         NotifyWatch *watches;
         PendingWatch *pendings;
@@ -86,7 +85,6 @@ static void container_stop_broker(Container *c) {
                 ev_io_stop(loop, &c->exit_io);
                 c->broker = broker_container_free(c->broker);
         }
-        c->pid = 0;
 }
 
 static Container *container_free(Container *c) {
@@ -209,7 +207,7 @@ static void notify_cb(struct ev_loop *loop, ev_io *w, int revents) {
 
 static void exit_cb(struct ev_loop *loop, ev_io *w, int revents) {
         Container *c = container_of(w, Container, exit_io);
-        log_debug("Container '%s' init %d exited", c->id, (int) c->pid);
+        log_debug("Container '%s' init %d exited", c->id, (int) broker_container_init_pid(c->broker));
         container_stop_broker(c);
 }
 
@@ -239,7 +237,6 @@ static int container_add_notify_fd(Container *c, pid_t init_pid, const char *bun
                         free(buf[i]);
                 if (r < 0)
                         return r;
-                c->pid = init_pid;
                 ev_io_init(&c->exit_io, exit_cb, broker_container_pidfd(c->broker), EV_READ);
                 ev_io_start(c->owner->loop, &c->exit_io);
         }
@@ -332,12 +329,14 @@ int containers_listen(Containers *cs, const char *path, char **reterr) {
                 return error_set(reterr, -ENAMETOOLONG, "'%s' is too long for a socket path", path);
         strcpy(sa.sun_path, path);
 
+        int r = unix_socket_remove_stale(path, reterr);
+        if (r < 0)
+                return r;
         _cleanup_close_ int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
         if (fd < 0)
                 return error_set(reterr, -errno, "socket: %m");
-        (void) unlink(path);
         mode_t old = umask(0077);
-        int r = bind(fd, (struct sockaddr *) &sa, sizeof(sa));
+        r = bind(fd, (struct sockaddr *) &sa, sizeof(sa));
         umask(old);
         if (r < 0 || listen(fd, 64) < 0)
                 return error_set(reterr, -errno, "cannot listen on '%s': %m", path);
@@ -432,7 +431,7 @@ cJSON *containers_status(const Containers *cs) {
         for (const Container *c = cs->list; c; c = c->next) {
                 cJSON *item = cJSON_CreateObject();
                 cJSON_AddStringToObject(item, "id", c->id);
-                cJSON_AddNumberToObject(item, "pid", c->pid);
+                cJSON_AddNumberToObject(item, "pid", c->broker ? broker_container_init_pid(c->broker) : 0);
                 cJSON_AddNumberToObject(item, "uid_base", c->base);
                 cJSON_AddNumberToObject(item, "allowed", (double) c->allowed);
                 cJSON_AddNumberToObject(item, "denied", (double) c->denied);

@@ -508,21 +508,6 @@ ControlServer *control_server_free(ControlServer *s) {
         return NULL;
 }
 
-/* Replaces a socket left behind by an earlier run; anything else at path is an error. */
-static int unix_remove_stale(const char *path, char **reterr) {
-        struct stat st;
-        if (lstat(path, &st) < 0) {
-                if (errno == ENOENT)
-                        return 0;
-                return error_set(reterr, -errno, "cannot check '%s': %s", path, strerror(errno));
-        }
-        if (!S_ISSOCK(st.st_mode))
-                return error_set(reterr, -EEXIST, "'%s' exists and is not a socket", path);
-        if (unlink(path) < 0)
-                return error_set(reterr, -errno, "cannot remove the stale socket '%s': %s", path, strerror(errno));
-        return 0;
-}
-
 int control_server_listen(ControlServer *s, const char *address, char **reterr) {
         assert(s);
         assert(address);
@@ -537,7 +522,7 @@ int control_server_listen(ControlServer *s, const char *address, char **reterr) 
                 peer_cid = a.vm.svm_cid;
                 a.vm.svm_cid = VMADDR_CID_ANY;
         } else {
-                r = unix_remove_stale(a.un.sun_path, reterr);
+                r = unix_socket_remove_stale(a.un.sun_path, reterr);
                 if (r < 0)
                         return r;
         }

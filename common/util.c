@@ -80,6 +80,20 @@ int write_all(int fd, const void *data, size_t size) {
         return 0;
 }
 
+int unix_socket_remove_stale(const char *path, char **reterr) {
+        struct stat st;
+        if (lstat(path, &st) < 0) {
+                if (errno == ENOENT)
+                        return 0;
+                return error_set(reterr, -errno, "cannot check '%s': %s", path, strerror(errno));
+        }
+        if (!S_ISSOCK(st.st_mode))
+                return error_set(reterr, -EEXIST, "'%s' exists and is not a socket", path);
+        if (unlink(path) < 0)
+                return error_set(reterr, -errno, "cannot remove the stale socket '%s': %s", path, strerror(errno));
+        return 0;
+}
+
 int write_file_atomic(int dir_fd, const char *name, const void *data, size_t size, mode_t mode) {
         char tmp[PATH_MAX];
         if ((size_t) snprintf(tmp, sizeof(tmp), "%s.tmp", name) >= sizeof(tmp))

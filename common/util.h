@@ -17,6 +17,10 @@ int read_full_fd(int fd, size_t max, char **ret, size_t *ret_size);
 /* Writes everything, retrying on EINTR and short writes. */
 int write_all(int fd, const void *data, size_t size);
 
+/* Removes a socket left behind by an earlier run at path (nothing there is fine); anything
+ * else at path is an error. */
+int unix_socket_remove_stale(const char *path, char **reterr);
+
 /* Crash-safe replace: write "name.tmp", fsync, rename over name, fsync the directory. */
 int write_file_atomic(int dir_fd, const char *name, const void *data, size_t size, mode_t mode);
 

@@ -59,7 +59,6 @@ struct BrokerContainer {
         char **masked;
         size_t n_masked;
         MountTable initial;
-        unsigned *initial_attrs; /* MASK_ATTRS of initial.entries[i] */
         size_t notif_size, resp_size;
         SyscallNumber syscalls[SYSCALLS_MAX];
         size_t n_syscalls;
@@ -108,6 +107,8 @@ static bool strv_contains(const char *const *v, size_t n, const char *s) {
         return false;
 }
 
+/* The restrictions (MASK_ATTRS) that a mount's per-mount options hold; all of them when
+ * it cannot tell. */
 static unsigned mount_options_attrs(const char *options) {
         unsigned attrs = 0;
         _cleanup_free_ char *copy = strdup(options);
@@ -121,27 +122,6 @@ static unsigned mount_options_attrs(const char *options) {
                          : streq(o, "noexec") ? MOUNT_ATTR_NOEXEC
                                               : 0;
         return attrs;
-}
-
-/* MountEntry has the ro flag only: the per-mount options are the 6th field of each line of
- * the same file. An entry whose line is not found keeps every restriction. */
-static void initial_attrs_fill(const char *text, const MountTable *t, unsigned *attrs) {
-        for (size_t i = 0; i < t->n; i++)
-                attrs[i] = MASK_ATTRS;
-        for (const char *line = text; line && *line;) {
-                int id;
-                char options[256];
-                if (sscanf(line, "%d %*d %*s %*s %*s %255s", &id, options) == 2)
-                        for (size_t i = 0; i < t->n; i++)
-                                if (t->entries[i].id == id)
-                                        attrs[i] = mount_options_attrs(options);
-                line = strchr(line, '\n');
-                if (line)
-                        line++;
-        }
-        for (size_t i = 0; i < t->n; i++)
-                if (t->entries[i].read_only)
-                        attrs[i] |= MOUNT_ATTR_RDONLY;
 }
 
 static void syscalls_resolve(BrokerContainer *c) {
@@ -186,7 +166,6 @@ BrokerContainer *broker_container_free(BrokerContainer *c) {
                 free(c->masked[i]);
         free(c->masked);
         mount_table_done(&c->initial);
-        free(c->initial_attrs);
         free(c);
         return NULL;
 }
@@ -223,21 +202,13 @@ int broker_container_new(const char *id, pid_t init_pid, uint32_t base, const ch
         char path[64];
         snprintf(path, sizeof(path), "/proc/%d/mountinfo", (int) init_pid);
         _cleanup_close_ int fd = RET_NERRNO(open(path, O_RDONLY | O_CLOEXEC));
-        _cleanup_free_ char *text = NULL;
-        size_t size;
-        int r = fd < 0 ? fd : read_full_fd(fd, 16u * 1024u * 1024u, &text, &size);
-        if (r >= 0)
-                r = mount_table_read(fd, &c->initial);
+        int r = fd < 0 ? fd : mount_table_read(fd, &c->initial);
         /* The pid could have been reused before we opened its files. */
         if (r >= 0)
                 r = RET_NERRNO(pidfd_send_signal(c->pidfd, 0, NULL, 0));
         if (r < 0)
                 return error_set(reterr, r, "container '%s': cannot read the mounts of process %d: %s", id,
                                  (int) init_pid, strerror(-r));
-        c->initial_attrs = calloc(c->initial.n + 1, sizeof(unsigned));
-        if (!c->initial_attrs)
-                return -ENOMEM;
-        initial_attrs_fill(text, &c->initial, c->initial_attrs);
 
         struct seccomp_notif_sizes sizes = {};
         r = RET_NERRNO(syscall(SYS_seccomp, SECCOMP_GET_NOTIF_SIZES, 0, &sizes));
@@ -257,6 +228,10 @@ const char *broker_container_id(const BrokerContainer *c) {
 
 int broker_container_pidfd(const BrokerContainer *c) {
         return c->pidfd;
+}
+
+pid_t broker_container_init_pid(const BrokerContainer *c) {
+        return c->init_pid;
 }
 
 /* ---- the caller's memory ---- */
@@ -496,7 +471,7 @@ static unsigned mount_restrictions(const Context *x, const MountEntry *e, bool *
                 const MountEntry *m = &c->initial.entries[i];
                 if (m->id == e->id ||
                     (m->major == e->major && m->minor == e->minor && path_startswith(e->root, m->root))) {
-                        r |= c->initial_attrs[i];
+                        r |= mount_options_attrs(m->options);
                         initial = true;
                 }
         }

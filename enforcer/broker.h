@@ -65,6 +65,7 @@ DEFINE_POINTER_CLEANUP(BrokerContainer, broker_container_free);
 const char *broker_container_id(const BrokerContainer *c);
 /* Readable once the container's init has exited. */
 int broker_container_pidfd(const BrokerContainer *c);
+pid_t broker_container_init_pid(const BrokerContainer *c);
 
 /* Receives and handles one notification from notify_fd (call when it is readable): answers
  * it (BROKER_ANSWERED) or starts a helper (BROKER_PENDING and *ret_pending). *ret_event

@@ -72,6 +72,7 @@ static int mount_entry_parse(char *line, MountEntry *ret) {
         unescape_octal(point);
         m.root = root;
         m.point = point;
+        m.options = options;
         m.read_only = STARTSWITH(options, "ro") && (options[2] == ',' || options[2] == '\0');
         *ret = m;
         return 0;

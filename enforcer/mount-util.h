@@ -16,6 +16,7 @@ typedef struct MountEntry {
         unsigned minor;
         const char *root;  /* the directory of the filesystem shown at point */
         const char *point;
+        const char *options; /* the per-mount options ("rw,nosuid,relatime"), not the superblock's */
         bool read_only;    /* the per-mount flag, not the superblock's */
         const char *fstype;
         const char *super_options; /* as the filesystem shows them, still escaped */

@@ -26,6 +26,7 @@ TEST(parse_fields_escapes_and_optional_fields) {
         ASSERT_STREQ(e->root, "/mnt1");
         ASSERT_STREQ(e->point, "/mnt with space");
         ASSERT_TRUE(!e->read_only);
+        ASSERT_STREQ(e->options, "rw,noatime");
         ASSERT_STREQ(e->fstype, "ext3");
         ASSERT_STREQ(e->super_options, "rw,errors=continue");
         e = &t.entries[1];
