@@ -12,6 +12,8 @@ AgentConfig *agent_config_free(AgentConfig *c) {
                 free(c->control[i]);
         for (size_t i = 0; i < c->n_locks; i++)
                 free(c->locks[i]);
+        for (size_t i = 0; i < c->n_host_shares; i++)
+                free(c->host_shares[i]);
         free(c->state_dir);
         free(c->trust_root);
         free(c->org);
@@ -76,6 +78,9 @@ static int config_defaults(AgentConfig *c) {
         return 0;
 }
 
+/* Where a desktop VM sees the host's shared directories, and the VM's own users' homes. */
+static const char *const host_shares_default[] = { "/host_mnt", "/mnt/host", "/home" };
+
 static int parse_list(const cJSON *v, const char *key, char **list, size_t *n, char **reterr) {
         if (!cJSON_IsArray(v))
                 return error_set(reterr, -EINVAL, "'%s' must be an array of strings", key);
@@ -93,7 +98,7 @@ static int parse_list(const cJSON *v, const char *key, char **list, size_t *n, c
         return 0;
 }
 
-static int config_parse(AgentConfig *c, const cJSON *json, bool *locks_set, char **reterr) {
+static int config_parse(AgentConfig *c, const cJSON *json, bool *locks_set, bool *shares_set, char **reterr) {
         static const struct {
                 const char *key;
                 size_t offset;
@@ -133,6 +138,10 @@ static int config_parse(AgentConfig *c, const cJSON *json, bool *locks_set, char
                         r = parse_list(v, key, c->control, &c->n_control, reterr);
                 else if (streq(key, "restrictedPaths"))
                         r = parse_list(v, key, c->restricted, &c->n_restricted, reterr);
+                else if (streq(key, "hostShares")) {
+                        r = parse_list(v, key, c->host_shares, &c->n_host_shares, reterr);
+                        *shares_set = true;
+                }
                 else if (streq(key, "locks")) {
                         r = parse_list(v, key, c->locks, &c->n_locks, reterr);
                         *locks_set = true;
@@ -159,7 +168,7 @@ int agent_config_load(const char *path, AgentConfig **ret, char **reterr) {
 
         _cleanup_free_ char *text = NULL;
         size_t size;
-        bool locks_set = false;
+        bool locks_set = false, shares_set = false;
         r = read_full_file(AT_FDCWD, path, 1 << 20, &text, &size);
         if (r == -ENOENT && streq(path, AGENT_CONFIG_DEFAULT))
                 text = NULL;
@@ -168,7 +177,7 @@ int agent_config_load(const char *path, AgentConfig **ret, char **reterr) {
         else {
                 _cleanup_json_ cJSON *json = cJSON_ParseWithLength(text, size);
                 _cleanup_free_ char *why = NULL;
-                r = config_parse(c, json, &locks_set, &why);
+                r = config_parse(c, json, &locks_set, &shares_set, &why);
                 if (r < 0)
                         return error_set(reterr, r, "%s: %s", path, why ? why : strerror(-r));
         }
@@ -183,6 +192,11 @@ int agent_config_load(const char *path, AgentConfig **ret, char **reterr) {
                         if (defaults[i] && (r = list_add(c->locks, &c->n_locks, defaults[i])) < 0)
                                 return r;
         }
+
+        if (!shares_set)
+                for (size_t i = 0; i < ELEMENTSOF(host_shares_default); i++)
+                        if ((r = list_add(c->host_shares, &c->n_host_shares, host_shares_default[i])) < 0)
+                                return r;
 
         *ret = TAKE_PTR(c);
         return 0;

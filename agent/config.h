@@ -7,7 +7,8 @@
  *  "caFile": null, "refreshInterval": "60m", "locks": [...], "runc": "/usr/bin/runc",
  *  "runtime": "/usr/local/bin/stockade-runc", "engineConfig": "/etc/docker/daemon.json",
  *  "userSettings": null, "group": "stockade", "engineDataRoot": "/var/lib/docker",
- *  "engineSocket": "/var/run/docker.sock", "engineInit": "/usr/bin/docker-init", "runDir": "/run/stockade", "restrictedPaths": []}
+ *  "engineSocket": "/var/run/docker.sock", "engineInit": "/usr/bin/docker-init", "runDir": "/run/stockade", "restrictedPaths": [],
+ *  "hostShares": ["/host_mnt", "/mnt/host", "/home"]}
  * Every key is optional; a missing file at the default path means all defaults. */
 
 #include <stdbool.h>
@@ -41,6 +42,8 @@ typedef struct AgentConfig {
         char *run_dir;          /* runtime state: the containers' ID-mapped mounts */
         char *restricted[AGENT_LIST_MAX]; /* VM paths containers never mount, besides the built-in ones */
         size_t n_restricted;
+        char *host_shares[AGENT_LIST_MAX]; /* the only VM directories bind sources may lie in, unless the admin sets filesharingAllowedDirectories */
+        size_t n_host_shares;
 } AgentConfig;
 
 /* A missing file is an error unless path is AGENT_CONFIG_DEFAULT. Errors name the key:

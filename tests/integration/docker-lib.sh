@@ -19,7 +19,7 @@ docker_agent_config() {
 {"control": ["unix:$SCRATCH/control.sock"], "stateDir": "$SCRATCH/state", "trustRoot": "$SCRATCH/etc/root.json",
  "engineConfig": "$SCRATCH/etc/daemon.json", "engineDataRoot": "$SCRATCH/docker/data",
  "engineSocket": "$SCRATCH/docker.sock", "runDir": "$SCRATCH/run", "runtime": "$STOCKADE_BIN/stockade-runc",
- "runc": "$(command -v runc)", "locks": [] ${1:+, $1}}
+ "runc": "$(command -v runc)", "locks": [], "hostShares": ["$SCRATCH"] ${1:+, $1}}
 JSON
 }
 
