@@ -803,21 +803,46 @@ static cJSON *restricted_paths(const Agent *a) {
         return list;
 }
 
-/* filesharingAllowedDirectories as set by the admin, or null (any directory). Entries
- * naming host variables ("$HOME") mean nothing inside the VM and are left out. */
-static cJSON *allowed_directories(const Agent *a) {
+/* "$NAME" or "$NAME/rest" with NAME from hostVariables; NULL where NAME is not there. */
+static char *expand_host_variable(const AgentConfig *c, const char *path) {
+        size_t n = strcspn(path + 1, "/");
+        for (size_t i = 0; i < c->n_host_variables; i++) {
+                const char *v = c->host_variables[i];
+                if (strncmp(v, path + 1, n) == 0 && v[n] == '=') {
+                        char *out = NULL;
+                        return asprintf(&out, "%s%s", v + n + 1, path + 1 + n) < 0 ? NULL : out;
+                }
+        }
+        return NULL;
+}
+
+/* The host shares: the admin's filesharingAllowedDirectories where set (host variables
+ * such as "$HOME" expanded through hostVariables, entries naming an unknown one left
+ * out), else the agent's hostShares. */
+static cJSON *host_shares(const Agent *a) {
         const cJSON *v, *entry;
         SettingSource source;
         if (effective_settings_get(a->effective, "filesharingAllowedDirectories", &v, &source) < 0 ||
             (source != SETTING_SOURCE_ADMIN_LOCKED && source != SETTING_SOURCE_ADMIN_DEFAULT))
-                return cJSON_CreateNull();
+                return string_array((const char *const *) a->config->host_shares, a->config->n_host_shares);
         cJSON *list = cJSON_CreateArray();
         cJSON_ArrayForEach(entry, v) {
                 const char *path = json_get_string(entry, "path");
-                if (path && path[0] == '/')
-                        cJSON_AddItemToArray(list, cJSON_CreateString(path));
+                _cleanup_free_ char *expanded = path && path[0] == '$' ? expand_host_variable(a->config, path) : NULL;
+                if (expanded || (path && path[0] == '/'))
+                        cJSON_AddItemToArray(list, cJSON_CreateString(expanded ?: path));
+                else
+                        log_debug("filesharingAllowedDirectories entry '%s' means nothing in this VM (see hostVariables)", path ?: "?");
         }
         return list;
+}
+
+/* Where container root filesystems may lie: the engines' storage. */
+static cJSON *storage_paths(const Agent *a) {
+        const char *builtin[] = {
+                a->config->engine_data_root, "/var/lib/docker", "/var/lib/containerd", "/run/containerd", "/var/lib/containers/storage",
+        };
+        return string_array(builtin, ELEMENTSOF(builtin));
 }
 
 static cJSON *setting_copy(const Agent *a, const char *name) {
@@ -855,7 +880,10 @@ static int method_register(void *userdata, ControlClient *client, const cJSON *p
         cJSON_AddStringToObject(json, "engine_init", a->config->engine_init);
         cJSON_AddStringToObject(json, "engine_socket", a->config->engine_socket);
         cJSON_AddItemToObject(json, "restricted", restricted_paths(a));
-        cJSON_AddItemToObject(json, "allowed", allowed_directories(a));
+        cJSON_AddItemToObject(json, "shares", host_shares(a));
+        cJSON_AddItemToObject(json, "storage", storage_paths(a));
+        cJSON_AddItemToObject(json, "hooks", string_array((const char *const *) a->config->hooks, a->config->n_hooks));
+        cJSON_AddItemToObject(json, "containers", containers_status(a->containers));
         cJSON_AddItemToObject(json, "socket_images", setting_copy(a, "enhancedContainerIsolation.dockerSocketMount.imageList.images"));
         if (containers_listener(a->containers))
                 cJSON_AddStringToObject(json, "seccomp_listener", containers_listener(a->containers));

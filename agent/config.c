@@ -14,6 +14,10 @@ AgentConfig *agent_config_free(AgentConfig *c) {
                 free(c->locks[i]);
         for (size_t i = 0; i < c->n_host_shares; i++)
                 free(c->host_shares[i]);
+        for (size_t i = 0; i < c->n_hooks; i++)
+                free(c->hooks[i]);
+        for (size_t i = 0; i < c->n_host_variables; i++)
+                free(c->host_variables[i]);
         free(c->state_dir);
         free(c->trust_root);
         free(c->org);
@@ -80,6 +84,26 @@ static int config_defaults(AgentConfig *c) {
 
 /* Where a desktop VM sees the host's shared directories, and the VM's own users' homes. */
 static const char *const host_shares_default[] = { "/host_mnt", "/mnt/host", "/home" };
+/* Docker's own prestart hook runs the engine's binary (as "/proc/PID/exe"). */
+static const char *const hooks_default[] = { "/usr/sbin/dockerd", "/usr/bin/dockerd" };
+
+/* "hostVariables": {"HOME": "/host_mnt/Users/me"} is kept as "HOME=/host_mnt/Users/me". */
+static int parse_variables(const cJSON *v, AgentConfig *c, char **reterr) {
+        if (!cJSON_IsObject(v))
+                return error_set(reterr, -EINVAL, "'hostVariables' must be an object of strings");
+        const cJSON *item;
+        cJSON_ArrayForEach(item, v) {
+                _cleanup_free_ char *entry = NULL;
+                if (!cJSON_IsString(item) || item->valuestring[0] != '/' || strchr(item->string, '='))
+                        return error_set(reterr, -EINVAL, "'hostVariables' must map names to absolute paths");
+                if (asprintf(&entry, "%s=%s", item->string, item->valuestring) < 0)
+                        return -ENOMEM;
+                int r = list_add(c->host_variables, &c->n_host_variables, entry);
+                if (r < 0)
+                        return error_set(reterr, r, "'hostVariables' has more than %d entries", AGENT_LIST_MAX);
+        }
+        return 0;
+}
 
 static int parse_list(const cJSON *v, const char *key, char **list, size_t *n, char **reterr) {
         if (!cJSON_IsArray(v))
@@ -98,7 +122,7 @@ static int parse_list(const cJSON *v, const char *key, char **list, size_t *n, c
         return 0;
 }
 
-static int config_parse(AgentConfig *c, const cJSON *json, bool *locks_set, bool *shares_set, char **reterr) {
+static int config_parse(AgentConfig *c, const cJSON *json, bool *locks_set, bool *shares_set, bool *hooks_set, char **reterr) {
         static const struct {
                 const char *key;
                 size_t offset;
@@ -141,7 +165,11 @@ static int config_parse(AgentConfig *c, const cJSON *json, bool *locks_set, bool
                 else if (streq(key, "hostShares")) {
                         r = parse_list(v, key, c->host_shares, &c->n_host_shares, reterr);
                         *shares_set = true;
-                }
+                } else if (streq(key, "hooks")) {
+                        r = parse_list(v, key, c->hooks, &c->n_hooks, reterr);
+                        *hooks_set = true;
+                } else if (streq(key, "hostVariables"))
+                        r = parse_variables(v, c, reterr);
                 else if (streq(key, "locks")) {
                         r = parse_list(v, key, c->locks, &c->n_locks, reterr);
                         *locks_set = true;
@@ -168,7 +196,7 @@ int agent_config_load(const char *path, AgentConfig **ret, char **reterr) {
 
         _cleanup_free_ char *text = NULL;
         size_t size;
-        bool locks_set = false, shares_set = false;
+        bool locks_set = false, shares_set = false, hooks_set = false;
         r = read_full_file(AT_FDCWD, path, 1 << 20, &text, &size);
         if (r == -ENOENT && streq(path, AGENT_CONFIG_DEFAULT))
                 text = NULL;
@@ -177,7 +205,7 @@ int agent_config_load(const char *path, AgentConfig **ret, char **reterr) {
         else {
                 _cleanup_json_ cJSON *json = cJSON_ParseWithLength(text, size);
                 _cleanup_free_ char *why = NULL;
-                r = config_parse(c, json, &locks_set, &shares_set, &why);
+                r = config_parse(c, json, &locks_set, &shares_set, &hooks_set, &why);
                 if (r < 0)
                         return error_set(reterr, r, "%s: %s", path, why ? why : strerror(-r));
         }
@@ -193,10 +221,12 @@ int agent_config_load(const char *path, AgentConfig **ret, char **reterr) {
                                 return r;
         }
 
-        if (!shares_set)
-                for (size_t i = 0; i < ELEMENTSOF(host_shares_default); i++)
-                        if ((r = list_add(c->host_shares, &c->n_host_shares, host_shares_default[i])) < 0)
-                                return r;
+        for (size_t i = 0; !shares_set && i < ELEMENTSOF(host_shares_default); i++)
+                if ((r = list_add(c->host_shares, &c->n_host_shares, host_shares_default[i])) < 0)
+                        return r;
+        for (size_t i = 0; !hooks_set && i < ELEMENTSOF(hooks_default); i++)
+                if ((r = list_add(c->hooks, &c->n_hooks, hooks_default[i])) < 0)
+                        return r;
 
         *ret = TAKE_PTR(c);
         return 0;

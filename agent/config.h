@@ -8,7 +8,8 @@
  *  "runtime": "/usr/local/bin/stockade-runc", "engineConfig": "/etc/docker/daemon.json",
  *  "userSettings": null, "group": "stockade", "engineDataRoot": "/var/lib/docker",
  *  "engineSocket": "/var/run/docker.sock", "engineInit": "/usr/bin/docker-init", "runDir": "/run/stockade", "restrictedPaths": [],
- *  "hostShares": ["/host_mnt", "/mnt/host", "/home"]}
+ *  "hostShares": ["/host_mnt", "/mnt/host", "/home"], "hostVariables": {"HOME": "/host_mnt/Users/me"},
+ *  "hooks": ["/usr/sbin/dockerd", "/usr/bin/dockerd"]}
  * Every key is optional; a missing file at the default path means all defaults. */
 
 #include <stdbool.h>
@@ -44,6 +45,10 @@ typedef struct AgentConfig {
         size_t n_restricted;
         char *host_shares[AGENT_LIST_MAX]; /* the only VM directories bind sources may lie in, unless the admin sets filesharingAllowedDirectories */
         size_t n_host_shares;
+        char *host_variables[AGENT_LIST_MAX]; /* "NAME=/path": what "$NAME" in filesharingAllowedDirectories is in the VM */
+        size_t n_host_variables;
+        char *hooks[AGENT_LIST_MAX]; /* the executables OCI hooks may run */
+        size_t n_hooks;
 } AgentConfig;
 
 /* A missing file is an error unless path is AGENT_CONFIG_DEFAULT. Errors name the key:

@@ -19,6 +19,7 @@
 #include "helper.h"
 #include "idmap.h"
 #include "mount-util.h"
+#include "source.h"
 #include "util.h"
 
 /* overlayfs stacks at most 500 layers. */
@@ -28,11 +29,13 @@
 
 /* ---- ID-mapped copies of mount trees ---- */
 
-static int idmap_clone(int userns_fd, const char *path, bool recursive, bool read_only, int *ret_fd,
+/* Clones the mount tree at source_fd (an open source, then path only names it) or else at path. */
+static int idmap_clone(int userns_fd, int source_fd, const char *path, bool recursive, bool read_only, int *ret_fd,
                        char **reterr) {
         unsigned recursion = recursive ? AT_RECURSIVE : 0;
         _cleanup_close_ int fd = RET_NERRNO(
-                open_tree(AT_FDCWD, path, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | recursion));
+                source_fd >= 0 ? open_tree(source_fd, "", AT_EMPTY_PATH | OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | recursion)
+                               : open_tree(AT_FDCWD, path, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | recursion));
         if (fd == -ENOENT)
                 return error_set(reterr, fd, "'%s' does not exist", path);
         if (fd < 0)
@@ -86,10 +89,10 @@ static int mount_attach(int fd, const char *target, char **reterr) {
         return 0;
 }
 
-int idmap_bind(int userns_fd, const char *source, const char *target, bool recursive, bool read_only,
+int idmap_bind(int userns_fd, int source_fd, const char *source, const char *target, bool recursive, bool read_only,
                char **reterr) {
         _cleanup_close_ int fd = -EBADF;
-        int r = idmap_clone(userns_fd, source, recursive, read_only, &fd, reterr);
+        int r = idmap_clone(userns_fd, source_fd, source, recursive, read_only, &fd, reterr);
         if (r < 0)
                 return r;
         struct stat st;
@@ -259,7 +262,7 @@ static void overlay_helper(int socket, const void *userdata) {
         if (!fds)
                 helper_fail(socket, -ENOMEM, "out of memory");
         for (size_t i = 0; i < s->n_layers; i++) {
-                r = idmap_clone(s->userns_fd, s->layers[i], false, i > 0, &fds[i], &error);
+                r = idmap_clone(s->userns_fd, -EBADF, s->layers[i], false, i > 0, &fds[i], &error);
                 if (r < 0)
                         helper_fail(socket, r, "%s", error);
         }
@@ -481,24 +484,25 @@ static int split_escaped(char *s, char sep, bool unescape, char **out, size_t ma
 
 #define OVERLAY_LAYERS_MAX 128
 
-int idmap_rootfs(int userns_fd, const char *rootfs, const char *target, char **reterr) {
-        char real[PATH_MAX];
-        if (!realpath(rootfs, real))
-                return error_set(reterr, -errno, "cannot resolve the root filesystem '%s': %m", rootfs);
+int idmap_rootfs(int userns_fd, int rootfs_fd, const char *rootfs, const char *target, char **reterr) {
+        SourceId id;
+        int r = source_id(rootfs_fd, &id);
+        if (r < 0)
+                return error_set(reterr, r, "cannot inspect the root filesystem '%s': %s", rootfs, strerror(-r));
 
         _cleanup_close_ int fd = open("/proc/self/mountinfo", O_RDONLY | O_CLOEXEC);
         MountTable table = {};
-        int r = fd < 0 ? -errno : mount_table_read(fd, &table);
+        r = fd < 0 ? -errno : mount_table_read(fd, &table);
         if (r < 0)
                 return error_set(reterr, r, "cannot read the mount table: %s", strerror(-r));
 
         const MountEntry *top = NULL;
-        for (size_t i = 0; i < table.n; i++)
-                if (streq(table.entries[i].point, real))
+        for (size_t i = 0; i < table.n && id.mount_root; i++)
+                if ((uint64_t) table.entries[i].id == id.mnt_id)
                         top = &table.entries[i];
         if (!top || !streq(top->fstype, "overlay")) {
                 mount_table_done(&table);
-                return idmap_bind(userns_fd, real, target, true, false, reterr);
+                return idmap_bind(userns_fd, rootfs_fd, rootfs, target, true, false, reterr);
         }
 
         _cleanup_free_ char *options = strdup(top->super_options);
@@ -519,6 +523,6 @@ int idmap_rootfs(int userns_fd, const char *rootfs, const char *target, char **r
                         r = split_escaped(work = option[i] + strlen("workdir="), '\0', true, &work, 1, &unused);
         }
         if (r < 0 || n_lower == 0 || !upper || !work || lower[0][0] != '/')
-                return error_set(reterr, -EINVAL, "cannot use the overlay at '%s': unexpected mount options", real);
+                return error_set(reterr, -EINVAL, "cannot use the overlay at '%s': unexpected mount options", rootfs);
         return idmap_overlay(userns_fd, (const char *const *) lower, n_lower, upper, work, target, reterr);
 }

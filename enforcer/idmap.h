@@ -23,14 +23,14 @@
  * every mount of a container. */
 int idmap_userns_open(uint32_t base, uint32_t count, int *ret_fd, char **reterr);
 
-/* Attaches an ID-mapped copy of the mount tree at source (a directory or a file, symlinks
- * followed) at target, mapped by userns_fd. recursive takes the mounts below source along
+/* Attaches an ID-mapped copy of the mount tree at source_fd (an O_PATH fd of a directory or
+ * a file, as checked; source names it in errors) at target, mapped by userns_fd. recursive takes the mounts below source along
  * (all must be on filesystems that support ID-mapped mounts); read_only makes the copy
  * read-only. A missing target is created (0755 directory or 0644 empty file, as source
  * is); its parent must exist. Where the caller is outside the mapping of an ID-mapped mount
  * holding target (a container's rootfs), target is created as its directory's owner. The
  * final component of target is not followed if it is a symlink. */
-int idmap_bind(int userns_fd, const char *source, const char *target, bool recursive, bool read_only,
+int idmap_bind(int userns_fd, int source_fd, const char *source, const char *target, bool recursive, bool read_only,
                char **reterr);
 
 /* Mounts at target (a directory, created 0755 if missing) an overlay whose layers are
@@ -59,7 +59,7 @@ int idmap_overlay(int userns_fd, const char *const *lower, size_t n_lower, const
  * content is not removed: -ENOTEMPTY names it. A missing dir is not an error. */
 int idmap_teardown(const char *dir, char **reterr);
 
-/* Presents a container's root filesystem ID-mapped at target: when rootfs is the engine's
- * overlay mount (the top mount at that path), the same layers are mounted again with
- * idmap_overlay(); anything else gets an ID-mapped recursive bind. */
-int idmap_rootfs(int userns_fd, const char *rootfs, const char *target, char **reterr);
+/* Presents a container's root filesystem (rootfs_fd, O_PATH; rootfs names it) ID-mapped at
+ * target: when it is the root of the engine's overlay mount, the same layers are mounted
+ * again with idmap_overlay(); anything else gets an ID-mapped recursive bind. */
+int idmap_rootfs(int userns_fd, int rootfs_fd, const char *rootfs, const char *target, char **reterr);

@@ -4,15 +4,17 @@
 #include <limits.h>
 #include <sys/capability.h>
 #include <fcntl.h>
+#include <linux/nsfs.h>
+#include <sched.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 
+#include "mount-util.h"
+#include "source.h"
 #include "spec.h"
 #include "util.h"
 
 #define AF_VSOCK_NUMBER 40
-
-/* Namespaces a container may never share with the VM. */
-static const char *const isolated_namespaces[] = { "network", "pid", "ipc", "uts" };
 
 /* Device nodes a container may have, privileged or not. */
 static const char *const safe_devices[] = {
@@ -35,13 +37,6 @@ static const char *const refused_syscalls[] = {
         "keyctl", "add_key", "request_key", "init_module", "finit_module", "delete_module",
         "kexec_load", "kexec_file_load", "bpf", "open_by_handle_at",
 };
-
-static bool path_below(const char *path, const char *dir) {
-        size_t n = strlen(dir);
-        if (n == 1 && dir[0] == '/')
-                return true;
-        return strncmp(path, dir, n) == 0 && (path[n] == '/' || path[n] == '\0');
-}
 
 static bool string_in(const char *s, const char *const *list, size_t n) {
         for (size_t i = 0; i < n; i++)
@@ -73,13 +68,49 @@ static bool same_file(const char *a, const char *b) {
         return stat(a, &sa) >= 0 && stat(b, &sb) >= 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
 }
 
-static int check_namespaces(cJSON *linux_obj, const SpecPolicy *p, char **reterr) {
+static const struct {
+        const char *type;
+        int clone_flag;
+} namespace_kinds[] = {
+        { "network", CLONE_NEWNET }, { "pid", CLONE_NEWPID }, { "ipc", CLONE_NEWIPC }, { "uts", CLONE_NEWUTS },
+};
+
+/* A namespace path is joined only when it is another Stockade container's, checked on
+ * an open fd that the caller then pins for runc. ids collects those containers. */
+static int check_namespace_path(const char *type, int clone_flag, const char *path, const SpecPolicy *p, int *ret_fd,
+                                char ids[][129], size_t *n_ids, char **reterr) {
+        _cleanup_close_ int fd = RET_NERRNO(open(path, O_RDONLY | O_CLOEXEC));
+        if (fd < 0)
+                return error_set(reterr, fd, "stockade: can't inspect the %s namespace '%s': %s", type, path, strerror(-fd));
+        if (ioctl(fd, NS_GET_NSTYPE) != clone_flag)
+                return error_set(reterr, -EINVAL, "stockade: '%s' is not a %s namespace", path, type);
+
+        /* The runtime runs in the VM's namespaces; /proc/self/ns/ names "net" what the spec calls "network". */
+        char vm[PATH_MAX];
+        snprintf(vm, sizeof(vm), "%s/self/ns/%s", p->proc_root, streq(type, "network") ? "net" : type);
+        struct stat st, vm_st;
+        if (fstat(fd, &st) < 0 || stat(vm, &vm_st) < 0)
+                return error_set(reterr, -errno, "stockade: can't inspect the %s namespace '%s': %m", type, path);
+        if (st.st_dev == vm_st.st_dev && st.st_ino == vm_st.st_ino)
+                return error_set(reterr, -EPERM, "stockade: containers can't share the %s namespace with the VM", type);
+
+        char id[129] = "";
+        int r = p->namespace_owner ? p->namespace_owner(p->userdata, fd, id) : 0;
+        if (r <= 0)
+                return error_set(reterr, -EPERM, "stockade: can't join the %s namespace '%s': it is not a Stockade container's", type, path);
+        if (*n_ids < 4)
+                snprintf(ids[(*n_ids)++], 129, "%s", id);
+        *ret_fd = TAKE_FD(fd);
+        return 0;
+}
+
+static int check_namespaces(cJSON *linux_obj, const SpecPolicy *p, SpecBinds *binds, char ids[][129], size_t *n_ids, char **reterr) {
         cJSON *namespaces = ensure_array(linux_obj, "namespaces");
         if (!namespaces)
                 return -ENOMEM;
 
-        for (size_t i = 0; i < ELEMENTSOF(isolated_namespaces); i++) {
-                const char *type = isolated_namespaces[i];
+        for (size_t i = 0; i < ELEMENTSOF(namespace_kinds); i++) {
+                const char *type = namespace_kinds[i].type;
                 const cJSON *ns, *found = NULL;
                 cJSON_ArrayForEach(ns, namespaces)
                         if (streq(json_get_string(ns, "type") ?: "", type))
@@ -89,22 +120,26 @@ static int check_namespaces(cJSON *linux_obj, const SpecPolicy *p, char **reterr
                         return error_set(reterr, -EPERM, "stockade: containers can't share the %s namespace with the VM", type);
                 if (!path || path[0] == '\0')
                         continue;
-
-                /* The runtime runs in the VM's namespaces; /proc/self/ns/ names "net" what the spec calls "network". */
-                char vm[PATH_MAX];
-                snprintf(vm, sizeof(vm), "%s/self/ns/%s", p->proc_root, streq(type, "network") ? "net" : type);
-                struct stat st;
-                if (stat(path, &st) < 0)
-                        return error_set(reterr, -errno, "stockade: can't inspect the %s namespace '%s': %m", type, path);
-                if (same_file(path, vm))
-                        return error_set(reterr, -EPERM, "stockade: containers can't share the %s namespace with the VM", type);
+                int fd = -EBADF;
+                int r = check_namespace_path(type, namespace_kinds[i].clone_flag, path, p, &fd, ids, n_ids, reterr);
+                if (r < 0)
+                        return r;
+                binds->joins[binds->n_joins++] = (SpecJoin) { .type = type, .fd = fd };
         }
 
-        /* A user namespace of our own and a cgroup namespace, whatever was asked. */
+        /* A user namespace of our own and a cgroup namespace, whatever was asked; no
+         * namespace of the VM's or anyone's by path for these three. */
         cJSON *ns, *next;
         for (ns = namespaces->child; ns; ns = next) {
                 next = ns->next;
-                const char *type = json_get_string(ns, "type") ?: "";
+                const char *type = json_get_string(ns, "type") ?: "", *path = json_get_string(ns, "path");
+                bool known = streq(type, "user") || streq(type, "cgroup") || streq(type, "mount");
+                for (size_t i = 0; i < ELEMENTSOF(namespace_kinds); i++)
+                        known = known || streq(type, namespace_kinds[i].type);
+                if (!known)
+                        return error_set(reterr, -EINVAL, "stockade: unknown namespace type '%s'", type);
+                if ((streq(type, "user") || streq(type, "cgroup") || streq(type, "mount")) && path && path[0])
+                        return error_set(reterr, -EPERM, "stockade: containers can't join the %s namespace '%s'", type, path);
                 if (streq(type, "user") || streq(type, "cgroup"))
                         cJSON_Delete(cJSON_DetachItemViaPointer(namespaces, ns));
         }
@@ -332,6 +367,11 @@ static int add_seccomp_rules(cJSON *linux_obj, const SpecPolicy *p) {
 
 /* ---- mounts ---- */
 
+/* File systems a spec may mount besides binds: each is made fresh for the container. */
+static const char *const fresh_fstypes[] = { "proc", "sysfs", "tmpfs", "devpts", "mqueue", "cgroup", "cgroup2" };
+/* What a volume driver may mount that is no view of the VM's own files. */
+static const char *const volume_fstypes[] = { "tmpfs", "nfs", "nfs4", "cifs", "smb3" };
+
 static bool is_bind(const cJSON *m, bool *ret_recursive) {
         const char *type = json_get_string(m, "type");
         bool bind = type && streq(type, "bind"), recursive = false;
@@ -345,132 +385,308 @@ static bool is_bind(const cJSON *m, bool *ret_recursive) {
         return bind;
 }
 
-static bool inode_of(const char *path, struct stat *ret) {
-        return stat(path, ret) >= 0;
-}
-
-/* Is source (resolved) one of the restricted paths, inside one, or holding one? Paths are
- * compared both as strings and by inode, so that a bind mount of a restricted directory
- * elsewhere (a volume with device=/etc) is caught too. The engine's own files live below
- * its data root, itself restricted: for them only "is or holds" counts. */
-static bool restricted_hit(const char *real, bool own, const SpecPolicy *p) {
-        struct stat src;
-        if (!inode_of(real, &src))
-                return true;
-
-        for (size_t i = 0; i < p->n_restricted; i++) {
-                char r_real[PATH_MAX];
-                const char *r = realpath(p->restricted[i], r_real) ? r_real : p->restricted[i];
-                if (!own && (path_below(real, r) || path_below(r, real)))
+static bool below_any(int fd, const char *const *dirs, size_t n) {
+        for (size_t i = 0; i < n; i++)
+                if (source_below(fd, dirs[i]) > 0)
                         return true;
-
-                /* Walk up from the restricted path: meeting the source means the source holds it. */
-                char walk[PATH_MAX];
-                snprintf(walk, sizeof(walk), "%s", r);
-                for (;;) {
-                        struct stat st;
-                        if (inode_of(walk, &st) && st.st_dev == src.st_dev && st.st_ino == src.st_ino)
-                                return true;
-                        char *slash = strrchr(walk, '/');
-                        if (!slash || slash == walk)
-                                break;
-                        *slash = '\0';
-                }
-        }
-        struct stat root;
-        return inode_of("/", &root) && root.st_dev == src.st_dev && root.st_ino == src.st_ino;
+        return false;
 }
 
-static bool own_engine_path(const char *real, const SpecPolicy *p) {
-        char init[PATH_MAX];
-        if (p->engine_init && realpath(p->engine_init, init) && streq(real, init))
+/* Is fd's object a restricted path, inside one (unless it is the engine's own file), or
+ * holding one (by inode, wherever it is mounted: a volume with device=/etc is /etc)? */
+static bool restricted_hit(int fd, bool own, const SpecPolicy *p) {
+        if (source_holds(fd, "/") != 0)
                 return true;
+        for (size_t i = 0; i < p->n_restricted; i++)
+                if ((!own && source_below(fd, p->restricted[i]) != 0) || source_holds(fd, p->restricted[i]) != 0)
+                        return true;
+        return false;
+}
+
+typedef enum Managed {
+        MANAGED_NOT,    /* not the engine's: a host share or nothing */
+        MANAGED_OWN,    /* the engine's file for this container */
+        MANAGED_ORIGIN, /* a volume a driver mounted from elsewhere: *ret_origin is checked instead */
+} Managed;
+
+/* A volume's data: "<engine root>/volumes/NAME/_data" or below. A directory there on the
+ * engine's own mount is the engine's; a file system mounted there only for the volume
+ * (tmpfs, nfs, ...) is the volume's; a bind of a VM directory is what it binds. */
+static int engine_volume(int fd, const SpecPolicy *p, int *ret_origin) {
+        _cleanup_free_ char *volumes = NULL, *volumes_name = NULL, *name = NULL, *data = NULL;
+        if (asprintf(&volumes, "%s/volumes", p->engine_root) < 0)
+                return -ENOMEM;
+        _cleanup_close_ int volumes_fd = RET_NERRNO(open(volumes, O_PATH | O_DIRECTORY | O_CLOEXEC));
+        if (volumes_fd < 0 || source_name(volumes_fd, &volumes_name) < 0 || source_name(fd, &name) < 0)
+                return MANAGED_NOT;
+        const char *rel = path_startswith(name, volumes_name), *slash = rel ? strchr(rel, '/') : NULL;
+        if (!slash || slash == rel || !(STARTSWITH(slash, "/_data/") || streq(slash, "/_data")))
+                return MANAGED_NOT;
+        if (asprintf(&data, "%s/%.*s/_data", volumes_name, (int) (slash - rel), rel) < 0)
+                return -ENOMEM;
+        _cleanup_close_ int data_fd = RET_NERRNO(open(data, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+        SourceId v, d;
+        if (data_fd < 0 || source_below(fd, data) <= 0 || source_id(volumes_fd, &v) < 0 || source_id(data_fd, &d) < 0)
+                return MANAGED_NOT;
+        if (d.mnt_id == v.mnt_id)
+                return MANAGED_OWN;
+        char fstype[64];
+        int r = source_origin(fd, ret_origin, fstype, sizeof(fstype));
+        if (r < 0)
+                return r;
+        if (r > 0)
+                return MANAGED_ORIGIN;
+        return string_in(fstype, volume_fstypes, ELEMENTSOF(volume_fstypes)) ? MANAGED_OWN : MANAGED_NOT;
+}
+
+/* What the engine manages for this container: its init binary (read-only), its own
+ * containers/ID/ files and those of the containers whose namespaces it joins, volumes. */
+static int engine_managed(int fd, const SpecPolicy *p, char ids[][129], size_t n_ids, bool *ret_read_only, int *ret_origin) {
+        struct stat st, init;
+        if (p->engine_init && fstat(fd, &st) >= 0 && stat(p->engine_init, &init) >= 0 && S_ISREG(st.st_mode) &&
+            st.st_dev == init.st_dev && st.st_ino == init.st_ino) {
+                *ret_read_only = true;
+                return MANAGED_OWN;
+        }
         if (!p->engine_root)
-                return false;
-        char root[PATH_MAX], dir[PATH_MAX + 128];
-        const char *r = realpath(p->engine_root, root) ? root : p->engine_root;
-        snprintf(dir, sizeof(dir), "%s/containers/%s", r, p->container_id);
-        if (path_below(real, dir))
-                return true;
-        snprintf(dir, sizeof(dir), "%s/volumes", r);
-        return path_below(real, dir) && !streq(real, dir);
+                return MANAGED_NOT;
+        for (size_t i = 0; i <= n_ids; i++) {
+                _cleanup_free_ char *dir = NULL;
+                if (asprintf(&dir, "%s/containers/%s", p->engine_root, i == n_ids ? p->container_id : ids[i]) < 0)
+                        return -ENOMEM;
+                if (source_below(fd, dir) > 0)
+                        return MANAGED_OWN;
+        }
+        return engine_volume(fd, p, ret_origin);
 }
 
-static int check_bind_source(const char *source, const SpecPolicy *p, char **reterr) {
-        char real[PATH_MAX];
-        if (!realpath(source, real))
-                return error_set(reterr, -errno, "stockade: can't mount %s: %m", source);
+static int check_bind_source(const char *source, const SpecPolicy *p, char ids[][129], size_t n_ids, SpecBind *bind,
+                             char **reterr) {
+        _cleanup_close_ int fd = -EBADF, origin = -EBADF;
+        int r = source_open(source, &fd);
+        if (r < 0)
+                return error_set(reterr, r, "stockade: can't mount %s: %s", source, strerror(-r));
 
-        if (p->engine_socket && same_file(real, p->engine_socket)) {
-                int r = p->engine_socket_allowed ? p->engine_socket_allowed(p->userdata) : 0;
-                if (r > 0)
-                        return 0;
-                return error_set(reterr, -EPERM, "stockade: can't mount %s: the engine socket is only for the admin's allowed images%s",
-                                 source, r < 0 ? " (the container's image could not be determined)" : "");
-        }
-
-        bool own = own_engine_path(real, p);
-        if (restricted_hit(real, own, p))
-                return error_set(reterr, -EPERM, "stockade: can't mount %s: restricted VM path", source);
-        if (own || !(p->allowed_enforced || p->n_allowed > 0))
+        struct stat st, sock;
+        if (p->engine_socket && fstat(fd, &st) >= 0 && stat(p->engine_socket, &sock) >= 0 && st.st_dev == sock.st_dev &&
+            st.st_ino == sock.st_ino) {
+                r = p->engine_socket_allowed ? p->engine_socket_allowed(p->userdata) : 0;
+                if (r <= 0)
+                        return error_set(reterr, -EPERM, "stockade: can't mount %s: the engine socket is only for the admin's allowed images%s",
+                                         source, r < 0 ? " (the container's image could not be determined)" : "");
+                bind->fd = TAKE_FD(fd);
                 return 0;
-        for (size_t i = 0; i < p->n_allowed; i++) {
-                char dir[PATH_MAX];
-                if (realpath(p->allowed[i], dir) && path_below(real, dir))
-                        return 0;
         }
-        return error_set(reterr, -EPERM, "stockade: can't mount %s: not below a directory allowed by the admin (filesharingAllowedDirectories)",
-                         source);
+
+        bool read_only = false;
+        r = engine_managed(fd, p, ids, n_ids, &read_only, &origin);
+        if (r < 0)
+                return error_set(reterr, r, "stockade: can't mount %s: %s", source, strerror(-r));
+        int checked = r == MANAGED_ORIGIN ? origin : fd;
+        if (restricted_hit(checked, r == MANAGED_OWN, p) ||
+            (r != MANAGED_OWN && !below_any(checked, p->shares, p->n_shares)))
+                return error_set(reterr, -EPERM, "stockade: can't mount %s: restricted VM path", source);
+        bind->fd = TAKE_FD(fd);
+        bind->read_only = read_only;
+        return 0;
 }
 
-static int check_mounts(cJSON *spec, const SpecPolicy *p, SpecBinds *binds, char **reterr) {
+static int check_mounts(cJSON *spec, const SpecPolicy *p, char ids[][129], size_t n_ids, SpecBinds *binds, char **reterr) {
         cJSON *mounts = cJSON_GetObjectItemCaseSensitive(spec, "mounts"), *m;
         int index = 0;
         cJSON_ArrayForEach(m, mounts) {
                 bool recursive;
+                const char *source = json_get_string(m, "source"), *type = json_get_string(m, "type");
                 if (is_bind(m, &recursive)) {
-                        const char *source = json_get_string(m, "source");
                         if (!source)
                                 return error_set(reterr, -EINVAL, "stockade: bind mount %d has no source", index);
-                        int r = check_bind_source(source, p, reterr);
-                        if (r < 0)
-                                return r;
                         if (binds->n >= SPEC_BINDS_MAX)
                                 return error_set(reterr, -E2BIG, "stockade: more than %d bind mounts", SPEC_BINDS_MAX);
-                        binds->binds[binds->n++] = (SpecBind) { .index = index, .recursive = recursive };
-                }
+                        SpecBind *b = &binds->binds[binds->n];
+                        *b = (SpecBind) { .index = index, .recursive = recursive, .fd = -EBADF };
+                        int r = check_bind_source(source, p, ids, n_ids, b, reterr);
+                        if (r < 0)
+                                return r;
+                        binds->n++;
+                } else if (!type || !string_in(type, fresh_fstypes, ELEMENTSOF(fresh_fstypes)))
+                        return error_set(reterr, -EPERM, "stockade: can't mount %s (%s): containers mount only binds and proc, sysfs, tmpfs, devpts, mqueue and cgroup file systems",
+                                         source ? source : "?", type ? type : "no type");
                 index++;
         }
         return 0;
 }
 
+/* The root filesystem lies in an engine's storage, and holds nothing restricted. */
+static int check_root(cJSON *spec, const SpecPolicy *p, SpecBinds *binds, char **reterr) {
+        const char *path = json_get_string(cJSON_GetObjectItemCaseSensitive(spec, "root"), "path");
+        if (!path)
+                return error_set(reterr, -EINVAL, "stockade: config.json has no root.path");
+        _cleanup_free_ char *full = NULL;
+        if (asprintf(&full, "%s%s%s", path[0] == '/' ? "" : p->bundle ? p->bundle : ".", path[0] == '/' ? "" : "/", path) < 0)
+                return -ENOMEM;
+        _cleanup_close_ int fd = -EBADF;
+        int r = source_open(full, &fd);
+        if (r < 0)
+                return error_set(reterr, r, "stockade: can't use the root filesystem '%s': %s", path, strerror(-r));
+        struct stat st;
+        if (fstat(fd, &st) < 0 || !S_ISDIR(st.st_mode) || restricted_hit(fd, true, p) || !below_any(fd, p->storage, p->n_storage))
+                return error_set(reterr, -EPERM, "stockade: the root filesystem '%s' is not an engine's container storage", path);
+        binds->root_fd = TAKE_FD(fd);
+        return 0;
+}
+
+/* ---- hooks, annotations, fields ---- */
+
+static const char *const hook_kinds[] = { "prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop" };
+
+/* Hooks run as the VM's root outside every namespace: only the executables the agent's
+ * configuration names (by inode: the engine's "/proc/PID/exe" is its binary). */
+static int check_hooks(const cJSON *spec, const SpecPolicy *p, char **reterr) {
+        const cJSON *hooks = cJSON_GetObjectItemCaseSensitive(spec, "hooks"), *kind, *hook;
+        if (!hooks || cJSON_IsNull(hooks))
+                return 0;
+        if (!cJSON_IsObject(hooks))
+                return error_set(reterr, -EINVAL, "stockade: config.json's hooks is not an object");
+        cJSON_ArrayForEach(kind, hooks) {
+                if (!string_in(kind->string, hook_kinds, ELEMENTSOF(hook_kinds)) || !(cJSON_IsArray(kind) || cJSON_IsNull(kind)))
+                        return error_set(reterr, -EINVAL, "stockade: unknown hook kind '%s'", kind->string);
+                cJSON_ArrayForEach(hook, kind) {
+                        const char *path = json_get_string(hook, "path") ?: "";
+                        bool allowed = false;
+                        for (size_t i = 0; i < p->n_hooks && !allowed; i++)
+                                allowed = same_file(path, p->hooks[i]);
+                        if (!allowed)
+                                return error_set(reterr, -EPERM, "stockade: hook '%s' is not allowed: hooks run as VM root outside the container ('hooks' in stockaded.json lists those that may)",
+                                                 path);
+                }
+        }
+        return 0;
+}
+
+/* Annotations that no runtime acts on; runc and crun act on others (org.systemd.property.*,
+ * org.criu.config, run.oci.*) outside the container. */
+static const char *const inert_annotations[] = {
+        "org.opencontainers.image.", "com.docker.", "io.kubernetes.", "io.containerd.", "io.podman.", "io.container.manager", "nerdctl/",
+};
+
+static int check_annotations(const cJSON *spec, char **reterr) {
+        const cJSON *a;
+        cJSON_ArrayForEach(a, cJSON_GetObjectItemCaseSensitive(spec, "annotations")) {
+                bool inert = false;
+                for (size_t i = 0; i < ELEMENTSOF(inert_annotations) && !inert; i++)
+                        inert = STARTSWITH(a->string, inert_annotations[i]);
+                if (!inert)
+                        return error_set(reterr, -EPERM, "stockade: annotation '%s' is not allowed: runtimes act on annotations outside the container",
+                                         a->string);
+        }
+        return 0;
+}
+
+static const char *const spec_fields[] = { "ociVersion", "process", "root", "hostname", "domainname", "mounts", "hooks", "annotations", "linux" };
+static const char *const process_fields[] = {
+        "terminal", "consoleSize", "cwd", "env", "args", "commandLine", "rlimits", "apparmorProfile", "capabilities",
+        "noNewPrivileges", "oomScoreAdj", "selinuxLabel", "user", "ioPriority",
+};
+static const char *const root_fields[] = { "path", "readonly" };
+static const char *const linux_fields[] = {
+        "namespaces", "uidMappings", "gidMappings", "devices", "cgroupsPath", "resources", "rootfsPropagation",
+        "seccomp", "sysctl", "maskedPaths", "readonlyPaths", "mountLabel",
+};
+static const char *const resources_fields[] = {
+        "devices", "memory", "cpu", "pids", "blockIO", "hugepageLimits", "network", "rdma", "unified",
+};
+
+/* Only the fields Stockade knows reach runc. */
+static void keep_fields(cJSON *object, const char *const *names, size_t n) {
+        cJSON *item, *next;
+        for (item = object ? object->child : NULL; item; item = next) {
+                next = item->next;
+                if (!string_in(item->string, names, n))
+                        cJSON_Delete(cJSON_DetachItemViaPointer(object, item));
+        }
+}
+
+static int add_device_rule(cJSON *rules, bool allow, const char *type, double major, double minor) {
+        cJSON *rule = cJSON_CreateObject();
+        if (!rule || !cJSON_AddItemToArray(rules, rule) || !cJSON_AddBoolToObject(rule, "allow", allow) ||
+            (type && !cJSON_AddStringToObject(rule, "type", type)) || (major >= 0 && !cJSON_AddNumberToObject(rule, "major", major)) ||
+            (minor >= 0 && !cJSON_AddNumberToObject(rule, "minor", minor)) || !cJSON_AddStringToObject(rule, "access", "rwm"))
+                return -ENOMEM;
+        return 0;
+}
+
+/* The devices cgroup allows the standard character devices and the device nodes kept
+ * in linux.devices, whatever the engine asked ("--privileged" asks for all). */
+static int set_device_rules(cJSON *linux_obj) {
+        static const int standard[][2] = { { 1, 3 }, { 1, 5 }, { 1, 7 }, { 1, 8 }, { 1, 9 }, { 5, 0 }, { 5, 1 }, { 5, 2 }, { 136, -1 } };
+        cJSON *resources = ensure_object(linux_obj, "resources");
+        if (!resources)
+                return -ENOMEM;
+        cJSON_DeleteItemFromObjectCaseSensitive(resources, "devices");
+        cJSON *rules = cJSON_AddArrayToObject(resources, "devices");
+        int r = rules ? add_device_rule(rules, false, NULL, -1, -1) : -ENOMEM;
+        for (size_t i = 0; r >= 0 && i < ELEMENTSOF(standard); i++)
+                r = add_device_rule(rules, true, "c", standard[i][0], standard[i][1]);
+        const cJSON *d;
+        cJSON_ArrayForEach(d, cJSON_GetObjectItemCaseSensitive(linux_obj, "devices"))
+                if (r >= 0)
+                        r = add_device_rule(rules, true, json_get_string(d, "type") ?: "c",
+                                            cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(d, "major")),
+                                            cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(d, "minor")));
+        return r;
+}
+
+void spec_binds_done(SpecBinds *b) {
+        b->root_fd = safe_close(b->root_fd);
+        for (size_t i = 0; i < b->n; i++)
+                b->binds[i].fd = safe_close(b->binds[i].fd);
+        for (size_t i = 0; i < b->n_joins; i++)
+                b->joins[i].fd = safe_close(b->joins[i].fd);
+        b->n = b->n_joins = 0;
+}
+
 int spec_rewrite(cJSON *spec, const SpecPolicy *p, SpecBinds *ret_binds, char **reterr) {
         if (!cJSON_IsObject(spec))
                 return error_set(reterr, -EINVAL, "stockade: config.json is not a JSON object");
+        keep_fields(spec, spec_fields, ELEMENTSOF(spec_fields));
         cJSON *linux_obj = ensure_object(spec, "linux");
         cJSON *process = cJSON_GetObjectItemCaseSensitive(spec, "process");
         if (!linux_obj)
                 return -ENOMEM;
+        keep_fields(process, process_fields, ELEMENTSOF(process_fields));
+        keep_fields(cJSON_GetObjectItemCaseSensitive(spec, "root"), root_fields, ELEMENTSOF(root_fields));
+        keep_fields(linux_obj, linux_fields, ELEMENTSOF(linux_fields));
+        keep_fields(cJSON_GetObjectItemCaseSensitive(linux_obj, "resources"), resources_fields, ELEMENTSOF(resources_fields));
 
-        SpecBinds binds = {};
-        int r = check_namespaces(linux_obj, p, reterr);
+        _cleanup_(spec_binds_done) SpecBinds binds = SPEC_BINDS_NULL;
+        char joined[ELEMENTSOF(binds.joins)][129];
+        size_t n_joined = 0;
+        int r = check_hooks(spec, p, reterr);
+        if (r >= 0)
+                r = check_annotations(spec, reterr);
+        if (r >= 0)
+                r = check_namespaces(linux_obj, p, &binds, joined, &n_joined, reterr);
         if (r >= 0)
                 r = check_user(process, p, reterr);
         if (r >= 0)
-                r = check_mounts(spec, p, &binds, reterr);
+                r = check_root(spec, p, &binds, reterr);
+        if (r >= 0)
+                r = check_mounts(spec, p, joined, n_joined, &binds, reterr);
         if (r < 0)
                 return r;
 
+        filter_devices(linux_obj);
         if ((r = set_id_mappings(linux_obj, p)) < 0 ||
             (r = fit_sysctls(linux_obj, p)) < 0 ||
             (r = spec_clamp_process(process, p->cap_bound)) < 0 ||
+            (r = set_device_rules(linux_obj)) < 0 ||
             (r = ensure_paths(linux_obj, "maskedPaths", masked_paths, ELEMENTSOF(masked_paths))) < 0 ||
             (r = ensure_paths(linux_obj, "readonlyPaths", readonly_paths, ELEMENTSOF(readonly_paths))) < 0 ||
             (r = add_seccomp_rules(linux_obj, p)) < 0)
                 return error_set(reterr, r, "stockade: cannot rewrite config.json: %s", strerror(-r));
-        filter_devices(linux_obj);
 
         *ret_binds = binds;
+        binds = SPEC_BINDS_NULL;
         return 0;
 }
 

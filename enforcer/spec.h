@@ -5,8 +5,9 @@
  * uid/gid range, no namespace shared with the VM, capabilities clamped to what the runtime
  * holds, host devices and VM paths kept out, Stockade's seccomp rules added. Errors are one
  * line meant for the user, e.g. "stockade: containers can't share the pid namespace with
- * the VM". The bind mounts that must be ID-mapped are listed for the caller, which prepares
- * them and points the spec at them. */
+ * the VM". Every field is checked against what Stockade knows; unknown ones are dropped.
+ * The root filesystem and the bind mounts, which must be ID-mapped, are handed to the
+ * caller open, as they were checked; it prepares them and points the spec at them. */
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -20,31 +21,54 @@ typedef struct SpecPolicy {
         const char *container_id;
         uint32_t base, count;       /* the container's range: "0 base count" for uids and gids */
         uint64_t cap_bound;         /* capabilities the runtime itself may grant */
+        const char *bundle;         /* a relative root.path lies in it */
         const char *const *restricted; /* VM paths no container may mount, nor anything holding them */
         size_t n_restricted;
-        const char *const *allowed; /* when set (n_allowed > 0 or allowed_enforced), bind sources must lie below one */
-        size_t n_allowed;
-        bool allowed_enforced;
+        const char *const *shares;  /* the host shares: the only VM directories bind sources may lie in */
+        size_t n_shares;
+        const char *const *storage; /* where root filesystems may lie: the engines' storage */
+        size_t n_storage;
+        const char *const *hooks;   /* the executables an OCI hook may run (they run as VM root) */
+        size_t n_hooks;
         const char *engine_root;    /* the engine's data root: its per-container files and volumes */
         const char *engine_init;    /* the engine's init binary (docker run --init), also the engine's own */
         const char *engine_socket;  /* mounting it needs engine_socket_allowed() */
         int (*engine_socket_allowed)(void *userdata); /* 1 yes, 0 no, <0 cannot tell */
+        /* The id (at most 128 characters) of the Stockade container whose namespace ns_fd
+         * is: 1 found, 0 not a Stockade container's, <0 cannot tell. */
+        int (*namespace_owner)(void *userdata, int ns_fd, char ret_id[static 129]);
         void *userdata;
         const char *proc_root;      /* "/proc": the VM's namespaces are the runtime's own, proc_root/self/ns/ */
         const char *listener_path;  /* the agent's seccomp socket: vetted calls are trapped for it; NULL: none */
 } SpecPolicy;
 
+/* Each source is open (O_PATH) from the check on: the caller mounts what was checked. */
 typedef struct SpecBind {
         int index;       /* into the spec's "mounts" */
         bool recursive;  /* "rbind" */
+        bool read_only;  /* the engine's own binary */
+        int fd;
 } SpecBind;
 
+/* A namespace of another Stockade container that this one joins, open. */
+typedef struct SpecJoin {
+        const char *type; /* "network", "pid", "ipc" or "uts" */
+        int fd;
+} SpecJoin;
+
 typedef struct SpecBinds {
+        int root_fd;     /* the root filesystem */
         SpecBind binds[SPEC_BINDS_MAX];
         size_t n;
+        SpecJoin joins[4];
+        size_t n_joins;
 } SpecBinds;
 
-/* Rewrites spec (a parsed config.json) in place. */
+#define SPEC_BINDS_NULL ((SpecBinds) { .root_fd = -EBADF })
+void spec_binds_done(SpecBinds *b);
+
+/* Rewrites spec (a parsed config.json) in place; on success *ret_binds holds the open
+ * sources (spec_binds_done() closes them). */
 int spec_rewrite(cJSON *spec, const SpecPolicy *policy, SpecBinds *ret_binds, char **reterr);
 
 /* Clamps a process object's capabilities to cap_bound (for "runc exec --process"). */

@@ -94,7 +94,7 @@ push_settings '{"configurationFileVersion": 2, "enhancedContainerIsolation": {"l
   "filesharingAllowedDirectories": [{"path": "'"$SCRATCH/shared"'", "sharedByDefault": true}]}'
 expect "with filesharingAllowedDirectories set, an allowed directory mounts" 0 '^from the VM$' run -v "$SCRATCH/shared:/data" $img cat /data/vm-file
 expect "with filesharingAllowedDirectories set, another directory is refused" 125 \
-        "stockade: can't mount $SCRATCH/elsewhere: not below a directory allowed by the admin" run -v "$SCRATCH/elsewhere:/data" $img true
+        "stockade: can't mount $SCRATCH/elsewhere: restricted VM path" run -v "$SCRATCH/elsewhere:/data" $img true
 expect "with filesharingAllowedDirectories set, named volumes still work" 0 '^one$' run -v data:/v $img head -1 /v/f
 
 # ---- --privileged: privileged only inside its namespace ----

@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "enforcer/idmap.h"
+#include "enforcer/source.h"
 #include "test.h"
 #include "util.h"
 
@@ -143,9 +144,18 @@ static int userns_open(uint32_t base) {
         return fd;
 }
 
+/* idmap_bind() from source, opened as the runtime opens a checked source. */
+static int bind_path(int userns_fd, const char *source, const char *target, bool recursive, bool read_only, char **error) {
+        _cleanup_close_ int fd = -EBADF;
+        int r = source_open(source, &fd);
+        if (r < 0)
+                return r;
+        return idmap_bind(userns_fd, fd, source, target, recursive, read_only, error);
+}
+
 static void bind(int userns_fd, const char *source, const char *target, bool recursive, bool read_only) {
         _cleanup_free_ char *error = NULL;
-        int r = idmap_bind(userns_fd, source, target, recursive, read_only, &error);
+        int r = bind_path(userns_fd, source, target, recursive, read_only, &error);
         if (r < 0)
                 fprintf(stderr, "idmap_bind: %s\n", error);
         ASSERT_OK(r);
@@ -442,19 +452,18 @@ TEST(errors_say_why) {
         _cleanup_close_ int userns = userns_open(BASE);
         _cleanup_free_ char *error = NULL, *expected = NULL;
 
-        ASSERT_EQ(idmap_bind(userns, missing, target, false, false, &error), -ENOENT);
-        ASSERT_TRUE(asprintf(&expected, "'%s' does not exist", missing) > 0);
-        ASSERT_STREQ(error, expected);
+        ASSERT_EQ(bind_path(userns, missing, target, false, false, &error), -ENOENT);
         ASSERT_EQ(RET_NERRNO(access(target, F_OK)), -ENOENT);
+        ASSERT_TRUE(asprintf(&expected, "'%s' does not exist", missing) > 0);
 
-        ASSERT_EQ(idmap_bind(userns, dir, no_parent, false, false, &error), -ENOENT);
+        ASSERT_EQ(bind_path(userns, dir, no_parent, false, false, &error), -ENOENT);
         ASSERT_CONTAINS(error, "cannot create the mount point");
         ASSERT_CONTAINS(error, no_parent);
 
         /* Not a user namespace. */
         _cleanup_close_ int not_userns = RET_NERRNO(open(file, O_RDONLY | O_CLOEXEC));
         ASSERT_OK(not_userns);
-        ASSERT_TRUE(idmap_bind(not_userns, dir, target, false, false, &error) < 0);
+        ASSERT_TRUE(bind_path(not_userns, dir, target, false, false, &error) < 0);
         ASSERT_CONTAINS(error, "cannot ID-map the mount at");
 
         const char *lower_missing[] = { dir, missing };

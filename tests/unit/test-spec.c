@@ -7,6 +7,8 @@
 #include <sched.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "enforcer/spec.h"
 #include "test.h"
@@ -85,11 +87,26 @@ static void case_load(Case *c, const char *name) {
         _cleanup_free_ char *a = replace_all(raw, "/var/lib/docker", engine);
         _cleanup_free_ char *b = replace_all(a, "/srv/data", path);
         c->text = replace_all(b, "/var/run/docker/netns/default", "/proc/self/ns/net");
+        cJSON *spec = cJSON_Parse(c->text);
+        make_dirs(json_get_string(cJSON_GetObjectItem(spec, "root"), "path"));
+        cJSON_Delete(spec);
+}
+
+/* A namespace is "another Stockade container's" when the test says so. */
+static int owner_id(void *userdata, int ns_fd, char ret_id[static 129]) {
+        const char *id = userdata;
+        if (!id)
+                return 0;
+        snprintf(ret_id, 129, "%s", id);
+        return 1;
 }
 
 static SpecPolicy policy_for(const Case *c, const char *const *restricted, size_t n) {
-        static char engine[256];
+        static char engine[256], share[256];
+        static const char *storage[1], *shares[1], *hooks[] = { "/bin/true" };
         snprintf(engine, sizeof(engine), "%s/engine", c->tmp);
+        snprintf(share, sizeof(share), "%s/srv", c->tmp);
+        storage[0] = engine, shares[0] = share;
         return (SpecPolicy) {
                 .container_id = c->id,
                 .base = 165536,
@@ -97,6 +114,13 @@ static SpecPolicy policy_for(const Case *c, const char *const *restricted, size_
                 .cap_bound = CAPS_WITHOUT_SYS_RESOURCE,
                 .restricted = restricted,
                 .n_restricted = n,
+                .shares = shares,
+                .n_shares = 1,
+                .storage = storage,
+                .n_storage = 1,
+                .hooks = hooks,
+                .n_hooks = 1,
+                .namespace_owner = owner_id,
                 .engine_root = engine,
                 .engine_socket = "/nonexistent/docker.sock",
                 .proc_root = "/proc",
@@ -109,6 +133,7 @@ static char *rewrite(const Case *c, const SpecPolicy *p, cJSON **ret_json, SpecB
         cJSON *spec = cJSON_Parse(c->text);
         ASSERT_TRUE(spec);
         char *why = NULL;
+        spec_binds_done(binds);
         if (spec_rewrite(spec, p, binds, &why) < 0) {
                 cJSON_Delete(spec);
                 ASSERT_TRUE(why);
@@ -126,7 +151,7 @@ static void check_golden(const char *name) {
         const char *restricted[] = { "/etc/docker", engine };
         SpecPolicy p = policy_for(&c, restricted, ELEMENTSOF(restricted));
         cJSON *out = NULL;
-        SpecBinds binds = {};
+        _cleanup_(spec_binds_done) SpecBinds binds = SPEC_BINDS_NULL;
         _cleanup_free_ char *why = rewrite(&c, &p, &out, &binds);
         if (why)
                 fprintf(stderr, "%s: %s\n", name, why);
@@ -174,7 +199,9 @@ TEST(golden_volume) {
 }
 
 /* Loads case name, edited by edit (if any), and rewrites it with /etc/docker restricted:
- * the refusal's text. */
+ * the refusal's text. owner: the container id namespace paths belong to, or none. */
+static const char *owner;
+
 static char *refusal_of(Case *c, const char *name, void (*edit)(cJSON *spec)) {
         case_load(c, name);
         if (edit) {
@@ -186,9 +213,12 @@ static char *refusal_of(Case *c, const char *name, void (*edit)(cJSON *spec)) {
         }
         const char *restricted[] = { "/etc/docker" };
         SpecPolicy p = policy_for(c, restricted, 1);
+        p.userdata = (void *) owner;
         cJSON *out = NULL;
-        SpecBinds binds = {};
-        return rewrite(c, &p, &out, &binds);
+        _cleanup_(spec_binds_done) SpecBinds binds = SPEC_BINDS_NULL;
+        char *why = rewrite(c, &p, &out, &binds);
+        cJSON_Delete(why ? NULL : out);
+        return why;
 }
 
 static void assert_refused(const char *name, void (*edit)(cJSON *spec), const char *reason) {
@@ -269,29 +299,175 @@ TEST(bind_alias_of_restricted_dir_refused) {
         free(c.text);
 }
 
-TEST(allowed_directories) {
+TEST(bind_sources_only_from_host_shares) {
         Case c = {};
         case_load(&c, "volume");
-        char srv[256], other[256];
-        snprintf(srv, sizeof(srv), "%s/srv", c.tmp);
+        char other[256];
         snprintf(other, sizeof(other), "%s/elsewhere", c.tmp);
         make_dirs(other);
         const char *restricted[] = { "/etc/docker" };
         SpecPolicy p = policy_for(&c, restricted, 1);
         cJSON *out = NULL;
-        SpecBinds binds = {};
+        _cleanup_(spec_binds_done) SpecBinds binds = SPEC_BINDS_NULL;
 
-        const char *allowed[] = { srv };
-        p.allowed = allowed, p.n_allowed = 1, p.allowed_enforced = true;
         _cleanup_free_ char *ok = rewrite(&c, &p, &out, &binds);
         ASSERT_TRUE(!ok);
         ASSERT_EQ(binds.n, 4); /* resolv.conf, hostname, hosts (the engine's own) and the volume */
+        for (size_t i = 0; i < binds.n; i++)
+                ASSERT_TRUE(binds.binds[i].fd >= 0);
+        ASSERT_TRUE(binds.root_fd >= 0);
         cJSON_Delete(out);
 
         const char *elsewhere[] = { other };
-        p.allowed = elsewhere;
+        p.shares = elsewhere;
         _cleanup_free_ char *why = rewrite(&c, &p, &out, &binds);
-        ASSERT_CONTAINS(why, "srv/data: not below a directory allowed by the admin (filesharingAllowedDirectories)");
+        ASSERT_CONTAINS(why, "srv/data: restricted VM path");
+        free(c.text);
+}
+
+static char extra_source[512];
+
+static void bind_extra(cJSON *spec) {
+        bind_etc(spec);
+        cJSON *mounts = cJSON_GetObjectItem(spec, "mounts");
+        cJSON_ReplaceItemInObject(cJSON_GetArrayItem(mounts, cJSON_GetArraySize(mounts) - 1), "source",
+                                  cJSON_CreateString(extra_source));
+}
+
+TEST(symlink_in_a_share_is_what_it_points_to) {
+        /* A link inside the share to /etc is /etc. */
+        Case c = {};
+        case_load(&c, "plain");
+        char share[300];
+        snprintf(share, sizeof(share), "%s/srv", c.tmp);
+        make_dirs(share);
+        snprintf(extra_source, sizeof(extra_source), "%s/link", share);
+        ASSERT_OK(RET_NERRNO(symlink("/etc", extra_source)));
+        free(c.text);
+        _cleanup_free_ char *why = refusal_of(&c, "plain", bind_extra);
+        char want[600];
+        snprintf(want, sizeof(want), "stockade: can't mount %s: restricted VM path", extra_source);
+        ASSERT_STREQ(why, want);
+        free(c.text);
+}
+
+static void add_hook(cJSON *spec) {
+        cJSON_ReplaceItemInObject(spec, "hooks", cJSON_Parse("{\"prestart\": [{\"path\": \"/bin/sh\", \"args\": [\"sh\", \"-c\", \"id\"]}]}"));
+}
+
+static void add_allowed_hook(cJSON *spec) {
+        cJSON_ReplaceItemInObject(spec, "hooks", cJSON_Parse("{\"prestart\": [{\"path\": \"/bin/true\"}]}"));
+}
+
+static void add_annotation(cJSON *spec) {
+        cJSON_AddItemToObject(spec, "annotations", cJSON_Parse("{\"org.systemd.property.ExecStartPre\": \"/bin/sh\"}"));
+}
+
+static void root_is_vm_root(cJSON *spec) {
+        cJSON_ReplaceItemInObject(cJSON_GetObjectItem(spec, "root"), "path", cJSON_CreateString("/"));
+}
+
+static void root_outside_storage(cJSON *spec) {
+        cJSON_ReplaceItemInObject(cJSON_GetObjectItem(spec, "root"), "path", cJSON_CreateString("/usr"));
+}
+
+static void join_namespace(cJSON *spec, const char *type, const char *path) {
+        cJSON *n;
+        cJSON_ArrayForEach(n, cJSON_GetObjectItem(cJSON_GetObjectItem(spec, "linux"), "namespaces"))
+                if (streq(json_get_string(n, "type"), type))
+                        cJSON_AddStringToObject(n, "path", path);
+}
+
+static char foreign_netns[64];
+
+static void foreign_network(cJSON *spec) {
+        join_namespace(spec, "network", foreign_netns);
+}
+
+static void vm_mount_namespace(cJSON *spec) {
+        join_namespace(spec, "mount", "/proc/self/ns/mnt");
+}
+
+static void device_mount(cJSON *spec) {
+        cJSON_AddItemToArray(cJSON_GetObjectItem(spec, "mounts"),
+                             cJSON_Parse("{\"destination\": \"/disk\", \"type\": \"ext4\", \"source\": \"/dev/vda\"}"));
+}
+
+TEST(fields_refused_with_their_reason) {
+        assert_refused("plain", add_hook,
+                       "stockade: hook '/bin/sh' is not allowed: hooks run as VM root outside the container ('hooks' in stockaded.json lists those that may)");
+        assert_refused("plain", add_annotation,
+                       "stockade: annotation 'org.systemd.property.ExecStartPre' is not allowed: runtimes act on annotations outside the container");
+        assert_refused("plain", root_is_vm_root, "stockade: the root filesystem '/' is not an engine's container storage");
+        assert_refused("plain", root_outside_storage, "stockade: the root filesystem '/usr' is not an engine's container storage");
+        assert_refused("plain", vm_mount_namespace, "stockade: containers can't join the mount namespace '/proc/self/ns/mnt'");
+        assert_refused("plain", device_mount,
+                       "stockade: can't mount /dev/vda (ext4): containers mount only binds and proc, sysfs, tmpfs, devpts, mqueue and cgroup file systems");
+
+        Case c = {};
+        _cleanup_free_ char *ok = refusal_of(&c, "plain", add_allowed_hook);
+        ASSERT_TRUE(!ok);
+        free(c.text);
+}
+
+TEST(namespace_paths_only_of_stockade_containers) {
+        if (geteuid() != 0)
+                test_skip("needs root for a network namespace");
+        int pipe_fds[2];
+        ASSERT_OK(RET_NERRNO(pipe(pipe_fds)));
+        pid_t pid = fork();
+        ASSERT_TRUE(pid >= 0);
+        if (pid == 0) {
+                char c;
+                close(pipe_fds[1]);
+                _exit(unshare(CLONE_NEWNET) < 0 || read(pipe_fds[0], &c, 1) < 0);
+        }
+        close(pipe_fds[0]);
+        snprintf(foreign_netns, sizeof(foreign_netns), "/proc/%d/ns/net", (int) pid);
+        for (int i = 0; i < 100; i++) {
+                struct stat a, b;
+                if (stat(foreign_netns, &a) == 0 && stat("/proc/self/ns/net", &b) == 0 && a.st_ino != b.st_ino)
+                        break;
+                usleep(10000);
+        }
+
+        char want[200];
+        snprintf(want, sizeof(want), "stockade: can't join the network namespace '%s': it is not a Stockade container's", foreign_netns);
+        assert_refused("plain", foreign_network, want);
+
+        owner = "other";
+        Case c = {};
+        _cleanup_free_ char *ok = refusal_of(&c, "plain", foreign_network);
+        ASSERT_TRUE(!ok);
+        free(c.text);
+        owner = NULL;
+        close(pipe_fds[1]);
+        waitpid(pid, NULL, 0);
+}
+
+TEST(unknown_fields_dropped_and_devices_fixed) {
+        Case c = {};
+        case_load(&c, "privileged");
+        cJSON *spec = cJSON_Parse(c.text);
+        cJSON_AddStringToObject(spec, "vm", "x");
+        cJSON_AddStringToObject(cJSON_GetObjectItem(spec, "linux"), "intelRdt", "x");
+        free(c.text);
+        c.text = cJSON_PrintUnformatted(spec);
+        cJSON_Delete(spec);
+        const char *restricted[] = { "/etc/docker" };
+        SpecPolicy p = policy_for(&c, restricted, 1);
+        cJSON *out = NULL;
+        _cleanup_(spec_binds_done) SpecBinds binds = SPEC_BINDS_NULL;
+        _cleanup_free_ char *why = rewrite(&c, &p, &out, &binds);
+        ASSERT_TRUE(!why);
+        ASSERT_TRUE(!cJSON_GetObjectItem(out, "vm"));
+        ASSERT_TRUE(!cJSON_GetObjectItem(cJSON_GetObjectItem(out, "linux"), "intelRdt"));
+        /* --privileged asked for every device; the first rule denies all, none allows all. */
+        const cJSON *rule, *rules = cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetObjectItem(out, "linux"), "resources"), "devices");
+        ASSERT_TRUE(cJSON_IsFalse(cJSON_GetObjectItem(cJSON_GetArrayItem(rules, 0), "allow")));
+        cJSON_ArrayForEach(rule, rules)
+                ASSERT_TRUE(cJSON_IsFalse(cJSON_GetObjectItem(rule, "allow")) || cJSON_GetObjectItem(rule, "major"));
+        cJSON_Delete(out);
         free(c.text);
 }
 
