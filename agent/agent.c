@@ -5,6 +5,7 @@
 #include <inttypes.h>
 #include <libgen.h>
 #include <stdarg.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <systemd/sd-daemon.h>
 #include <time.h>
@@ -995,6 +996,17 @@ static void watchdog_cb(struct ev_loop *loop, ev_timer *w, int revents) {
         (void) sd_notify(false, "WATCHDOG=1");
 }
 
+/* Control clients, containers' notify fds and locks all hold fds: the usual soft limit of
+ * 1024 is less than the control server alone may need. */
+static void raise_fd_limit(void) {
+        struct rlimit limit;
+        if (getrlimit(RLIMIT_NOFILE, &limit) < 0 || limit.rlim_cur >= limit.rlim_max)
+                return;
+        limit.rlim_cur = limit.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &limit) < 0)
+                log_warning_errno(-errno, "Cannot raise the open file limit: %m");
+}
+
 int agent_new(struct ev_loop *loop, const AgentArgs *args, Agent **ret) {
         _cleanup_(agent_freep) Agent *a = calloc(1, sizeof(Agent));
         if (!a)
@@ -1004,6 +1016,7 @@ int agent_new(struct ev_loop *loop, const AgentArgs *args, Agent **ret) {
         a->started = ev_now(loop);
         ev_timer_init(&a->session.timer, session_timer_cb, 0., 0.);
         srandom((unsigned) (time(NULL) ^ getpid()));
+        raise_fd_limit();
 
         int r = load_config(a, &a->config);
         if (r < 0)
