@@ -78,7 +78,7 @@ $ctl sign --key admin.key --org acme --serial 9 --valid-for 1s "$settings" >shor
 expect "a second valid push" 0 '^applied serial 3$' $ctl --socket "$sock" push b3.json
 expect "tampered bundle rejected" 1 '^stockadectl: rejected: signature threshold not met' $ctl --socket "$sock" push tampered.json
 check "policy.rejected event with the reason" saw_event policy.rejected 'signature threshold not met'
-expect "wrong-org bundle rejected" 1 "rejected: bundle is for org 'other', expected 'acme'" $ctl --socket "$sock" push wrong-org.json
+expect "wrong-org bundle rejected" 1 "rejected: this VM is pinned to organisation 'acme'; 'other' is refused" $ctl --socket "$sock" push wrong-org.json
 expect "rolled-back bundle rejected" 1 'rejected: rollback: serial 2 is older than the accepted serial 3' $ctl --socket "$sock" push b2.json
 sleep 1.2
 expect "expired bundle rejected" 1 'rejected: bundle expired at' $ctl --socket "$sock" push short.json
