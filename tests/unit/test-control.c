@@ -624,7 +624,8 @@ TEST(subscriber_flooding_itself_is_dropped) {
         ASSERT_CONTAINS(log, "dropping slow event subscriber pid ");
 }
 
-TEST(connections_beyond_the_limit_are_closed) {
+/* Enough fds for the server (a forked child) to hold every client it may. */
+static void require_fds_for_all_clients(void) {
         struct rlimit limit;
         ASSERT_OK(getrlimit(RLIMIT_NOFILE, &limit));
         if (limit.rlim_cur < CONTROL_CLIENTS_MAX + 64) {
@@ -633,7 +634,10 @@ TEST(connections_beyond_the_limit_are_closed) {
                 if (limit.rlim_cur < CONTROL_CLIENTS_MAX + 64)
                         test_skip("RLIMIT_NOFILE is too low for the client limit");
         }
+}
 
+TEST(connections_beyond_the_limit_are_closed) {
+        require_fds_for_all_clients();
         TestServer t;
         server_start(&t);
 
@@ -750,4 +754,57 @@ TEST(stale_socket_is_replaced_and_adopted_socket_serves) {
 
         control_server_free(s);
         ev_loop_destroy(loop);
+}
+
+static void reader_refused_for_root(const TestServer *t) {
+        _cleanup_close_ int fd = raw_connect(t);
+        _cleanup_json_ cJSON *reply = raw_receive(fd);
+        assert_error_reply(reply, JSONRPC_PERMISSION_DENIED, "too many connections from peers other than root");
+        ASSERT_EQ(raw_drain_until_eof(fd), 0);
+}
+
+TEST(root_keeps_its_reserve) {
+        if (geteuid() != 0)
+                test_skip("needs root to run peers as other uids");
+        require_fds_for_all_clients();
+        TestServer t;
+        server_start(&t);
+        _cleanup_(control_client_freep) ControlConnection *c = client_connect(&t);
+
+        /* Reader uids 1000, 1001... each hold their share until release closes. */
+        enum { HOLDERS = (CONTROL_CLIENTS_MAX - CONTROL_CLIENTS_ROOT_RESERVED) / CONTROL_CLIENTS_PER_UID };
+        int release[2];
+        ASSERT_OK(pipe2(release, O_CLOEXEC));
+        pid_t holders[HOLDERS];
+        fflush(NULL);
+        for (int i = 0; i < HOLDERS; i++) {
+                holders[i] = fork();
+                ASSERT_OK(holders[i]);
+                if (holders[i] == 0) {
+                        close(release[1]);
+                        if (setgroups(0, NULL) < 0 || setgid(READER_GID) < 0 || setuid(1000 + (uid_t) i) < 0)
+                                _exit(2);
+                        int fds[CONTROL_CLIENTS_PER_UID];
+                        for (size_t j = 0; j < ELEMENTSOF(fds); j++)
+                                fds[j] = raw_connect(&t);
+                        char byte;
+                        _exit(read(release[0], &byte, 1) == 0 ? 0 : 3);
+                }
+        }
+        close(release[0]);
+        const double held = 1 + HOLDERS * CONTROL_CLIENTS_PER_UID;
+        for (int i = 0; i < 500 && poke(c, 0, 0, "clients") < held; i++)
+                usleep(10 * 1000);
+        ASSERT_EQ(poke(c, 0, 0, "clients"), held);
+
+        run_as(&t, 2000, READER_GID, NO_GROUP, reader_refused_for_root);
+        assert_echo_works(&t);
+
+        close(release[1]);
+        for (int i = 0; i < HOLDERS; i++) {
+                int status;
+                ASSERT_EQ(waitpid(holders[i], &status, 0), holders[i]);
+                ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+        }
+        free(server_stop(&t));
 }
