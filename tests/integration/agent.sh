@@ -163,6 +163,8 @@ check "session.changed event" saw_event session.changed '"signed_in":true'
 expect "refresh" 0 'fetching settings' $ctl --socket "$sock" refresh
 check "an unchanged document is answered 304" wait_for 's["session"]["last_fetch_result"]' "not modified"
 
+expect "sign-in to another organisation is refused" 1 "this VM is pinned to organisation 'acme'; 'other' is refused" \
+        $ctl --socket "$sock" sign-in --org other --user bob --token-file token --url "$url"
 expect "sign-in with a wrong token" 0 'signed in' $ctl --socket "$sock" sign-in --org acme --user bob --token-file bad-token --url "$url"
 check "a wrong token gives fetch.failed HTTP 401" saw_event fetch.failed '"reason":"HTTP 401"'
 check "status reports the 401 and keeps the settings" wait_for 's["session"]["last_fetch_result"], s["policy"]["serial"]' "HTTP 401 4"
