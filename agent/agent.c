@@ -5,6 +5,7 @@
 #include <inttypes.h>
 #include <libgen.h>
 #include <stdarg.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <systemd/sd-daemon.h>
 #include <time.h>
@@ -280,6 +281,12 @@ static void apply(Agent *a) {
         notify_status(a);
 }
 
+/* The organisation whose settings the VM takes (besides those the trust root names): the
+ * configured one, else the first accepted bundle's; NULL until then. */
+static const char *pinned_org(const Agent *a) {
+        return a->config->org ?: policy_store_state(a->store)->org;
+}
+
 /* Verifies a bundle and, if accepted, records and applies it. */
 static int accept_bundle(Agent *a, const char *text, size_t size, PolicySource source, char **reterr) {
         const TrustRoot *root = policy_store_root(a->store);
@@ -287,11 +294,14 @@ static int accept_bundle(Agent *a, const char *text, size_t size, PolicySource s
                 return error_set(reterr, -ENOKEY, "no trust root configured ('%s')", a->config->trust_root);
 
         const PolicyState *state = policy_store_state(a->store);
-        const char *org = a->config->org ? a->config->org :
-                          source == POLICY_SOURCE_FETCH && a->session.org ? a->session.org : state->org;
-        BundleCheck check = { .org = org, .now = now_s(), .state = state };
+        BundleCheck check = { .now = now_s(), .state = state };
         _cleanup_(bundle_freep) Bundle *bundle = NULL;
         int r = bundle_verify(root, text, size, &check, &bundle, reterr);
+        if (r >= 0)
+                r = bundle_check_org(root, pinned_org(a), bundle->org, reterr);
+        /* Fetched settings are the signed-in organisation's. */
+        if (r >= 0 && source == POLICY_SOURCE_FETCH && !streq(bundle->org, a->session.org))
+                r = error_set(reterr, -EPERM, "the settings fetched are for org '%s', not '%s'", bundle->org, a->session.org);
         if (r < 0)
                 return r;
 
@@ -734,8 +744,9 @@ static int method_sign_in(void *userdata, ControlClient *client, const cJSON *pa
                 return invalid_params(ret_message, "no 'settings_url' given and none configured");
         if (!STARTSWITH(url, "https://"))
                 return invalid_params(ret_message, "'settings_url' must be an https:// URL");
-        if (a->config->org && !streq(a->config->org, org))
-                return message(ret_message, JSONRPC_REJECTED, "this VM belongs to org '%s', not '%s'", a->config->org, org);
+        _cleanup_free_ char *why = NULL;
+        if (bundle_check_org(policy_store_root(a->store), pinned_org(a), org, &why) < 0)
+                return message(ret_message, JSONRPC_REJECTED, "%s", why);
 
         Session *s = &a->session;
         set_string(&s->org, org);
@@ -1023,6 +1034,17 @@ static void watchdog_cb(struct ev_loop *loop, ev_timer *w, int revents) {
         (void) sd_notify(false, "WATCHDOG=1");
 }
 
+/* Control clients, containers' notify fds and locks all hold fds: the usual soft limit of
+ * 1024 is less than the control server alone may need. */
+static void raise_fd_limit(void) {
+        struct rlimit limit;
+        if (getrlimit(RLIMIT_NOFILE, &limit) < 0 || limit.rlim_cur >= limit.rlim_max)
+                return;
+        limit.rlim_cur = limit.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &limit) < 0)
+                log_warning_errno(-errno, "Cannot raise the open file limit: %m");
+}
+
 int agent_new(struct ev_loop *loop, const AgentArgs *args, Agent **ret) {
         _cleanup_(agent_freep) Agent *a = calloc(1, sizeof(Agent));
         if (!a)
@@ -1032,6 +1054,7 @@ int agent_new(struct ev_loop *loop, const AgentArgs *args, Agent **ret) {
         a->started = ev_now(loop);
         ev_timer_init(&a->session.timer, session_timer_cb, 0., 0.);
         srandom((unsigned) (time(NULL) ^ getpid()));
+        raise_fd_limit();
 
         int r = load_config(a, &a->config);
         if (r < 0)

@@ -12,11 +12,23 @@
 /* First allocation of an outgoing queue; it doubles from there up to the limit. */
 #define CLIENT_QUEUE_CHUNK (16u * 1024u)
 
+/* Connections accepted per wakeup of a listener: a flood cannot hold the loop. */
+#define ACCEPT_BURST 64u
+
 typedef enum ClientAccess {
-        ACCESS_NONE,      /* every request is refused */
+        ACCESS_NONE,      /* closed at accept */
         ACCESS_READ_ONLY, /* a member of the reader group */
         ACCESS_FULL,      /* root, or the vsock peer the listener was set up for */
 } ClientAccess;
+
+/* Who is at the other end of an accepted connection. */
+typedef struct Peer {
+        ClientAccess access;
+        bool is_vsock;
+        pid_t pid;
+        uid_t uid; /* 0 for a vsock peer */
+        char name[64]; /* "pid 123" or "vsock CID 2", for logs */
+} Peer;
 
 typedef enum ClientState {
         CLIENT_OPEN,
@@ -41,11 +53,7 @@ struct ControlClient {
         bool dispatching;
         bool subscribed;
 
-        ClientAccess access;
-        bool is_vsock;
-        pid_t pid;
-        uid_t uid;
-        char peer[64]; /* "pid 123" or "vsock CID 2", for logs */
+        Peer peer;
 
         FrameDecoder *decoder;
         char *out; /* bytes out_start..out_end are still to be written */
@@ -62,6 +70,7 @@ struct ControlServer {
         Listener *listeners;
         ControlClient *clients;
         size_t n_clients;
+        size_t n_unprivileged; /* clients whose uid is not 0 */
         size_t queued_bytes; /* the sum of the clients' out_allocated */
 };
 
@@ -121,6 +130,8 @@ static ControlClient *client_free(ControlClient *c) {
         if (c->next)
                 c->next->prev = c->prev;
         s->n_clients--;
+        if (c->peer.uid != 0)
+                s->n_unprivileged--;
 
         free(c);
         return NULL;
@@ -216,7 +227,7 @@ static int client_reply(ControlClient *c, const cJSON *id, int code, cJSON *resu
 
         r = client_queue(c, frame, size);
         if (r == -ENOBUFS)
-                log_warning("dropping control client %s: %zu bytes queued, no room for a %zu-byte reply", c->peer,
+                log_warning("dropping control client %s: %zu bytes queued, no room for a %zu-byte reply", c->peer.name,
                             c->out_end - c->out_start, size);
         return r;
 }
@@ -241,13 +252,10 @@ static int client_dispatch(ControlClient *c, const char *name, const cJSON *para
                            char **ret_message) {
         ControlServer *s = c->server;
 
-        if (c->access == ACCESS_NONE)
-                return error_set(ret_message, JSONRPC_PERMISSION_DENIED,
-                                 "permission denied: uid %u is neither root nor in the stockade group", (unsigned) c->uid);
         const ControlMethod *method = server_find_method(s, name);
         if (!method)
                 return error_set(ret_message, JSONRPC_METHOD_NOT_FOUND, "unknown method '%s'", name);
-        if (!method->read_only && c->access != ACCESS_FULL)
+        if (!method->read_only && c->peer.access != ACCESS_FULL)
                 return error_set(ret_message, JSONRPC_PERMISSION_DENIED, "permission denied: '%s' needs root", name);
 
         c->dispatching = true;
@@ -275,7 +283,7 @@ static int client_handle_body(ControlClient *c, const char *body, size_t size) {
         if (r < 0)
                 return r;
         if (jsonrpc_message_kind(m) != JSONRPC_KIND_REQUEST) {
-                log_debug("Ignoring a control message without a reply from %s", c->peer);
+                log_debug("Ignoring a control message without a reply from %s", c->peer.name);
                 return 0;
         }
 
@@ -331,7 +339,7 @@ static void client_on_io(struct ev_loop *loop, ev_io *w, int revents) {
 
         if (r < 0 || (c->state != CLIENT_OPEN && !client_has_output(c))) {
                 if (r < 0 && r != -ENOBUFS && r != -ECONNABORTED)
-                        log_debug_errno(r, "Closing the control connection of %s: %m", c->peer);
+                        log_debug_errno(r, "Closing the control connection of %s: %m", c->peer.name);
                 client_free(c);
                 return;
         }
@@ -363,47 +371,57 @@ static int peer_has_group(int fd, gid_t gid) {
         return false;
 }
 
-static int client_identify_unix_peer(ControlClient *c, int fd) {
+static int peer_identify_unix(const ControlServer *s, int fd, Peer *ret) {
         struct ucred cred;
         socklen_t size = sizeof(cred);
         if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &size) < 0)
                 return -errno;
 
-        c->pid = cred.pid;
-        c->uid = cred.uid;
-        snprintf(c->peer, sizeof(c->peer), "pid %d", (int) cred.pid);
-
-        gid_t reader = c->server->reader_gid;
+        *ret = (Peer) { .pid = cred.pid, .uid = cred.uid, .access = ACCESS_NONE };
+        snprintf(ret->name, sizeof(ret->name), "pid %d", (int) cred.pid);
         if (cred.uid == 0)
-                c->access = ACCESS_FULL;
-        else if (reader != (gid_t) -1 && cred.gid == reader)
-                c->access = ACCESS_READ_ONLY;
-        else if (reader != (gid_t) -1) {
-                int r = peer_has_group(fd, reader);
+                ret->access = ACCESS_FULL;
+        else if (s->reader_gid != (gid_t) -1 && cred.gid == s->reader_gid)
+                ret->access = ACCESS_READ_ONLY;
+        else if (s->reader_gid != (gid_t) -1) {
+                int r = peer_has_group(fd, s->reader_gid);
                 if (r < 0)
                         return r;
-                c->access = r ? ACCESS_READ_ONLY : ACCESS_NONE;
-        } else
-                c->access = ACCESS_NONE;
+                ret->access = r ? ACCESS_READ_ONLY : ACCESS_NONE;
+        }
         return 0;
 }
 
-/* Takes fd on success. vm is the peer's address for a vsock connection, else NULL. */
-static int client_new(ControlServer *s, int fd, const struct sockaddr_vm *vm) {
+/* Whether the peer may hold one more connection; if not, *reterr says why. Root keeps
+ * CONTROL_CLIENTS_ROOT_RESERVED slots that no other uid can take. */
+static int server_admit(const ControlServer *s, const Peer *p, char **reterr) {
+        if (p->access == ACCESS_NONE)
+                return error_set(reterr, -EPERM, "permission denied: uid %u is neither root nor in the stockade group",
+                                 (unsigned) p->uid);
+        if (s->n_clients >= CONTROL_CLIENTS_MAX)
+                return error_set(reterr, -EUSERS, "too many connections: the agent serves %zu", s->n_clients);
+        if (p->uid == 0)
+                return 0;
+        if (s->n_unprivileged >= CONTROL_CLIENTS_MAX - CONTROL_CLIENTS_ROOT_RESERVED)
+                return error_set(reterr, -EUSERS, "too many connections from peers other than root");
+
+        size_t n = 0;
+        for (const ControlClient *c = s->clients; c; c = c->next)
+                n += c->peer.uid == p->uid;
+        if (n >= CONTROL_CLIENTS_PER_UID)
+                return error_set(reterr, -EUSERS, "too many connections: uid %u has %zu open", (unsigned) p->uid, n);
+        return 0;
+}
+
+/* Takes fd on success. */
+static int client_new(ControlServer *s, int fd, const Peer *p) {
         ControlClient *c = calloc(1, sizeof(ControlClient));
         if (!c)
                 return -ENOMEM;
-        c->server = s;
+        *c = (ControlClient) { .server = s, .peer = *p };
 
         int r = frame_decoder_new(&c->decoder);
-        if (r >= 0 && vm) {
-                c->is_vsock = true;
-                c->access = ACCESS_FULL;
-                snprintf(c->peer, sizeof(c->peer), "vsock CID %u", vm->svm_cid);
-        } else if (r >= 0)
-                r = client_identify_unix_peer(c, fd);
         if (r < 0) {
-                frame_decoder_free(c->decoder);
                 free(c);
                 return r;
         }
@@ -414,41 +432,77 @@ static int client_new(ControlServer *s, int fd, const struct sockaddr_vm *vm) {
                 s->clients->prev = c;
         s->clients = c;
         s->n_clients++;
+        if (c->peer.uid != 0)
+                s->n_unprivileged++;
         client_update_io(c);
 
-        log_debug("Control connection from %s", c->peer);
+        log_debug("Control connection from %s", c->peer.name);
         return 0;
 }
 
-static void listener_on_io(struct ev_loop *loop, ev_io *w, int revents) {
-        Listener *l = container_of(w, Listener, io);
+/* Tells a refused peer why, if its socket takes the frame now, and closes the connection. */
+static void peer_refuse(int fd, const char *message) {
+        _cleanup_free_ char *frame = NULL;
+        size_t size;
+        if (reply_encode(NULL, JSONRPC_PERMISSION_DENIED, NULL, message, &frame, &size) >= 0)
+                (void) send(fd, frame, size, MSG_DONTWAIT | MSG_NOSIGNAL);
+        safe_close(fd);
+}
+
+/* Accepts one connection: 1 if one was waiting, 0 if none, -errno. */
+static int listener_accept(Listener *l) {
         ControlServer *s = l->server;
         struct sockaddr_vm vm = {};
         socklen_t size = sizeof(vm);
         bool vsock = l->family == AF_VSOCK;
 
-        _cleanup_close_ int fd = accept4(w->fd, vsock ? (struct sockaddr *) &vm : NULL, vsock ? &size : NULL,
+        _cleanup_close_ int fd = accept4(l->io.fd, vsock ? (struct sockaddr *) &vm : NULL, vsock ? &size : NULL,
                                          SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (fd < 0) {
-                if (errno != EAGAIN && errno != EINTR)
-                        log_debug_errno(-errno, "Failed to accept a control connection: %m");
-                return;
-        }
-        if (s->n_clients >= CONTROL_CLIENTS_MAX) {
-                log_debug("Refusing a control connection: %zu clients connected", s->n_clients);
-                return;
-        }
-        if (vsock && vm.svm_cid != l->peer_cid) {
-                log_debug("Refusing a control connection from vsock CID %u", vm.svm_cid);
-                return;
+        if (fd < 0)
+                return errno == EAGAIN ? 0 : -errno;
+
+        Peer p;
+        int r;
+        if (vsock) {
+                if (vm.svm_cid != l->peer_cid) {
+                        log_debug("Refusing a control connection from vsock CID %u", vm.svm_cid);
+                        return 1;
+                }
+                p = (Peer) { .access = ACCESS_FULL, .is_vsock = true };
+                snprintf(p.name, sizeof(p.name), "vsock CID %u", vm.svm_cid);
+        } else {
+                r = peer_identify_unix(s, fd, &p);
+                if (r < 0) {
+                        log_debug_errno(r, "Refusing a control connection whose peer is unknown: %m");
+                        return 1;
+                }
         }
 
-        int r = client_new(s, fd, vsock ? &vm : NULL);
+        _cleanup_free_ char *why = NULL;
+        if (server_admit(s, &p, &why) < 0) {
+                log_debug("Refusing the control connection of %s: %s", p.name, why);
+                peer_refuse(TAKE_FD(fd), why);
+                return 1;
+        }
+
+        r = client_new(s, fd, &p);
         if (r < 0) {
                 log_warning_errno(r, "Failed to set up a control connection: %m");
-                return;
+                return 1;
         }
         TAKE_FD(fd);
+        return 1;
+}
+
+static void listener_on_io(struct ev_loop *loop, ev_io *w, int revents) {
+        Listener *l = container_of(w, Listener, io);
+        for (size_t i = 0; i < ACCEPT_BURST; i++) {
+                int r = listener_accept(l);
+                if (r < 0 && r != -EINTR)
+                        log_debug_errno(r, "Failed to accept a control connection: %m");
+                if (r <= 0)
+                        return;
+        }
 }
 
 /* Takes fd on success. */
@@ -532,9 +586,13 @@ int control_server_listen(ControlServer *s, const char *address, char **reterr) 
                 return error_set(reterr, -errno, "cannot create a socket for '%s': %s", address, strerror(errno));
         if (bind(fd, &a.sa, a.size) < 0)
                 return error_set(reterr, -errno, "cannot bind '%s': %s", address, strerror(errno));
-        /* Anyone may connect; each request is checked against the peer's credentials. */
-        if (a.sa.sa_family == AF_UNIX && chmod(a.un.sun_path, 0666) < 0)
-                return error_set(reterr, -errno, "cannot make '%s' mode 0666: %s", a.un.sun_path, strerror(errno));
+        /* Only root and the reader group may connect; the peer's credentials are checked
+         * again at accept, for sockets set up by others. */
+        if (a.sa.sa_family == AF_UNIX && s->reader_gid != (gid_t) -1 && chown(a.un.sun_path, 0, s->reader_gid) < 0)
+                return error_set(reterr, -errno, "cannot give '%s' to group %u: %s", a.un.sun_path,
+                                 (unsigned) s->reader_gid, strerror(errno));
+        if (a.sa.sa_family == AF_UNIX && chmod(a.un.sun_path, s->reader_gid != (gid_t) -1 ? 0660 : 0600) < 0)
+                return error_set(reterr, -errno, "cannot set the mode of '%s': %s", a.un.sun_path, strerror(errno));
         if (listen(fd, SOMAXCONN) < 0)
                 return error_set(reterr, -errno, "cannot listen on '%s': %s", address, strerror(errno));
 
@@ -595,10 +653,10 @@ void control_server_emit(ControlServer *s, const char *event, cJSON *params) {
 
                 r = client_queue(c, frame, size);
                 if (r == -ENOBUFS)
-                        log_warning("dropping slow event subscriber %s: %zu bytes queued", c->peer,
+                        log_warning("dropping slow event subscriber %s: %zu bytes queued", c->peer.name,
                                     c->out_end - c->out_start);
                 else if (r < 0)
-                        log_warning_errno(r, "dropping event subscriber %s: %m", c->peer);
+                        log_warning_errno(r, "dropping event subscriber %s: %m", c->peer.name);
                 if (r < 0)
                         client_drop(c);
         }
@@ -617,11 +675,11 @@ size_t control_server_queued_bytes(const ControlServer *s) {
 int control_server_get_peer(const ControlClient *c, pid_t *ret_pid, uid_t *ret_uid) {
         assert(c);
 
-        if (c->is_vsock)
+        if (c->peer.is_vsock)
                 return -ENODATA;
         if (ret_pid)
-                *ret_pid = c->pid;
+                *ret_pid = c->peer.pid;
         if (ret_uid)
-                *ret_uid = c->uid;
+                *ret_uid = c->peer.uid;
         return 0;
 }

@@ -5,12 +5,16 @@
  * sockets, driven by a libev loop; nothing blocks.
  *
  * Access: on unix sockets uid 0 may call every method, a peer whose primary or supplementary
- * groups include reader_gid may call read-only methods, anyone else is refused. vsock peers
- * are accepted only from the listener's CID and count as root. events.subscribe is built in
- * (read-only) and makes the client receive control_server_emit() notifications.
+ * groups include reader_gid may call read-only methods. Anyone else is told why and closed
+ * at accept (SO_PEERCRED), holding no slot. vsock peers are accepted only from the
+ * listener's CID and count as root. events.subscribe is built in (read-only) and makes the
+ * client receive control_server_emit() notifications.
  *
- * Limits: at most CONTROL_CLIENTS_MAX clients; each client's outgoing queue holds at most
- * CONTROL_CLIENT_QUEUE_MAX bytes, and a client whose queue would overflow is dropped. */
+ * Limits: at most CONTROL_CLIENTS_MAX clients, of which a uid other than 0 holds at most
+ * CONTROL_CLIENTS_PER_UID and all such uids together leave CONTROL_CLIENTS_ROOT_RESERVED
+ * to root; a connection beyond them is told why and closed at accept. Each client's
+ * outgoing queue holds at most CONTROL_CLIENT_QUEUE_MAX bytes, and a client whose queue
+ * would overflow is dropped. */
 
 #include <ev.h>
 #include <stdbool.h>
@@ -19,6 +23,8 @@
 #include "json.h"
 
 #define CONTROL_CLIENTS_MAX 1024u
+#define CONTROL_CLIENTS_PER_UID 32u
+#define CONTROL_CLIENTS_ROOT_RESERVED 256u
 #define CONTROL_CLIENT_QUEUE_MAX (4u * 1024u * 1024u)
 
 typedef struct ControlServer ControlServer;
@@ -42,8 +48,8 @@ int control_server_new(struct ev_loop *loop, const ControlMethod *methods, size_
 ControlServer *control_server_free(ControlServer *s);
 DEFINE_POINTER_CLEANUP(ControlServer, control_server_free);
 
-/* "unix:/path": a stale socket at path is replaced, the socket is made mode 0666 and
- * access is decided per peer. "vsock:CID:PORT": binds VMADDR_CID_ANY:PORT and accepts only
+/* "unix:/path": a stale socket at path is replaced; the socket is made root's, group
+ * reader_gid, mode 0660 (0600 without a reader group). "vsock:CID:PORT": binds VMADDR_CID_ANY:PORT and accepts only
  * peers whose CID is CID. */
 int control_server_listen(ControlServer *s, const char *address, char **reterr);
 

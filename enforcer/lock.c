@@ -29,22 +29,35 @@ typedef enum Problem {
         PROBLEM_CONTENT = 1u << 3,
         PROBLEM_MODE = 1u << 4,
         PROBLEM_REMOVED = 1u << 5,
+        PROBLEM_ADDED = 1u << 6,
+        PROBLEM_INODE = 1u << 7,
 } Problem;
 
 static const char *const problem_names[] = {
         "unmounted", "remounted read-write", "immutable attribute cleared",
         "content replaced", "mode or owner changed", "removed",
+        "entries added", "replaced by another file",
 };
 
 /* Problems repaired by rewriting the entry itself. */
-#define PROBLEMS_REWRITE (PROBLEM_CONTENT | PROBLEM_MODE | PROBLEM_REMOVED)
+#define PROBLEMS_REWRITE (PROBLEM_CONTENT | PROBLEM_MODE | PROBLEM_REMOVED | PROBLEM_INODE)
+/* Problems that make a new inode of the entry. */
+#define PROBLEMS_RECREATE (PROBLEM_REMOVED | PROBLEM_INODE)
 
+/* How deep tree_remove() goes into what an attacker added. */
+#define REMOVE_DEPTH_MAX 32
+
+/* An entry is checked by what it is (its inode, type, owner, mode, content, attribute
+ * and, for a directory, the names it holds), so tampering through any other path to the
+ * same filesystem, such as a second bind mount of a parent, is found like any other. */
 typedef struct LockEntry {
         char *path;        /* absolute */
+        size_t parent;     /* index of the directory holding it; 0 for entries[0] */
+        ino_t ino;
         mode_t mode;       /* file type and permissions */
         uid_t uid;
         gid_t gid;
-        char *data;        /* regular files: the content */
+        char *data;        /* regular files: the content; symlinks: the target */
         size_t size;
         int wd;            /* inotify watch of the lock's root and of directories, else -1 */
         unsigned problems; /* found by the last inspection */
@@ -89,15 +102,31 @@ static char *path_join(const char *dir, const char *name) {
         return p;
 }
 
-/* Refuses symlinks in every component: an entry replaced by a symlink must not lead us to
- * read or write another file. */
-static int open_entry(const char *path, int flags, mode_t mode) {
+static int openat2_fd(int dir_fd, const char *path, int flags, mode_t mode, uint64_t resolve) {
+        /* openat2() refuses O_PATH with other flags than these. */
+        flags |= O_NOFOLLOW | O_CLOEXEC | (flags & O_PATH ? 0 : O_NOCTTY);
         struct open_how how = {
-                .flags = (uint64_t) (flags | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC),
+                .flags = (uint64_t) flags,
                 .mode = flags & O_CREAT ? mode : 0,
-                .resolve = RESOLVE_NO_SYMLINKS,
+                .resolve = resolve,
         };
-        return RET_NERRNO((int) syscall(SYS_openat2, AT_FDCWD, path, &how, sizeof(how)));
+        return RET_NERRNO((int) syscall(SYS_openat2, dir_fd, path, &how, sizeof(how)));
+}
+
+/* Refuses symlinks in every component: an entry replaced by a symlink must not lead us to
+ * read or write another file. With O_PATH a symlink itself is opened. */
+static int open_entry(const char *path, int flags, mode_t mode) {
+        return openat2_fd(AT_FDCWD, path, flags, mode, RESOLVE_NO_SYMLINKS);
+}
+
+/* Opens for reading what an O_PATH fd of a regular file or directory refers to, and
+ * nothing else: no second lookup of its path. */
+static int fd_reopen(int fd, mode_t type) {
+        if (S_ISDIR(type))
+                return RET_NERRNO(openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+        char proc[64];
+        snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+        return RET_NERRNO(open(proc, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC));
 }
 
 /* ---- /proc/self/mountinfo ---- */
@@ -171,7 +200,59 @@ static int fd_get_flags(int fd, int *ret) {
         return RET_NERRNO(ioctl(fd, FS_IOC_GETFLAGS, ret));
 }
 
+static int fd_clear_flags(int fd, int mask) {
+        int flags;
+        int r = fd_get_flags(fd, &flags);
+        if (r < 0 || !(flags & mask))
+                return r;
+        flags &= ~mask;
+        return RET_NERRNO(ioctl(fd, FS_IOC_SETFLAGS, &flags));
+}
+
+/* Removes name in dir_fd and all it holds, clearing the attributes that would keep it;
+ * never follows a symlink or enters another mount. */
+static int tree_remove(int dir_fd, const char *name, unsigned depth) {
+        _cleanup_close_ int fd = openat2_fd(dir_fd, name, O_PATH, 0,
+                                            RESOLVE_BENEATH | RESOLVE_NO_XDEV | RESOLVE_NO_SYMLINKS);
+        if (fd < 0)
+                return fd;
+        struct stat st;
+        if (fstat(fd, &st) < 0)
+                return -errno;
+
+        if (S_ISREG(st.st_mode)) {
+                _cleanup_close_ int rfd = fd_reopen(fd, st.st_mode);
+                if (rfd >= 0)
+                        (void) fd_clear_flags(rfd, FS_IMMUTABLE_FL | FS_APPEND_FL);
+        } else if (S_ISDIR(st.st_mode)) {
+                if (depth >= REMOVE_DEPTH_MAX)
+                        return -ELOOP;
+                int dfd = fd_reopen(fd, st.st_mode);
+                if (dfd < 0)
+                        return dfd;
+                (void) fd_clear_flags(dfd, FS_IMMUTABLE_FL | FS_APPEND_FL);
+                _cleanup_(closedirp) DIR *d = fdopendir(dfd);
+                if (!d) {
+                        safe_close(dfd);
+                        return -errno;
+                }
+                struct dirent *de;
+                while ((errno = 0, de = readdir(d)))
+                        if (!streq(de->d_name, ".") && !streq(de->d_name, "..")) {
+                                int r = tree_remove(dirfd(d), de->d_name, depth + 1);
+                                if (r < 0)
+                                        return r;
+                        }
+                if (errno != 0)
+                        return -errno;
+        }
+        return RET_NERRNO(unlinkat(dir_fd, name, S_ISDIR(st.st_mode) ? AT_REMOVEDIR : 0));
+}
+
+/* Symlinks carry no attributes. */
 static int entry_set_immutable(const LockEntry *e, bool immutable) {
+        if (S_ISLNK(e->mode))
+                return 0;
         _cleanup_close_ int fd = open_entry(e->path, O_RDONLY | O_NONBLOCK, 0);
         if (fd < 0)
                 return fd;
@@ -199,27 +280,53 @@ static Lock *lock_free(Lock *l) {
 }
 DEFINE_POINTER_CLEANUP(Lock, lock_free);
 
-static int lock_add_entry(Lock *l, const char *path, char **reterr) {
+static const char *entry_name(const LockEntry *e) {
+        return strrchr(e->path, '/') + 1;
+}
+
+/* The content of an entry open as fd (O_PATH) of the given type: a regular file's bytes
+ * (-EFBIG beyond max), a symlink's target, nothing for a directory. */
+static int entry_read(int fd, mode_t type, size_t max, char **ret, size_t *ret_size) {
+        if (S_ISDIR(type)) {
+                *ret = NULL;
+                *ret_size = 0;
+                return 0;
+        }
+        if (S_ISREG(type)) {
+                _cleanup_close_ int rfd = fd_reopen(fd, type);
+                return rfd < 0 ? rfd : read_full_fd(rfd, max, ret, ret_size);
+        }
+        _cleanup_free_ char *target = malloc(PATH_MAX);
+        if (!target)
+                return -ENOMEM;
+        ssize_t n = readlinkat(fd, "", target, PATH_MAX - 1);
+        if (n < 0)
+                return -errno;
+        target[n] = '\0';
+        *ret = TAKE_PTR(target);
+        *ret_size = (size_t) n;
+        return 0;
+}
+
+static int lock_add_entry(Lock *l, const char *path, size_t parent, char **reterr) {
         if (l->n_entries >= LOCK_ENTRIES_MAX)
                 return error_set(reterr, -E2BIG, "'%s' holds more than %d files", lock_path(l), LOCK_ENTRIES_MAX);
 
-        _cleanup_close_ int fd = open_entry(path, O_RDONLY | O_NONBLOCK, 0);
+        _cleanup_close_ int fd = open_entry(path, O_PATH, 0);
         if (fd < 0)
                 return error_set(reterr, fd, "cannot open '%s': %s", path, strerror(-fd));
         struct stat st;
         if (fstat(fd, &st) < 0)
                 return error_set(reterr, -errno, "cannot stat '%s': %m", path);
-        if (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode))
-                return error_set(reterr, -EINVAL, "'%s' is neither a regular file nor a directory", path);
+        if (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode) && !S_ISLNK(st.st_mode))
+                return error_set(reterr, -EINVAL, "'%s' is neither a regular file, a directory nor a symlink", path);
 
-        LockEntry e = { .mode = st.st_mode, .uid = st.st_uid, .gid = st.st_gid, .wd = -1 };
-        if (S_ISREG(st.st_mode)) {
-                int r = read_full_fd(fd, LOCK_FILE_MAX, &e.data, &e.size);
-                if (r == -EFBIG)
-                        return error_set(reterr, r, "'%s' is larger than %u KiB", path, LOCK_FILE_MAX / 1024);
-                if (r < 0)
-                        return error_set(reterr, r, "cannot read '%s': %s", path, strerror(-r));
-        }
+        LockEntry e = { .parent = parent, .ino = st.st_ino, .mode = st.st_mode, .uid = st.st_uid, .gid = st.st_gid, .wd = -1 };
+        int r = entry_read(fd, st.st_mode, LOCK_FILE_MAX, &e.data, &e.size);
+        if (r == -EFBIG)
+                return error_set(reterr, r, "'%s' is larger than %u KiB", path, LOCK_FILE_MAX / 1024);
+        if (r < 0)
+                return error_set(reterr, r, "cannot read '%s': %s", path, strerror(-r));
         e.path = strdup(path);
         LockEntry *entries = realloc(l->entries, (l->n_entries + 1) * sizeof(LockEntry));
         if (!e.path || !entries) {
@@ -234,42 +341,43 @@ static int lock_add_entry(Lock *l, const char *path, char **reterr) {
         return 0;
 }
 
-/* Regular files and directories below dir on the same filesystem; symlinks, devices and
- * other mounts are not part of the lock. */
-static int lock_add_directory(Lock *l, const char *dir, char **reterr) {
-        int fd = open_entry(dir, O_RDONLY | O_DIRECTORY, 0);
+/* Everything below the directory entries[dir], which must all be on its filesystem. */
+static int lock_add_directory(Lock *l, size_t dir, char **reterr) {
+        const char *path = l->entries[dir].path;
+        int fd = open_entry(path, O_RDONLY | O_DIRECTORY, 0);
         if (fd < 0)
-                return error_set(reterr, fd, "cannot open '%s': %s", dir, strerror(-fd));
+                return error_set(reterr, fd, "cannot open '%s': %s", path, strerror(-fd));
         _cleanup_(closedirp) DIR *d = fdopendir(fd);
         if (!d) {
                 safe_close(fd);
-                return error_set(reterr, -errno, "cannot read '%s': %m", dir);
+                return error_set(reterr, -errno, "cannot read '%s': %m", path);
         }
         struct stat dir_st;
         if (fstat(fd, &dir_st) < 0)
-                return error_set(reterr, -errno, "cannot stat '%s': %m", dir);
+                return error_set(reterr, -errno, "cannot stat '%s': %m", path);
 
         struct dirent *de;
         while ((errno = 0, de = readdir(d))) {
                 if (streq(de->d_name, ".") || streq(de->d_name, ".."))
                         continue;
+                _cleanup_free_ char *child = path_join(l->entries[dir].path, de->d_name);
+                if (!child)
+                        return error_set(reterr, -ENOMEM, "out of memory");
                 struct stat st;
                 if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
-                        return error_set(reterr, -errno, "cannot stat '%s/%s': %m", dir, de->d_name);
-                if (st.st_dev != dir_st.st_dev || (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode)))
-                        continue;
+                        return error_set(reterr, -errno, "cannot stat '%s': %m", child);
+                if (st.st_dev != dir_st.st_dev)
+                        return error_set(reterr, -EINVAL, "'%s' is another mount: a lock holds one filesystem", child);
 
-                _cleanup_free_ char *path = path_join(dir, de->d_name);
-                if (!path)
-                        return error_set(reterr, -ENOMEM, "out of memory");
-                int r = lock_add_entry(l, path, reterr);
+                size_t index = l->n_entries;
+                int r = lock_add_entry(l, child, dir, reterr);
                 if (r >= 0 && S_ISDIR(st.st_mode))
-                        r = lock_add_directory(l, path, reterr);
+                        r = lock_add_directory(l, index, reterr);
                 if (r < 0)
                         return r;
         }
         if (errno != 0)
-                return error_set(reterr, -errno, "cannot read '%s': %m", dir);
+                return error_set(reterr, -errno, "cannot read '%s': %m", l->entries[dir].path);
         return 0;
 }
 
@@ -283,11 +391,13 @@ static int lock_snapshot(const char *path, Lock **ret, char **reterr) {
         if (!l->parent)
                 return error_set(reterr, -ENOMEM, "out of memory");
 
-        int r = lock_add_entry(l, path, reterr);
+        int r = lock_add_entry(l, path, 0, reterr);
         if (r < 0)
                 return r;
+        if (S_ISLNK(l->entries[0].mode))
+                return error_set(reterr, -EINVAL, "'%s' is a symlink", path);
         if (S_ISDIR(l->entries[0].mode)) {
-                r = lock_add_directory(l, path, reterr);
+                r = lock_add_directory(l, 0, reterr);
                 if (r < 0)
                         return r;
         }
@@ -303,28 +413,74 @@ static int lock_snapshot(const char *path, Lock **ret, char **reterr) {
         return 0;
 }
 
-static unsigned entry_inspect(LockEntry *e, bool immutable) {
-        _cleanup_close_ int fd = open_entry(e->path, O_RDONLY | O_NONBLOCK, 0);
-        struct stat st;
-        if (fd == -ENOENT || fd == -ENOTDIR)
-                return e->problems = PROBLEM_REMOVED;
-        /* A symlink (ELOOP) or anything else in its place. */
-        if (fd < 0 || fstat(fd, &st) < 0 || (st.st_mode & S_IFMT) != (e->mode & S_IFMT))
-                return e->problems = PROBLEM_CONTENT;
+/* Whether the directory entries[dir] holds name in the snapshot. */
+static bool lock_has_child(const Lock *l, size_t dir, const char *name) {
+        for (size_t i = dir + 1; i < l->n_entries; i++)
+                if (l->entries[i].parent == dir && streq(entry_name(&l->entries[i]), name))
+                        return true;
+        return false;
+}
 
-        e->problems = 0;
-        if ((st.st_mode & 07777) != (e->mode & 07777) || st.st_uid != e->uid || st.st_gid != e->gid)
-                e->problems |= PROBLEM_MODE;
+/* Whether the directory entries[dir], open as d, holds a name the snapshot does not. */
+static bool lock_directory_has_additions(const Lock *l, size_t dir, DIR *d) {
+        struct dirent *de;
+        while ((de = readdir(d)))
+                if (!streq(de->d_name, ".") && !streq(de->d_name, "..") && !lock_has_child(l, dir, de->d_name))
+                        return true;
+        return false;
+}
+
+/* What is wrong with the regular file or directory entries[i] (open as fd, O_PATH) beyond
+ * its inode: its content, its names, its attribute. */
+static unsigned entry_inspect_content(const Lock *l, size_t i, int fd) {
+        const LockEntry *e = &l->entries[i];
+        unsigned problems = 0;
+        int rfd = fd_reopen(fd, e->mode);
+        if (rfd < 0)
+                return PROBLEM_CONTENT;
+
+        int flags;
+        if (l->immutable && (fd_get_flags(rfd, &flags) < 0 || !(flags & FS_IMMUTABLE_FL)))
+                problems |= PROBLEM_IMMUTABLE;
         if (S_ISREG(e->mode)) {
                 _cleanup_free_ char *data = NULL;
                 size_t size;
-                if (read_full_fd(fd, e->size, &data, &size) < 0 || size != e->size ||
-                    memcmp(data, e->data, size) != 0)
-                        e->problems |= PROBLEM_CONTENT;
+                if (read_full_fd(rfd, e->size, &data, &size) < 0 || size != e->size || memcmp(data, e->data, size) != 0)
+                        problems |= PROBLEM_CONTENT;
+                safe_close(rfd);
+                return problems;
         }
-        int flags;
-        if (immutable && (fd_get_flags(fd, &flags) < 0 || !(flags & FS_IMMUTABLE_FL)))
-                e->problems |= PROBLEM_IMMUTABLE;
+
+        _cleanup_(closedirp) DIR *d = fdopendir(rfd);
+        if (!d) {
+                safe_close(rfd);
+                return problems | PROBLEM_CONTENT;
+        }
+        if (lock_directory_has_additions(l, i, d))
+                problems |= PROBLEM_ADDED;
+        return problems;
+}
+
+static unsigned entry_inspect(Lock *l, size_t i) {
+        LockEntry *e = &l->entries[i];
+        _cleanup_close_ int fd = open_entry(e->path, O_PATH, 0);
+        struct stat st;
+        if (fd == -ENOENT || fd == -ENOTDIR)
+                return e->problems = PROBLEM_REMOVED;
+        /* A symlink or anything else in its place. */
+        if (fd < 0 || fstat(fd, &st) < 0 || (st.st_mode & S_IFMT) != (e->mode & S_IFMT))
+                return e->problems = PROBLEM_CONTENT | PROBLEM_INODE;
+
+        e->problems = st.st_ino != e->ino ? PROBLEM_INODE : 0;
+        if ((st.st_mode & 07777) != (e->mode & 07777) || st.st_uid != e->uid || st.st_gid != e->gid)
+                e->problems |= PROBLEM_MODE;
+        if (S_ISLNK(e->mode)) {
+                _cleanup_free_ char *target = NULL;
+                size_t size;
+                if (entry_read(fd, e->mode, 0, &target, &size) < 0 || !streq(target, e->data))
+                        e->problems |= PROBLEM_CONTENT;
+        } else
+                e->problems |= entry_inspect_content(l, i, fd);
         return e->problems;
 }
 
@@ -337,18 +493,46 @@ static unsigned lock_inspect(Lock *l, const MountTable *t) {
                 problems |= PROBLEM_READ_WRITE;
 
         for (size_t i = 0; i < l->n_entries; i++)
-                problems |= entry_inspect(&l->entries[i], l->immutable);
+                problems |= entry_inspect(l, i);
         return problems;
 }
 
-static int entry_rewrite(const LockEntry *e) {
-        struct stat st;
+/* The directory that holds entries[i]. */
+static const char *entry_parent_path(const Lock *l, size_t i) {
+        return i == 0 ? l->parent : l->entries[l->entries[i].parent].path;
+}
+
+static bool entry_is_below(const Lock *l, size_t i, size_t dir) {
+        for (; i != 0; i = l->entries[i].parent)
+                if (l->entries[i].parent == dir)
+                        return true;
+        return false;
+}
+
+/* Puts entries[i] back as snapshotted. What is in its place and is not its inode (another
+ * file, a hard link to one, a symlink, a directory tree...) is removed first. */
+static int entry_rewrite(Lock *l, size_t i) {
+        LockEntry *e = &l->entries[i];
         int r;
-        if (lstat(e->path, &st) >= 0 && (st.st_mode & S_IFMT) != (e->mode & S_IFMT)) {
-                /* Replaced by a symlink, a directory, a device node... */
-                r = RET_NERRNO(S_ISDIR(st.st_mode) ? rmdir(e->path) : unlink(e->path));
-                if (r < 0)
+        if ((e->problems & PROBLEMS_RECREATE) || S_ISLNK(e->mode)) {
+                _cleanup_close_ int dir_fd = open_entry(entry_parent_path(l, i), O_RDONLY | O_DIRECTORY, 0);
+                if (dir_fd < 0)
+                        return dir_fd;
+                r = tree_remove(dir_fd, entry_name(e), 0);
+                if (r < 0 && r != -ENOENT)
                         return r;
+        }
+
+        struct stat st;
+        if (S_ISLNK(e->mode)) {
+                r = RET_NERRNO(symlink(e->data, e->path));
+                if (r >= 0)
+                        r = RET_NERRNO(lchown(e->path, e->uid, e->gid));
+                if (r >= 0)
+                        r = RET_NERRNO(lstat(e->path, &st));
+                if (r >= 0)
+                        e->ino = st.st_ino;
+                return r;
         }
         if (S_ISDIR(e->mode)) {
                 r = RET_NERRNO(mkdir(e->path, 0700));
@@ -368,7 +552,29 @@ static int entry_rewrite(const LockEntry *e) {
                 r = RET_NERRNO(fchmod(fd, e->mode & 07777));
         if (r >= 0)
                 r = RET_NERRNO(fsync(fd));
+        if (r >= 0)
+                r = RET_NERRNO(fstat(fd, &st));
+        if (r >= 0)
+                e->ino = st.st_ino;
         return r;
+}
+
+/* Removes what the directory entries[dir] holds beyond the snapshot. */
+static int lock_remove_additions(const Lock *l, size_t dir) {
+        int fd = open_entry(l->entries[dir].path, O_RDONLY | O_DIRECTORY, 0);
+        if (fd < 0)
+                return fd;
+        _cleanup_(closedirp) DIR *d = fdopendir(fd);
+        if (!d) {
+                safe_close(fd);
+                return -errno;
+        }
+        int r = 0;
+        struct dirent *de;
+        while ((errno = 0, de = readdir(d)))
+                if (!streq(de->d_name, ".") && !streq(de->d_name, "..") && !lock_has_child(l, dir, de->d_name))
+                        r = first_error(r, tree_remove(dirfd(d), de->d_name, 0));
+        return errno != 0 ? first_error(r, -errno) : r;
 }
 
 static int lock_restore_entries(Lock *l) {
@@ -376,9 +582,18 @@ static int lock_restore_entries(Lock *l) {
         /* Cleared everywhere first: an immutable directory refuses to get its entries back. */
         for (size_t i = 0; l->immutable && i < l->n_entries; i++)
                 (void) entry_set_immutable(&l->entries[i], false);
-        for (size_t i = 0; i < l->n_entries; i++)
-                if (l->entries[i].problems & PROBLEMS_REWRITE)
-                        r = first_error(r, entry_rewrite(&l->entries[i]));
+        for (size_t i = 0; i < l->n_entries; i++) {
+                LockEntry *e = &l->entries[i];
+                if (e->problems & PROBLEM_ADDED)
+                        r = first_error(r, lock_remove_additions(l, i));
+                if (!(e->problems & PROBLEMS_REWRITE))
+                        continue;
+                /* A directory made anew holds nothing yet. */
+                for (size_t j = i + 1; S_ISDIR(e->mode) && (e->problems & PROBLEMS_RECREATE) && j < l->n_entries; j++)
+                        if (entry_is_below(l, j, i))
+                                l->entries[j].problems |= PROBLEM_REMOVED;
+                r = first_error(r, entry_rewrite(l, i));
+        }
         for (size_t i = 0; l->immutable && i < l->n_entries; i++)
                 r = first_error(r, entry_set_immutable(&l->entries[i], true));
         return r;
@@ -392,7 +607,7 @@ static int lock_restore(Lock *l, unsigned problems) {
         bool mounted = !(problems & PROBLEM_UNMOUNTED);
         int r = 0;
 
-        if (problems & (PROBLEMS_REWRITE | PROBLEM_IMMUTABLE)) {
+        if (problems & (PROBLEMS_REWRITE | PROBLEM_IMMUTABLE | PROBLEM_ADDED)) {
                 if (mounted)
                         r = mount_set_read_only(AT_FDCWD, path, AT_SYMLINK_NOFOLLOW, false);
                 if (r >= 0)

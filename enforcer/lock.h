@@ -3,12 +3,15 @@
 
 /* Locks the VM's configuration files read-only and repairs tampering.
  *
- * A lock holds a snapshot of a regular file (content up to LOCK_FILE_MAX bytes, mode,
- * owner) or of a directory (the same for every regular file and subdirectory below it on
- * the same filesystem, at most LOCK_ENTRIES_MAX of them). The path is covered by a
- * read-only bind mount of itself and, where the filesystem supports it, every entry
- * carries the immutable attribute. Locks outlive the LockSet: a restarted agent adopts
- * the read-only bind mounts it finds instead of stacking new ones.
+ * A lock holds a snapshot of a regular file (inode, content up to LOCK_FILE_MAX bytes,
+ * mode, owner) or of a directory (the same for every regular file, symlink (its target)
+ * and subdirectory below it, at most LOCK_ENTRIES_MAX of them; devices, fifos, sockets
+ * and other mounts inside are refused). The path is covered by a read-only bind mount of
+ * itself and, where the filesystem supports it, every entry but symlinks carries the
+ * immutable attribute. Entries are checked by what they are, not by the way to them: a
+ * name added to a locked directory (through a second bind mount of a parent, say) is
+ * removed, and an entry whose inode changed is made anew. Locks outlive the LockSet: a
+ * restarted agent adopts the read-only bind mounts it finds instead of stacking new ones.
  *
  * There is no event loop here. The caller polls lockset_fd() and calls lockset_check()
  * when it is readable: the check verifies every lock, whatever the notifications said, so
@@ -63,7 +66,7 @@ int lockset_remove(LockSet *s, const char *path);
  * a second. */
 int lockset_fd(const LockSet *s);
 
-/* what lists what was wrong, e.g. "unmounted, content replaced"; error is 0 when the lock
+/* what lists what was wrong, e.g. "unmounted, content replaced" or "entries added"; error is 0 when the lock
  * was repaired, else why not (the lock is then LOCK_TAMPERED). */
 typedef void (*LockReportFn)(const char *path, const char *what, int error, void *userdata);
 

@@ -54,6 +54,17 @@ static int bundle_parse_payload(Bundle *b, const unsigned char *payload, size_t 
         return 0;
 }
 
+int bundle_payload_sha256(const char *text, size_t size, char ret[SHA256_HEX_SIZE], char **reterr) {
+        _cleanup_(envelope_freep) Envelope *e = NULL;
+        int r = envelope_parse(text, size, &e, reterr);
+        if (r < 0)
+                return r;
+        size_t payload_size;
+        const unsigned char *payload = envelope_payload(e, &payload_size);
+        sha256_hex(payload, payload_size, ret);
+        return 0;
+}
+
 int bundle_verify(const TrustRoot *root, const char *text, size_t size, const BundleCheck *check,
                   Bundle **ret, char **reterr) {
         _cleanup_(envelope_freep) Envelope *e = NULL;
@@ -77,7 +88,7 @@ int bundle_verify(const TrustRoot *root, const char *text, size_t size, const Bu
         r = bundle_parse_payload(b, payload, payload_size, reterr);
         if (r < 0)
                 return r;
-        sha256_hex(text, size, b->sha256);
+        sha256_hex(payload, payload_size, b->sha256);
 
         if (check->org && !streq(check->org, b->org))
                 return error_set(reterr, -EPERM, "bundle is for org '%s', expected '%s'", b->org, check->org);
@@ -105,6 +116,12 @@ int bundle_verify(const TrustRoot *root, const char *text, size_t size, const Bu
 
         *ret = TAKE_PTR(b);
         return 0;
+}
+
+int bundle_check_org(const TrustRoot *root, const char *pinned, const char *org, char **reterr) {
+        if (!pinned || streq(pinned, org) || (root && trust_root_names_org(root, org)))
+                return 0;
+        return error_set(reterr, -EPERM, "this VM is pinned to organisation '%s'; '%s' is refused", pinned, org);
 }
 
 int bundle_create(const char *org, int64_t serial, int64_t issued_at, int64_t expires,

@@ -9,6 +9,8 @@ struct TrustRoot {
         int64_t version;
         size_t threshold;
         Keyring *keys;
+        char **orgs; /* organisations the root names, beyond the one a VM is pinned to */
+        size_t n_orgs;
         Envelope *envelope;
         char *text;
         size_t text_size;
@@ -18,6 +20,9 @@ TrustRoot *trust_root_free(TrustRoot *root) {
         if (!root)
                 return NULL;
         keyring_free(root->keys);
+        for (size_t i = 0; i < root->n_orgs; i++)
+                free(root->orgs[i]);
+        free(root->orgs);
         envelope_free(root->envelope);
         free(root->text);
         free(root);
@@ -64,6 +69,23 @@ static int root_parse_payload(TrustRoot *root, const unsigned char *payload, siz
                 return error_set(reterr, -EBADMSG, "malformed root: 'threshold' must be between 1 and the number of keys (%zu)",
                                  keyring_size(root->keys));
         root->threshold = (size_t) threshold->valuedouble;
+
+        const cJSON *orgs = cJSON_GetObjectItemCaseSensitive(json, "orgs");
+        if (!orgs)
+                return 0;
+        int n = cJSON_GetArraySize(orgs);
+        if (!cJSON_IsArray(orgs) || n > ROOT_ORGS_MAX)
+                return error_set(reterr, -EBADMSG, "malformed root: 'orgs' must be a list of organisation names");
+        root->orgs = calloc((size_t) n, sizeof(char *));
+        if (!root->orgs)
+                return -ENOMEM;
+        cJSON_ArrayForEach(item, orgs) {
+                if (!cJSON_IsString(item) || item->valuestring[0] == '\0')
+                        return error_set(reterr, -EBADMSG, "malformed root: 'orgs' must be a list of organisation names");
+                root->orgs[root->n_orgs] = strdup(item->valuestring);
+                if (!root->orgs[root->n_orgs++])
+                        return -ENOMEM;
+        }
         return 0;
 }
 
@@ -126,6 +148,13 @@ int trust_root_check_successor(const TrustRoot *trusted, const TrustRoot *candid
                 return error_set(reterr, r, "root version %" PRId64 " is not signed by version %" PRId64 "'s keys: %s",
                                  candidate->version, trusted->version, why);
         return 1;
+}
+
+bool trust_root_names_org(const TrustRoot *root, const char *org) {
+        for (size_t i = 0; i < root->n_orgs; i++)
+                if (streq(root->orgs[i], org))
+                        return true;
+        return false;
 }
 
 int64_t trust_root_version(const TrustRoot *root) {

@@ -148,18 +148,23 @@ int policy_store_load_last_known_good(const PolicyStore *store, int64_t now, Bun
                                  strerror(-r), state->serial);
 
         char sha[SHA256_HEX_SIZE];
-        sha256_hex(text, size, sha);
-        if (!streq(sha, state->sha256))
-                return error_set(reterr, -EBADMSG, "state: " BUNDLE_FILE " does not match state.json (sha256 %s, expected %s)",
-                                 sha, state->sha256);
+        _cleanup_free_ char *why = NULL;
+        r = bundle_payload_sha256(text, size, sha, &why);
+        if (r >= 0 && !streq(sha, state->sha256))
+                r = error_set(&why, -EBADMSG, "payload sha256 %s, expected %s", sha, state->sha256);
+        if (r < 0)
+                return error_set(reterr, r, "state: " BUNDLE_FILE " does not match state.json (%s)", why);
 
-        BundleCheck check = { .org = state->org, .now = now, .allow_expired = true };
+        BundleCheck check = { .now = now, .allow_expired = true };
         PolicyState floor = { .highest_time = state->highest_time };
         check.state = &floor; /* the clock floor, not rollback: this is the accepted bundle */
-        _cleanup_free_ char *why = NULL;
-        r = bundle_verify(store->root, text, size, &check, ret, &why);
+        _cleanup_(bundle_freep) Bundle *bundle = NULL;
+        r = bundle_verify(store->root, text, size, &check, &bundle, &why);
+        if (r >= 0)
+                r = bundle_check_org(store->root, state->org, bundle->org, &why);
         if (r < 0)
                 return error_set(reterr, r, "state: " BUNDLE_FILE " no longer verifies: %s", why);
+        *ret = TAKE_PTR(bundle);
         return 0;
 }
 
@@ -214,10 +219,12 @@ int policy_store_commit(PolicyStore *store, const TrustRoot *root, const Bundle 
                 strcpy(next.sha256, bundle->sha256);
                 if (bundle->issued_at > next.highest_time)
                         next.highest_time = bundle->issued_at;
-                org = strdup(bundle->org);
-                if (!org)
-                        return -ENOMEM;
-                next.org = org;
+                if (!next.org) {
+                        org = strdup(bundle->org);
+                        if (!org)
+                                return -ENOMEM;
+                        next.org = org;
+                }
         }
 
         r = state_write(store, &next);
@@ -228,10 +235,8 @@ int policy_store_commit(PolicyStore *store, const TrustRoot *root, const Bundle 
                 trust_root_free(store->root);
                 store->root = TAKE_PTR(root_copy);
         }
-        if (org) {
-                free(store->state.org);
+        if (org)
                 store->state.org = TAKE_PTR(org);
-        }
         store->state.serial = next.serial;
         store->state.root_version = next.root_version;
         store->state.highest_time = next.highest_time;

@@ -4,7 +4,8 @@
 /* The policy state directory:
  *   root.json              the trusted root envelope (exact bytes)
  *   last-known-good.json   the last accepted bundle envelope (exact bytes)
- *   state.json             {"serial", "sha256", "highestTime", "rootVersion", "org"}
+ *   state.json             {"serial", "sha256" (of the bundle's payload), "highestTime", "rootVersion",
+ *                          "org" (the first accepted bundle's: the VM is pinned to it)}
  * Every file is replaced crash-safe (temp file, fsync, rename, fsync directory); state.json
  * is written last. A mismatch between the files is reported, never silently reset. */
 

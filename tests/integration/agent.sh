@@ -1,15 +1,13 @@
 #!/usr/bin/env bash
 # stockaded end to end: the real agent in a scratch directory with a unix control socket,
 # locks on files this test creates, settings pushed and fetched from a real local HTTPS
-# server. The agent runs in a private mount namespace held by a sleeper process, so its
-# lock mounts vanish with it; tampering happens inside that namespace via nsenter.
+# server. The agent runs in a private mount namespace (agent-lib.sh).
 . "$(dirname "$0")/lib.sh"
-ctl=$STOCKADE_BIN/stockadectl
-agentd=$STOCKADE_BIN/stockaded
 settings=$STOCKADE_TOP/tests/data/admin-settings.json
 cd "$SCRATCH"
 
 [[ $(id -u) -eq 0 ]] || { echo "SKIP: agent tests need root"; exit 0; }
+. "$STOCKADE_TOP/tests/integration/agent-lib.sh"
 
 mkdir -p etc/stockade etc/docker state
 chmod 755 "$SCRATCH" # the unprivileged peers below must reach the socket
@@ -26,68 +24,6 @@ cat >etc/stockade/stockaded.json <<JSON
  "caFile": "$SCRATCH/ca.pem", "group": "nogroup", "refreshInterval": "60m",
  "locks": ["$SCRATCH/etc/docker/daemon.json", "$SCRATCH/etc/stockade"]}
 JSON
-
-unshare -m --propagation private sleep infinity &
-holder=$!
-on_exit "kill $holder 2>/dev/null; wait $holder 2>/dev/null"
-for _ in $(seq 100); do # until unshare has moved the holder into its own namespace
-        [[ $(readlink /proc/$holder/ns/mnt) != $(readlink /proc/self/ns/mnt) ]] && break
-        sleep 0.02
-done
-in_ns() { nsenter -t "$holder" -m -- "$@"; }
-
-agent_pid=
-start_agent() {
-        # nsenter execs the agent (no fork for a mount namespace), so $! is the agent.
-        nsenter -t "$holder" -m -- "$agentd" --config "$SCRATCH/etc/stockade/stockaded.json" >>agent.log 2>&1 &
-        agent_pid=$!
-        for _ in $(seq 100); do
-                $ctl --socket "$sock" status >/dev/null 2>&1 && return 0
-                sleep 0.05
-        done
-        echo "agent did not start:"; tail -20 agent.log
-        return 1
-}
-stop_agent() {
-        [[ -n $agent_pid ]] && kill "$agent_pid" 2>/dev/null && wait "$agent_pid" 2>/dev/null
-        agent_pid=
-}
-
-on_exit stop_agent
-
-# status_field EXPR: evaluates a Python expression over the status JSON bound to s.
-status_field() {
-        $ctl --socket "$sock" status --json | python3 -c "import json,sys; s=json.load(sys.stdin); print($1)"
-}
-# wait_for EXPR VALUE: polls the status for up to 3 s.
-wait_for() {
-        local v
-        for _ in $(seq 60); do
-                v=$(status_field "$1" 2>/dev/null)
-                [[ $v == "$2" ]] && return 0
-                sleep 0.05
-        done
-        echo "status: $1 is '$v', expected '$2'"
-        return 1
-}
-check() { local name=$1; shift; if out=$("$@" 2>&1); then pass "$name"; else fail "$name" "$out"; fi; }
-
-events=$SCRATCH/events.jsonl
-start_events() {
-        $ctl --socket "$sock" events --json >>"$events" 2>&1 &
-        events_pid=$!
-        on_exit "kill $events_pid 2>/dev/null"
-        sleep 0.2
-}
-# saw_event METHOD PATTERN: an event METHOD whose JSON matches PATTERN arrives within 3 s.
-saw_event() {
-        for _ in $(seq 60); do
-                grep "\"method\":\"$1\"" "$events" | grep -qE -- "$2" && return 0
-                sleep 0.05
-        done
-        echo "no $1 event matching '$2' in: $(tail -5 "$events")"
-        return 1
-}
 
 start_agent || { fail "agent starts"; exit 1; }
 start_events
@@ -107,7 +43,7 @@ assert s["locks"][0]["state"] == "unlocked", "ECI is not locked, so the engine c
 assert s["containers"] == {"running": 0, "list": []}, s["containers"]
 ' "$ctl" "$sock"
 expect "human status" 0 '^policy: +builtin' $ctl --socket "$sock" status
-expect "a peer neither root nor in the group is refused" 1 'permission denied: uid 65534 is neither root nor in the stockade group' \
+expect "a peer neither root nor in the group cannot connect" 1 'cannot connect to the agent at .*: Permission denied' \
         setpriv --reuid 65534 --regid 12345 --clear-groups $ctl --socket "$sock" status
 expect "a group member may read status" 0 '^agent: +stockaded' \
         setpriv --reuid 65534 --regid 65534 --clear-groups $ctl --socket "$sock" status
@@ -142,7 +78,7 @@ $ctl sign --key admin.key --org acme --serial 9 --valid-for 1s "$settings" >shor
 expect "a second valid push" 0 '^applied serial 3$' $ctl --socket "$sock" push b3.json
 expect "tampered bundle rejected" 1 '^stockadectl: rejected: signature threshold not met' $ctl --socket "$sock" push tampered.json
 check "policy.rejected event with the reason" saw_event policy.rejected 'signature threshold not met'
-expect "wrong-org bundle rejected" 1 "rejected: bundle is for org 'other', expected 'acme'" $ctl --socket "$sock" push wrong-org.json
+expect "wrong-org bundle rejected" 1 "rejected: this VM is pinned to organisation 'acme'; 'other' is refused" $ctl --socket "$sock" push wrong-org.json
 expect "rolled-back bundle rejected" 1 'rejected: rollback: serial 2 is older than the accepted serial 3' $ctl --socket "$sock" push b2.json
 sleep 1.2
 expect "expired bundle rejected" 1 'rejected: bundle expired at' $ctl --socket "$sock" push short.json
@@ -227,6 +163,8 @@ check "session.changed event" saw_event session.changed '"signed_in":true'
 expect "refresh" 0 'fetching settings' $ctl --socket "$sock" refresh
 check "an unchanged document is answered 304" wait_for 's["session"]["last_fetch_result"]' "not modified"
 
+expect "sign-in to another organisation is refused" 1 "this VM is pinned to organisation 'acme'; 'other' is refused" \
+        $ctl --socket "$sock" sign-in --org other --user bob --token-file token --url "$url"
 expect "sign-in with a wrong token" 0 'signed in' $ctl --socket "$sock" sign-in --org acme --user bob --token-file bad-token --url "$url"
 check "a wrong token gives fetch.failed HTTP 401" saw_event fetch.failed '"reason":"HTTP 401"'
 check "status reports the 401 and keeps the settings" wait_for 's["session"]["last_fetch_result"], s["policy"]["serial"]' "HTTP 401 4"

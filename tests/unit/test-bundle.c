@@ -249,22 +249,77 @@ TEST(expired_rejected_and_clock_rollback_does_not_revive) {
 }
 
 TEST(rollback_and_same_serial) {
-        _cleanup_(key_freep) Key *k = new_key(KEY_ED25519);
-        _cleanup_(trust_root_freep) TrustRoot *root = make_root(1, 1, &k, 1, &k, 1);
-        _cleanup_free_ char *five = make_bundle("acme", 5, NOW, NOW + DAY, SETTINGS, &k, 1);
-        _cleanup_free_ char *four = make_bundle("acme", 4, NOW, NOW + DAY, SETTINGS, &k, 1);
-        _cleanup_free_ char *five_again = make_bundle("acme", 5, NOW + 1, NOW + DAY, SETTINGS, &k, 1);
+        Key *keys[2] = { new_key(KEY_ED25519), new_key(KEY_P256) };
+        _cleanup_(trust_root_freep) TrustRoot *root = make_root(1, 1, keys, 2, keys, 2);
+        _cleanup_free_ char *five = make_bundle("acme", 5, NOW, NOW + DAY, SETTINGS, &keys[0], 1);
+        _cleanup_free_ char *four = make_bundle("acme", 4, NOW, NOW + DAY, SETTINGS, &keys[0], 1);
+        _cleanup_free_ char *five_again = make_bundle("acme", 5, NOW + 1, NOW + DAY, SETTINGS, &keys[0], 1);
+        /* The same payload, signed by the other key, and the envelope written out anew. */
+        _cleanup_free_ char *five_resigned = make_bundle("acme", 5, NOW, NOW + DAY, SETTINGS, &keys[1], 1);
+        _cleanup_json_ cJSON *json = cJSON_Parse(five);
+        _cleanup_free_ char *five_reserialised = cJSON_Print(json);
+        ASSERT_TRUE(!streq(five_resigned, five) && !streq(five_reserialised, five));
 
         PolicyState state = { .serial = 5 };
-        sha256_hex(five, strlen(five), state.sha256);
+        _cleanup_(bundle_freep) Bundle *accepted = NULL;
+        BundleCheck first = { .now = NOW };
+        ASSERT_OK(bundle_verify(root, five, strlen(five), &first, &accepted, NULL));
+        strcpy(state.sha256, accepted->sha256);
         BundleCheck check = { .now = NOW, .state = &state };
 
         assert_rejected(root, four, &check, "rollback: serial 4 is older than the accepted serial 5");
         assert_rejected(root, five_again, &check, "serial 5 was already accepted with different content");
 
-        _cleanup_(bundle_freep) Bundle *b = NULL;
-        ASSERT_OK(bundle_verify(root, five, strlen(five), &check, &b, NULL));
-        ASSERT_TRUE(b->unchanged);
+        const char *same[] = { five, five_resigned, five_reserialised };
+        for (size_t i = 0; i < ELEMENTSOF(same); i++) {
+                _cleanup_(bundle_freep) Bundle *b = NULL;
+                ASSERT_OK(bundle_verify(root, same[i], strlen(same[i]), &check, &b, NULL));
+                ASSERT_TRUE(b->unchanged);
+        }
+        key_free(keys[0]), key_free(keys[1]);
+}
+
+/* A root like make_root(1, 1, &k, 1, &k, 1) whose payload also has "orgs": orgs (JSON). */
+static char *make_root_text_with_orgs(Key *k, const char *orgs) {
+        _cleanup_free_ char *plain = NULL, *why = NULL;
+        ASSERT_OK(trust_root_create(1, 1, &k, 1, &k, 1, &plain));
+        _cleanup_(envelope_freep) Envelope *e = NULL;
+        ASSERT_OK(envelope_parse(plain, strlen(plain), &e, &why));
+        size_t size;
+        const unsigned char *payload = envelope_payload(e, &size);
+        _cleanup_json_ cJSON *json = cJSON_ParseWithLength((const char *) payload, size);
+        ASSERT_TRUE(json && cJSON_AddItemToObject(json, "orgs", cJSON_Parse(orgs)));
+        _cleanup_free_ char *text = cJSON_PrintUnformatted(json);
+        char *root = NULL;
+        ASSERT_OK(envelope_sign(ROOT_PAYLOAD_TYPE, text, strlen(text), &k, 1, &root));
+        return root;
+}
+
+TEST(org_pinning) {
+        _cleanup_(key_freep) Key *k = new_key(KEY_ED25519);
+        _cleanup_(trust_root_freep) TrustRoot *plain = make_root(1, 1, &k, 1, &k, 1);
+        _cleanup_free_ char *text = make_root_text_with_orgs(k, "[\"acme\", \"acme-eu\"]");
+        _cleanup_(trust_root_freep) TrustRoot *named = NULL;
+        _cleanup_free_ char *why = NULL;
+        ASSERT_OK(trust_root_parse(text, strlen(text), &named, &why));
+
+        ASSERT_OK(bundle_check_org(plain, NULL, "anyone", &why));
+        ASSERT_OK(bundle_check_org(plain, "acme", "acme", &why));
+        ASSERT_EQ(bundle_check_org(plain, "acme", "evil", &why), -EPERM);
+        ASSERT_STREQ(why, "this VM is pinned to organisation 'acme'; 'evil' is refused");
+        free(why);
+        why = NULL;
+        /* The trust root itself names the organisations it speaks for. */
+        ASSERT_OK(bundle_check_org(named, "acme", "acme-eu", &why));
+        ASSERT_EQ(bundle_check_org(named, "acme", "evil", &why), -EPERM);
+
+        const char *bad[] = { "\"acme\"", "[\"\"]", "[1]" };
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+                _cleanup_free_ char *t = make_root_text_with_orgs(k, bad[i]), *reason = NULL;
+                TrustRoot *r = NULL;
+                ASSERT_EQ(trust_root_parse(t, strlen(t), &r, &reason), -EBADMSG);
+                ASSERT_STREQ(reason, "malformed root: 'orgs' must be a list of organisation names");
+        }
 }
 
 TEST(root_rotation_accepted) {

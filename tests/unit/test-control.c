@@ -317,13 +317,15 @@ TEST(call_round_trip) {
         free(server_stop(&t));
 }
 
-TEST(socket_is_world_writable) {
+TEST(socket_is_for_root_and_the_reader_group) {
         TestServer t;
         server_start(&t);
         struct stat st;
         ASSERT_OK(stat(t.path, &st));
         ASSERT_TRUE(S_ISSOCK(st.st_mode));
-        ASSERT_EQ(st.st_mode & 07777, 0666);
+        ASSERT_EQ(st.st_mode & 07777, 0660);
+        ASSERT_EQ(st.st_uid, 0);
+        ASSERT_EQ(st.st_gid, READER_GID);
         free(server_stop(&t));
 }
 
@@ -429,22 +431,40 @@ TEST(unknown_method) {
         free(server_stop(&t));
 }
 
-static void peer_is_refused(const TestServer *t) {
-        _cleanup_(control_client_freep) ControlConnection *c = client_connect(t);
+static void peer_cannot_connect(const TestServer *t) {
+        ControlConnection *c = NULL;
         _cleanup_free_ char *error = NULL;
-        ASSERT_EQ(call(c, "echo", NULL, NULL, &error), -EPERM);
-        ASSERT_STREQ(error, "permission denied: uid 65534 is neither root nor in the stockade group");
-        ASSERT_EQ(call(c, "events.subscribe", NULL, NULL, &error), -EPERM);
-        ASSERT_STREQ(error, "permission denied: uid 65534 is neither root nor in the stockade group");
-        ASSERT_EQ(call(c, "nope", NULL, NULL, &error), -EPERM);
+        ASSERT_EQ(control_client_connect(t->address, &c, &error), -EACCES);
+        ASSERT_CONTAINS(error, "Permission denied");
+}
+
+/* Many connections at once: each is told why and closed at accept. */
+static void peer_is_closed_at_accept(const TestServer *t) {
+        int fds[100];
+        for (size_t i = 0; i < ELEMENTSOF(fds); i++)
+                fds[i] = raw_connect(t);
+        for (size_t i = 0; i < ELEMENTSOF(fds); i++) {
+                _cleanup_json_ cJSON *reply = raw_receive(fds[i]);
+                assert_error_reply(reply, JSONRPC_PERMISSION_DENIED,
+                                   "permission denied: uid 65534 is neither root nor in the stockade group");
+                ASSERT_EQ(raw_drain_until_eof(fds[i]), 0);
+                close(fds[i]);
+        }
 }
 
 TEST(peer_outside_the_group_is_refused) {
         TestServer t;
         server_start(&t);
-        run_as(&t, NOBODY, NOBODY, NO_GROUP, peer_is_refused);
+        _cleanup_(control_client_freep) ControlConnection *c = client_connect(&t);
+        run_as(&t, NOBODY, NOBODY, NO_GROUP, peer_cannot_connect);
+
+        /* A socket someone else made world-writable (systemd's SocketMode=) changes nothing. */
+        ASSERT_OK(chmod(t.path, 0666));
+        run_as(&t, NOBODY, NOBODY, NO_GROUP, peer_is_closed_at_accept);
+        ASSERT_EQ(poke(c, 0, 0, "clients"), 1);
         free(server_stop(&t));
 }
+
 
 static void peer_may_only_read(const TestServer *t) {
         _cleanup_(control_client_freep) ControlConnection *c = client_connect(t);
@@ -464,6 +484,38 @@ TEST(reader_group_may_call_read_only_methods) {
         server_start(&t);
         run_as(&t, NOBODY, NOBODY, READER_GID, peer_may_only_read); /* supplementary group */
         run_as(&t, NOBODY, READER_GID, NO_GROUP, peer_may_only_read); /* primary group */
+        free(server_stop(&t));
+}
+
+/* A reader uid holds CONTROL_CLIENTS_PER_UID connections; more are told why and closed. */
+static void reader_floods(const TestServer *t) {
+        int fds[CONTROL_CLIENTS_PER_UID];
+        for (size_t i = 0; i < ELEMENTSOF(fds); i++)
+                fds[i] = raw_connect(t);
+        for (int i = 0; i < 10; i++) {
+                _cleanup_close_ int fd = raw_connect(t);
+                _cleanup_json_ cJSON *reply = raw_receive(fd);
+                assert_error_reply(reply, JSONRPC_PERMISSION_DENIED, "too many connections: uid 65534 has 32 open");
+                ASSERT_EQ(raw_drain_until_eof(fd), 0);
+        }
+        /* Held ones still serve. */
+        _cleanup_free_ char *frame = NULL;
+        size_t size = 0;
+        frame_append(&frame, &size, "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"echo\",\"params\":{}}");
+        raw_write(fds[0], frame, size);
+        _cleanup_json_ cJSON *reply = raw_receive(fds[0]);
+        assert_json(reply, "{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{}}");
+        for (size_t i = 0; i < ELEMENTSOF(fds); i++)
+                close(fds[i]);
+}
+
+TEST(connections_per_uid_are_capped) {
+        TestServer t;
+        server_start(&t);
+        run_as(&t, NOBODY, NOBODY, READER_GID, reader_floods);
+        /* Another reader uid and root are not affected. */
+        run_as(&t, NOBODY - 1, READER_GID, NO_GROUP, peer_may_only_read);
+        assert_echo_works(&t);
         free(server_stop(&t));
 }
 
@@ -572,7 +624,8 @@ TEST(subscriber_flooding_itself_is_dropped) {
         ASSERT_CONTAINS(log, "dropping slow event subscriber pid ");
 }
 
-TEST(connections_beyond_the_limit_are_closed) {
+/* Enough fds for the server (a forked child) to hold every client it may. */
+static void require_fds_for_all_clients(void) {
         struct rlimit limit;
         ASSERT_OK(getrlimit(RLIMIT_NOFILE, &limit));
         if (limit.rlim_cur < CONTROL_CLIENTS_MAX + 64) {
@@ -581,7 +634,10 @@ TEST(connections_beyond_the_limit_are_closed) {
                 if (limit.rlim_cur < CONTROL_CLIENTS_MAX + 64)
                         test_skip("RLIMIT_NOFILE is too low for the client limit");
         }
+}
 
+TEST(connections_beyond_the_limit_are_closed) {
+        require_fds_for_all_clients();
         TestServer t;
         server_start(&t);
 
@@ -594,6 +650,8 @@ TEST(connections_beyond_the_limit_are_closed) {
         ASSERT_EQ(poke(c, 0, 0, "clients"), CONTROL_CLIENTS_MAX);
 
         _cleanup_close_ int extra = raw_connect(&t);
+        _cleanup_json_ cJSON *reply = raw_receive(extra);
+        assert_error_reply(reply, JSONRPC_PERMISSION_DENIED, "too many connections: the agent serves 1024");
         ASSERT_EQ(raw_drain_until_eof(extra), 0);
 
         for (size_t i = 0; i < ELEMENTSOF(fds); i++)
@@ -696,4 +754,57 @@ TEST(stale_socket_is_replaced_and_adopted_socket_serves) {
 
         control_server_free(s);
         ev_loop_destroy(loop);
+}
+
+static void reader_refused_for_root(const TestServer *t) {
+        _cleanup_close_ int fd = raw_connect(t);
+        _cleanup_json_ cJSON *reply = raw_receive(fd);
+        assert_error_reply(reply, JSONRPC_PERMISSION_DENIED, "too many connections from peers other than root");
+        ASSERT_EQ(raw_drain_until_eof(fd), 0);
+}
+
+TEST(root_keeps_its_reserve) {
+        if (geteuid() != 0)
+                test_skip("needs root to run peers as other uids");
+        require_fds_for_all_clients();
+        TestServer t;
+        server_start(&t);
+        _cleanup_(control_client_freep) ControlConnection *c = client_connect(&t);
+
+        /* Reader uids 1000, 1001... each hold their share until release closes. */
+        enum { HOLDERS = (CONTROL_CLIENTS_MAX - CONTROL_CLIENTS_ROOT_RESERVED) / CONTROL_CLIENTS_PER_UID };
+        int release[2];
+        ASSERT_OK(pipe2(release, O_CLOEXEC));
+        pid_t holders[HOLDERS];
+        fflush(NULL);
+        for (int i = 0; i < HOLDERS; i++) {
+                holders[i] = fork();
+                ASSERT_OK(holders[i]);
+                if (holders[i] == 0) {
+                        close(release[1]);
+                        if (setgroups(0, NULL) < 0 || setgid(READER_GID) < 0 || setuid(1000 + (uid_t) i) < 0)
+                                _exit(2);
+                        int fds[CONTROL_CLIENTS_PER_UID];
+                        for (size_t j = 0; j < ELEMENTSOF(fds); j++)
+                                fds[j] = raw_connect(&t);
+                        char byte;
+                        _exit(read(release[0], &byte, 1) == 0 ? 0 : 3);
+                }
+        }
+        close(release[0]);
+        const double held = 1 + HOLDERS * CONTROL_CLIENTS_PER_UID;
+        for (int i = 0; i < 500 && poke(c, 0, 0, "clients") < held; i++)
+                usleep(10 * 1000);
+        ASSERT_EQ(poke(c, 0, 0, "clients"), held);
+
+        run_as(&t, 2000, READER_GID, NO_GROUP, reader_refused_for_root);
+        assert_echo_works(&t);
+
+        close(release[1]);
+        for (int i = 0; i < HOLDERS; i++) {
+                int status;
+                ASSERT_EQ(waitpid(holders[i], &status, 0), holders[i]);
+                ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+        }
+        free(server_stop(&t));
 }

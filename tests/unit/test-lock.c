@@ -463,3 +463,135 @@ LOCK_TEST(failed_repair_is_reported_once) {
         ASSERT_EQ(info.state, LOCK_LOCKED);
         ASSERT_EQ(info.tamper_count, 1);
 }
+
+/* A locked directory "conf" ({a.json, sub/b.json, link -> a.json}) and a second,
+ * non-recursive bind of its parent at "alt": a writable way to the same directory that the
+ * lock's read-only mount does not cover. */
+typedef struct DirFixture {
+        LockSet *set;
+        char *dir, *alt;
+        bool immutable;
+} DirFixture;
+
+static char *dir_fixture_path(const DirFixture *f, bool alt, const char *name) {
+        char *p;
+        ASSERT_TRUE(asprintf(&p, "%s/conf%s%s", alt ? f->alt : test_tmpdir(), *name ? "/" : "", name) >= 0);
+        return p;
+}
+
+static void dir_fixture_init(DirFixture *f) {
+        f->immutable = immutable_supported();
+        f->dir = tmp_path("conf");
+        f->alt = tmp_path("alt");
+        _cleanup_free_ char *sub = tmp_path("conf/sub"), *a = tmp_path("conf/a.json"), *b = tmp_path("conf/sub/b.json"),
+                            *link = tmp_path("conf/link");
+        ASSERT_OK(RET_NERRNO(mkdir(f->dir, 0755)));
+        ASSERT_OK(RET_NERRNO(mkdir(sub, 0700)));
+        make_file(a, "a\n", 0644);
+        make_file(b, "b\n", 0600);
+        ASSERT_OK(RET_NERRNO(symlink("a.json", link)));
+        ASSERT_OK(RET_NERRNO(mkdir(f->alt, 0755)));
+
+        ASSERT_OK(lockset_new(&f->set));
+        ASSERT_OK(lockset_add(f->set, f->dir, NULL));
+        ASSERT_EQ(lockset_check(f->set, NULL, NULL), 0);
+        ASSERT_OK(RET_NERRNO(mount(test_tmpdir(), f->alt, NULL, MS_BIND, NULL)));
+}
+
+static void dir_fixture_done(DirFixture *f) {
+        f->set = lockset_free(f->set);
+        free(f->dir);
+        free(f->alt);
+}
+
+/* Clears the immutable attribute of a locked entry through alt, as chattr -i would. */
+static void alt_unlock(const DirFixture *f, const char *name) {
+        _cleanup_free_ char *p = dir_fixture_path(f, true, name);
+        if (f->immutable)
+                ASSERT_OK(set_immutable(p, false));
+}
+
+static void assert_dir_repaired(DirFixture *f, const char *what) {
+        Reports r = {};
+        ASSERT_EQ(lockset_check(f->set, on_report, &r), 1);
+        ASSERT_EQ(r.n, 1);
+        ASSERT_STREQ(r.path, f->dir);
+        ASSERT_CONTAINS(r.what, what);
+        ASSERT_EQ(r.error, 0);
+        ASSERT_EQ(lockset_check(f->set, on_report, &r), 0);
+        ASSERT_EQ(r.n, 1);
+
+        _cleanup_free_ char *a = dir_fixture_path(f, true, "a.json"), *b = dir_fixture_path(f, true, "sub/b.json");
+        assert_content(a, "a\n");
+        assert_content(b, "b\n");
+        ASSERT_EQ(is_immutable(f->dir), f->immutable);
+        ASSERT_EQ(is_immutable(b), f->immutable);
+}
+
+LOCK_TEST(entries_added_through_another_mount_are_removed) {
+        DirFixture f = {};
+        dir_fixture_init(&f);
+        alt_unlock(&f, "");
+        alt_unlock(&f, "sub");
+        _cleanup_free_ char *added = dir_fixture_path(&f, true, "new.conf"), *deep = dir_fixture_path(&f, true, "sub/d"),
+                            *deeper = dir_fixture_path(&f, true, "sub/d/e"), *file = dir_fixture_path(&f, true, "sub/d/e/f");
+        make_file(added, "x\n", 0644);
+        ASSERT_OK(RET_NERRNO(mkdir(deep, 0755)));
+        ASSERT_OK(RET_NERRNO(mkdir(deeper, 0755)));
+        make_file(file, "f\n", 0644);
+        /* An attacker's file that resists removal. */
+        if (f.immutable)
+                ASSERT_OK(set_immutable(file, true));
+
+        assert_dir_repaired(&f, "entries added");
+        ASSERT_TRUE(access(added, F_OK) < 0 && errno == ENOENT);
+        ASSERT_TRUE(access(deep, F_OK) < 0 && errno == ENOENT);
+        dir_fixture_done(&f);
+}
+
+LOCK_TEST(file_replaced_by_a_hard_link_is_recreated) {
+        DirFixture f = {};
+        dir_fixture_init(&f);
+        /* Same content, mode and owner, another inode: one the attacker can still write. */
+        _cleanup_free_ char *outside = NULL, *a = dir_fixture_path(&f, true, "a.json");
+        ASSERT_TRUE(asprintf(&outside, "%s/outside", f.alt) >= 0);
+        make_file(outside, "a\n", 0644);
+        alt_unlock(&f, "");
+        alt_unlock(&f, "a.json");
+        ASSERT_OK(RET_NERRNO(unlink(a)));
+        ASSERT_OK(RET_NERRNO(link(outside, a)));
+
+        assert_dir_repaired(&f, "replaced by another file");
+        struct stat st;
+        ASSERT_OK(RET_NERRNO(stat(outside, &st)));
+        ASSERT_EQ(st.st_nlink, 1);
+        ASSERT_TRUE(!is_immutable(outside));
+        dir_fixture_done(&f);
+}
+
+LOCK_TEST(symlink_in_a_locked_directory_is_kept) {
+        DirFixture f = {};
+        dir_fixture_init(&f);
+        _cleanup_free_ char *link = dir_fixture_path(&f, true, "link");
+        alt_unlock(&f, "");
+        ASSERT_OK(RET_NERRNO(unlink(link)));
+        ASSERT_OK(RET_NERRNO(symlink("/etc/shadow", link)));
+
+        assert_dir_repaired(&f, "content replaced");
+        char target[64] = "";
+        ASSERT_EQ(readlink(link, target, sizeof(target) - 1), (ssize_t) strlen("a.json"));
+        ASSERT_STREQ(target, "a.json");
+        dir_fixture_done(&f);
+}
+
+LOCK_TEST(directory_with_other_file_types_is_refused) {
+        _cleanup_free_ char *dir = tmp_path("conf"), *fifo = tmp_path("conf/fifo");
+        ASSERT_OK(RET_NERRNO(mkdir(dir, 0755)));
+        ASSERT_OK(RET_NERRNO(mkfifo(fifo, 0644)));
+        _cleanup_(lockset_freep) LockSet *set = NULL;
+        ASSERT_OK(lockset_new(&set));
+        _cleanup_free_ char *why = NULL;
+        ASSERT_EQ(lockset_add(set, dir, &why), -EINVAL);
+        ASSERT_CONTAINS(why, "/conf/fifo' is neither a regular file, a directory nor a symlink");
+        ASSERT_EQ(mount_count(dir), 0);
+}

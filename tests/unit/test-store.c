@@ -30,11 +30,15 @@ static void fixture_init(Fixture *f) {
         snprintf(f->dir, sizeof(f->dir), "%s/state", test_tmpdir());
 }
 
-static char *sign(Fixture *f, int64_t serial, int64_t expires) {
+static char *sign_for(Fixture *f, const char *org, int64_t serial, int64_t expires) {
         _cleanup_json_ cJSON *json = cJSON_Parse(SETTINGS);
         char *text = NULL;
-        ASSERT_OK(bundle_create("acme", serial, NOW, expires, json, &f->key, 1, &text));
+        ASSERT_OK(bundle_create(org, serial, NOW, expires, json, &f->key, 1, &text));
         return text;
+}
+
+static char *sign(Fixture *f, int64_t serial, int64_t expires) {
+        return sign_for(f, "acme", serial, expires);
 }
 
 static void commit(Fixture *f, const char *text, int64_t now) {
@@ -185,4 +189,20 @@ TEST(malformed_state_reported) {
         _cleanup_free_ char *why = NULL;
         ASSERT_TRUE(policy_store_open(f.dir, &store, &why) < 0);
         ASSERT_STREQ(why, "state.json: malformed");
+}
+
+TEST(org_is_pinned_by_the_first_bundle) {
+        _cleanup_(fixture_done) Fixture f = {};
+        fixture_init(&f);
+        _cleanup_free_ char *one = sign(&f, 1, NOW + DAY), *evil = sign_for(&f, "evil", 2, NOW + DAY);
+        commit(&f, one, NOW);
+        /* Whoever commits another organisation's bundle, the pin stays and loading says why. */
+        commit(&f, evil, NOW);
+        {
+                _cleanup_(policy_store_freep) PolicyStore *store = NULL;
+                ASSERT_OK(policy_store_open(f.dir, &store, NULL));
+                ASSERT_STREQ(policy_store_state(store)->org, "acme");
+        }
+        _cleanup_free_ char *why = load_error(&f);
+        ASSERT_CONTAINS(why, "this VM is pinned to organisation 'acme'; 'evil' is refused");
 }
