@@ -253,6 +253,7 @@ static void exit_cb(struct ev_loop *loop, ev_io *w, int revents) {
         Container *c = container_of(w, Container, exit_io);
         log_debug("Container '%s' init %d exited", c->id, (int) broker_container_init_pid(c->broker));
         container_stop_broker(c);
+        dequeue_all(c->owner); /* its helpers' slots */
 }
 
 /* init_pid: the container's init, whose exit ends the record's fds. Without its masked
@@ -457,6 +458,7 @@ int containers_release(Containers *cs, const char *id) {
         if (c) {
                 container_unlink(cs, c);
                 container_free(c);
+                dequeue_all(cs);
         }
         return uid_ranges_release(cs->ranges, id);
 }
