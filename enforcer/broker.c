@@ -21,7 +21,6 @@
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <sys/uio.h>
-#include <sys/wait.h>
 
 #include "broker.h"
 #include "helper.h"
