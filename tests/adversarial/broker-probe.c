@@ -8,7 +8,9 @@
  *   broker-probe stop-helper TARGET                  mounts a proc on TARGET while a child
  *                                                    SIGSTOPs every process named
  *                                                    "stockaded" it can see; prints whether
- *                                                    it stopped one and how long the call took */
+ *                                                    it stopped one and how long the call took
+ *   broker-probe stop-children PID                   (on the VM) until killed, SIGSTOPs every
+ *                                                    child of PID (the agent's helpers) */
 #include <dirent.h>
 #include <errno.h>
 #include <signal.h>
@@ -27,25 +29,34 @@ static void report(const char *what, long r) {
         printf("%s: %s\n", what, r < 0 ? strerror(errno) : "succeeded");
 }
 
-/* Until killed: stops every "stockaded" process in sight, counting them in *stopped. */
-static void stopper(volatile int *stopped) {
+/* Whether /proc/NAME is a process to stop: a child of parent, or (parent 0) one whose
+ * name is "stockaded". */
+static int is_target(const char *name, pid_t parent) {
+        char path[300], text[512] = "";
+        snprintf(path, sizeof(path), "/proc/%s/%s", name, parent ? "stat" : "comm");
+        FILE *f = fopen(path, "re");
+        if (!f)
+                return 0;
+        size_t n = fread(text, 1, sizeof(text) - 1, f);
+        fclose(f);
+        text[n] = '\0';
+        if (!parent)
+                return strcmp(text, "stockaded\n") == 0;
+        const char *end = strrchr(text, ')');
+        int ppid;
+        return end && sscanf(end, ") %*c %d", &ppid) == 1 && ppid == parent;
+}
+
+/* Until killed: stops every target process in sight, counting them in *stopped. */
+static void stopper(pid_t parent, volatile int *stopped) {
         for (;;) {
                 DIR *d = opendir("/proc");
                 if (!d)
                         _exit(1);
-                for (struct dirent *de; (de = readdir(d));) {
-                        char path[300], comm[64] = "";
-                        if (de->d_name[0] < '0' || de->d_name[0] > '9')
-                                continue;
-                        snprintf(path, sizeof(path), "/proc/%s/comm", de->d_name);
-                        FILE *f = fopen(path, "re");
-                        if (!f)
-                                continue;
-                        if (fgets(comm, sizeof(comm), f) && strcmp(comm, "stockaded\n") == 0 &&
+                for (struct dirent *de; (de = readdir(d));)
+                        if (de->d_name[0] >= '0' && de->d_name[0] <= '9' && is_target(de->d_name, parent) &&
                             kill(atoi(de->d_name), SIGSTOP) == 0)
                                 (*stopped)++;
-                        fclose(f);
-                }
                 closedir(d);
         }
 }
@@ -58,7 +69,7 @@ static int stop_helper(const char *target) {
         if (child < 0)
                 return 1;
         if (child == 0)
-                stopper(stopped);
+                stopper(0, stopped);
         usleep(100000);
         struct timespec t0, t1;
         clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -85,6 +96,10 @@ int main(int argc, char *argv[]) {
                 report(argv[2], mknod(argv[2], S_IFCHR | 0666, makedev(1, 3)));
         else if (argc == 3 && strcmp(argv[1], "stop-helper") == 0)
                 return stop_helper(argv[2]);
+        else if (argc == 3 && strcmp(argv[1], "stop-children") == 0) {
+                int stopped = 0;
+                stopper(atoi(argv[2]), &stopped);
+        }
         else {
                 fprintf(stderr, "usage: see the top of broker-probe.c\n");
                 return 2;

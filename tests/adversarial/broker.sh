@@ -76,3 +76,29 @@ else
         fail "a stopped helper does not hold the call" "${out:-no answer within 40 s}; $stuck stopped helpers left"
 fi
 docker rm -f stopper >/dev/null 2>&1
+
+# Whatever stops a helper (here the VM, which can see it), the agent keeps its deadline:
+# the helper is killed, its call gets EINTR and the container's next calls go through.
+docker run -d --name slowed --cap-add SYS_ADMIN $img sh -c \
+        'mkdir -p /mnt/t; while true; do mount -t tmpfs none /mnt/t 2>&1 && umount /mnt/t && echo mounted; done' >/dev/null 2>&1
+probe/broker-probe stop-children "$AGENT_PID" &
+stopper=$!
+on_exit "kill $stopper 2>/dev/null"
+cut_off=
+for _ in $(seq 200); do
+        docker logs slowed 2>&1 | grep -q 'Interrupted system call' && { cut_off=yes; break; }
+        sleep 0.1
+done
+kill $stopper 2>/dev/null
+wait $stopper 2>/dev/null
+sleep 6 # a helper stopped last meets its deadline (5 s) too
+stopped=$(ps -o stat= --ppid "$AGENT_PID" | grep -c '^T')
+lines=$(docker logs slowed 2>&1 | wc -l)
+sleep 1
+after=$(docker logs slowed 2>&1 | tail -n +$((lines + 1)) | grep -c '^mounted$')
+if [[ -n $cut_off ]] && (( after > 0 && stopped == 0 )); then
+        pass "a stopped helper is killed at its deadline, its call gets EINTR, later calls go through"
+else
+        fail "a stopped helper is killed at its deadline" "cut off: ${cut_off:-no}; $after mounts after; $stopped stopped helpers"
+fi
+docker rm -f slowed >/dev/null 2>&1
