@@ -8,7 +8,6 @@
 
 #include "agent/containers.h"
 #include "enforcer/broker.h"
-#include "enforcer/spec.h"
 #include "enforcer/uidrange.h"
 #include "log.h"
 #include "proto/seccomp-listener.h"
