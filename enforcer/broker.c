@@ -1208,7 +1208,8 @@ static int credentials_read(pid_t pid, Credentials *ret) {
         if (!groups)
                 return -EBADMSG;
         groups += strlen("\nGroups:");
-        for (;;) {
+        const char *eol = strchrnul(groups, '\n');
+        while (groups < eol) {
                 char *end;
                 errno = 0;
                 unsigned long g = strtoul(groups, &end, 10);
