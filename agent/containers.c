@@ -8,13 +8,11 @@
 
 #include "agent/containers.h"
 #include "enforcer/broker.h"
-#include "enforcer/spec.h"
 #include "enforcer/uidrange.h"
 #include "log.h"
 #include "proto/seccomp-listener.h"
 #include "util.h"
 
-#define MASKED_MAX 64
 #define LISTENER_CLIENTS_MAX 256
 
 typedef struct Container Container;
@@ -26,9 +24,11 @@ typedef struct NotifyWatch {
         struct NotifyWatch *next;
 } NotifyWatch;
 
-/* A call the broker performs in a helper; the watch fires when it is done. */
+/* A call the broker performs in a helper; the watch fires when it is done, the timer at
+ * its deadline. */
 typedef struct PendingWatch {
         ev_io io;
+        ev_timer deadline;
         Container *container;
         BrokerPending *pending;
         struct PendingWatch *next;
@@ -55,6 +55,7 @@ struct Container {
 
 struct Containers {
         struct ev_loop *loop;
+        Broker *broker;
         UidRanges *ranges;
         Container *list;
         int listen_fd;
@@ -66,6 +67,18 @@ struct Containers {
         void *userdata;
 };
 
+/* Stops watching a pending call; its BrokerPending is the caller's. */
+static void pending_watch_remove(Container *c, PendingWatch *p) {
+        ev_io_stop(c->owner->loop, &p->io);
+        ev_timer_stop(c->owner->loop, &p->deadline);
+        for (PendingWatch **q = &c->pendings; *q; q = &(*q)->next)
+                if (*q == p) {
+                        *q = p->next;
+                        break;
+                }
+        free(p);
+}
+
 static void container_stop_broker(Container *c) {
         struct ev_loop *loop = c->owner->loop;
         for (NotifyWatch *w = c->watches, *next; w; w = next) {
@@ -74,13 +87,11 @@ static void container_stop_broker(Container *c) {
                 safe_close(w->io.fd);
                 free(w);
         }
-        for (PendingWatch *p = c->pendings, *next; p; p = next) {
-                next = p->next;
-                ev_io_stop(loop, &p->io);
-                broker_pending_free(p->pending);
-                free(p);
+        c->watches = NULL;
+        while (c->pendings) {
+                broker_pending_free(c->pendings->pending);
+                pending_watch_remove(c, c->pendings);
         }
-        c->watches = NULL, c->pendings = NULL;
         if (c->broker) {
                 ev_io_stop(loop, &c->exit_io);
                 c->broker = broker_container_free(c->broker);
@@ -128,6 +139,7 @@ static int container_add(Containers *cs, const char *id, uint32_t base) {
         return 0;
 }
 
+/* Counts a call once, when it was answered. */
 static void count(Container *c, const BrokerEvent *e) {
         if (!e->syscall)
                 return;
@@ -139,23 +151,72 @@ static void count(Container *c, const BrokerEvent *e) {
                 c->owner->report(c->owner->userdata, c->id, e->syscall, true, e->reason[0] ? e->reason : "refused");
 }
 
-static void pending_cb(struct ev_loop *loop, ev_io *w, int revents) {
-        PendingWatch *p = container_of(w, PendingWatch, io);
-        Container *c = p->container;
-        BrokerEvent e = {};
-        int r = broker_pending_finish(p->pending, &e);
-        if (r == -EAGAIN)
+static void pending_cb(struct ev_loop *loop, ev_io *w, int revents);
+static void deadline_cb(struct ev_loop *loop, ev_timer *w, int revents);
+static void dequeue_all(Containers *cs);
+
+/* What broker_handle() or broker_container_dequeue() returned: counts an answered call,
+ * watches a pending one. */
+static void handled(Container *c, int r, BrokerPending *pending, const BrokerEvent *e) {
+        if (r < 0 && r != -ENOENT)
+                log_warning_errno(r, "Answering a vetted call of container '%s' failed: %m", c->id);
+        if (r == BROKER_ANSWERED)
+                count(c, e);
+        if (r != BROKER_PENDING)
                 return;
+        PendingWatch *p = calloc(1, sizeof(PendingWatch));
+        if (!p) {
+                BrokerEvent failed = {};
+                if (broker_pending_cancel(pending, -ENOMEM, "out of memory", &failed) >= 0)
+                        count(c, &failed);
+                return;
+        }
+        p->container = c;
+        p->pending = pending;
+        p->next = c->pendings;
+        c->pendings = p;
+        ev_io_init(&p->io, pending_cb, broker_pending_fd(pending), EV_READ);
+        ev_io_start(c->owner->loop, &p->io);
+        ev_timer_init(&p->deadline, deadline_cb, BROKER_HELPER_TIMEOUT_SEC, 0);
+        ev_timer_start(c->owner->loop, &p->deadline);
+}
+
+/* A helper ended (r from broker_pending_finish() or _cancel()): its slot goes to queued calls. */
+static void pending_ended(PendingWatch *p, int r, const BrokerEvent *e) {
+        Container *c = p->container;
         if (r < 0 && r != -ENOENT)
                 log_debug_errno(r, "Finishing a vetted call of '%s' failed: %m", c->id);
-        count(c, &e);
-        ev_io_stop(loop, &p->io);
-        for (PendingWatch **q = &c->pendings; *q; q = &(*q)->next)
-                if (*q == p) {
-                        *q = p->next;
-                        break;
+        if (r >= 0)
+                count(c, e);
+        pending_watch_remove(c, p);
+        dequeue_all(c->owner);
+}
+
+static void pending_cb(struct ev_loop *loop, ev_io *w, int revents) {
+        PendingWatch *p = container_of(w, PendingWatch, io);
+        BrokerEvent e = {};
+        int r = broker_pending_finish(p->pending, &e);
+        if (r != -EAGAIN)
+                pending_ended(p, r, &e);
+}
+
+/* The container may have stopped the helper: the agent, not the helper, keeps the time. */
+static void deadline_cb(struct ev_loop *loop, ev_timer *w, int revents) {
+        PendingWatch *p = container_of(w, PendingWatch, deadline);
+        BrokerEvent e = {};
+        int r = broker_pending_cancel(p->pending, -EINTR, "the helper did not finish in time", &e);
+        pending_ended(p, r, &e);
+}
+
+static void dequeue_all(Containers *cs) {
+        for (Container *c = cs->list; c; c = c->next)
+                for (int r = 0; c->broker && r != -EAGAIN;) {
+                        BrokerPending *pending = NULL;
+                        BrokerEvent e = {};
+                        r = broker_container_dequeue(c->broker, &pending, &e);
+                        if (r != -EAGAIN)
+                                handled(c, r, pending, &e);
                 }
-        free(p);
 }
 
 static void notify_watch_remove(Container *c, NotifyWatch *w) {
@@ -177,10 +238,6 @@ static void notify_cb(struct ev_loop *loop, ev_io *w, int revents) {
         int r = broker_handle(c->broker, w->fd, &pending, &e);
         if (r == -EAGAIN)
                 return;
-        if (r < 0 && r != -ENOENT) {
-                log_warning_errno(r, "Vetting a call of container '%s' failed: %m", c->id);
-                return;
-        }
         if (r == -ENOENT) {
                 /* No process uses this filter any more, or the caller is gone. */
                 struct pollfd pfd = { .fd = w->fd, .events = POLLIN };
@@ -188,53 +245,31 @@ static void notify_cb(struct ev_loop *loop, ev_io *w, int revents) {
                         notify_watch_remove(c, n);
                 return;
         }
-        count(c, &e);
-        if (!pending)
-                return;
-
-        PendingWatch *p = calloc(1, sizeof(PendingWatch));
-        if (!p) {
-                broker_pending_free(pending);
-                return;
-        }
-        p->container = c;
-        p->pending = pending;
-        p->next = c->pendings;
-        c->pendings = p;
-        ev_io_init(&p->io, pending_cb, broker_pending_fd(pending), EV_READ);
-        ev_io_start(loop, &p->io);
+        handled(c, r, pending, &e);
 }
 
 static void exit_cb(struct ev_loop *loop, ev_io *w, int revents) {
         Container *c = container_of(w, Container, exit_io);
         log_debug("Container '%s' init %d exited", c->id, (int) broker_container_init_pid(c->broker));
         container_stop_broker(c);
+        dequeue_all(c->owner); /* its helpers' slots */
 }
 
-/* The masked paths of the container's final spec, which the runtime wrote into its bundle. */
-static size_t read_masked_paths(const char *bundle, char **buf, const char **masked, size_t max) {
-        _cleanup_free_ char *path = NULL, *text = NULL;
-        size_t size, n = 0;
-        if (!bundle || asprintf(&path, "%s/config.json", bundle) < 0 ||
-            read_full_file(AT_FDCWD, path, SPEC_MAX_SIZE, &text, &size) < 0)
-                return 0;
-        _cleanup_json_ cJSON *spec = cJSON_ParseWithLength(text, size);
-        const cJSON *item;
-        cJSON_ArrayForEach(item, cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(spec, "linux"), "maskedPaths"))
-                if (cJSON_IsString(item) && n < max && (buf[n] = strdup(item->valuestring)))
-                        masked[n] = buf[n], n++;
-        return n;
-}
-
-/* init_pid: the container's init, whose exit ends the record's fds. */
+/* init_pid: the container's init, whose exit ends the record's fds. Without its masked
+ * paths (from the spec the runtime wrote into the bundle), nothing is vetted: the fd is
+ * closed and the container's vetted calls fail. */
 static int container_add_notify_fd(Container *c, pid_t init_pid, const char *bundle, int fd, char **reterr) {
         if (!c->broker) {
-                char *buf[MASKED_MAX];
-                const char *masked[MASKED_MAX];
-                size_t n = read_masked_paths(bundle, buf, masked, MASKED_MAX);
-                int r = broker_container_new(c->id, init_pid, c->base, masked, n, &c->broker, reterr);
+                char **masked = NULL;
+                size_t n = 0;
+                int r = bundle ? broker_masked_paths(bundle, &masked, &n, reterr)
+                               : error_set(reterr, -EINVAL, "no bundle, so no masked paths");
+                if (r >= 0)
+                        r = broker_container_new(c->owner->broker, c->id, init_pid, c->base, (const char *const *) masked,
+                                                 n, &c->broker, reterr);
                 for (size_t i = 0; i < n; i++)
-                        free(buf[i]);
+                        free(masked[i]);
+                free(masked);
                 if (r < 0)
                         return r;
                 ev_io_init(&c->exit_io, exit_cb, broker_container_pidfd(c->broker), EV_READ);
@@ -365,10 +400,13 @@ int containers_new(struct ev_loop *loop, const char *state_dir, containers_repor
         cs->listen_fd = -EBADF;
         cs->report = report;
         cs->userdata = userdata;
+        int r = broker_new(&BROKER_LIMITS_DEFAULT, &cs->broker);
+        if (r < 0)
+                return error_set(reterr, r, "cannot set up the broker: %s", strerror(-r));
         _cleanup_close_ int dfd = open(state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (dfd < 0)
                 return error_set(reterr, -errno, "cannot open '%s': %m", state_dir);
-        int r = uid_ranges_open(dfd, "ranges.json", UID_RANGE_FIRST, UID_RANGE_SIZE, UID_RANGES_MAX, &cs->ranges, reterr);
+        r = uid_ranges_open(dfd, "ranges.json", UID_RANGE_FIRST, UID_RANGE_SIZE, UID_RANGES_MAX, &cs->ranges, reterr);
         if (r < 0)
                 return r;
         /* Containers registered before a restart: a docker exec into one is vetted again. */
@@ -397,6 +435,7 @@ Containers *containers_free(Containers *cs) {
         }
         free(cs->listener);
         uid_ranges_free(cs->ranges);
+        broker_free(cs->broker);
         free(cs);
         return NULL;
 }
@@ -418,8 +457,13 @@ int containers_release(Containers *cs, const char *id) {
         if (c) {
                 container_unlink(cs, c);
                 container_free(c);
+                dequeue_all(cs);
         }
         return uid_ranges_release(cs->ranges, id);
+}
+
+int containers_set_limits(Containers *cs, const BrokerLimits *limits) {
+        return broker_set_limits(cs->broker, limits);
 }
 
 size_t containers_count(const Containers *cs) {
@@ -435,6 +479,17 @@ cJSON *containers_status(const Containers *cs) {
                 cJSON_AddNumberToObject(item, "uid_base", c->base);
                 cJSON_AddNumberToObject(item, "allowed", (double) c->allowed);
                 cJSON_AddNumberToObject(item, "denied", (double) c->denied);
+                unsigned helpers = 0, queued = 0;
+                if (c->broker)
+                        broker_usage(cs->broker, c->broker, &helpers, &queued);
+                cJSON_AddNumberToObject(item, "helpers", helpers);
+                cJSON_AddNumberToObject(item, "queued", queued);
+                const BrokerLimits *l = broker_limits(cs->broker);
+                cJSON *limits = cJSON_AddObjectToObject(item, "limits");
+                cJSON_AddNumberToObject(limits, "helpers_per_container", l->helpers_per_container);
+                cJSON_AddNumberToObject(limits, "helpers", l->helpers);
+                cJSON_AddNumberToObject(limits, "queued_per_container", l->queued_per_container);
+                cJSON_AddNumberToObject(limits, "queued", l->queued);
                 cJSON_AddItemToArray(list, item);
         }
         return list;

@@ -8,6 +8,7 @@
 
 #include <stdint.h>
 
+#include "enforcer/broker.h"
 #include "json.h"
 
 struct ev_loop;
@@ -31,6 +32,12 @@ const char *containers_listener(const Containers *c);
 /* The container's range, allocating one. */
 int containers_register(Containers *c, const char *id, uint32_t *ret_base, char **reterr);
 int containers_release(Containers *c, const char *id);
+/* How many broker helpers run at once and how many calls wait (BROKER_LIMITS_DEFAULT
+ * until set). */
+int containers_set_limits(Containers *c, const BrokerLimits *limits);
 size_t containers_count(const Containers *c);
-/* [{"id", "pid", "uid_base", "allowed", "denied"}] */
+/* [{"id", "pid", "uid_base", "allowed", "denied", "helpers", "queued",
+ *   "limits": {"helpers_per_container", "helpers", "queued_per_container", "queued"}}]:
+ * allowed and denied count answered calls; helpers and queued are the calls at work and
+ * waiting now. */
 cJSON *containers_status(const Containers *c);

@@ -1,25 +1,31 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+#include <assert.h>
 #include <fcntl.h>
 #include <grp.h>
 #include <limits.h>
+#include <linux/capability.h>
+#include <linux/magic.h>
+#include <linux/securebits.h>
 #include <sched.h>
 #include <seccomp.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <sys/fsuid.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/param.h>
 #include <sys/pidfd.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <sys/uio.h>
-#include <sys/wait.h>
 
 #include "broker.h"
 #include "helper.h"
 #include "mount-util.h"
+#include "spec.h"
 #include "util.h"
 
 #ifndef PIDFD_THREAD
@@ -29,6 +35,9 @@
 #define FSTYPE_MAX 64
 #define MOUNT_DATA_MAX 4096
 #define SYSCALLS_MAX 8
+/* Room for the kernel's notification and response structures, which may grow. */
+#define NOTIF_SIZE_MAX 256
+#define GROUPS_MAX 256
 #define MASK_ATTRS (MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC)
 
 typedef enum SyscallKind {
@@ -51,7 +60,26 @@ typedef struct SyscallNumber {
         SyscallKind kind;
 } SyscallNumber;
 
+struct Broker {
+        BrokerLimits limits;
+        unsigned helpers, queued;
+};
+
+typedef union NotifBuffer {
+        struct seccomp_notif req;
+        struct seccomp_notif_resp resp;
+        char bytes[NOTIF_SIZE_MAX];
+} NotifBuffer;
+
+/* A call waiting for a helper. */
+typedef struct Queued {
+        struct Queued *next;
+        int notify_fd; /* our own duplicate */
+        NotifBuffer notif;
+} Queued;
+
 struct BrokerContainer {
+        Broker *broker;
         char *id;
         pid_t init_pid;
         uint32_t base;
@@ -59,26 +87,37 @@ struct BrokerContainer {
         char **masked;
         size_t n_masked;
         MountTable initial;
-        size_t notif_size, resp_size;
         SyscallNumber syscalls[SYSCALLS_MAX];
         size_t n_syscalls;
+        unsigned helpers, queued;
+        Queued *queue_first, *queue_last;
 };
 
 struct BrokerPending {
         Helper helper;
+        BrokerContainer *c;
         int notify_fd; /* our own duplicate */
-        size_t resp_size;
         uint64_t id;
         pid_t pid;
         SyscallKind kind;
 };
 
+/* The calling thread's credentials, as its user namespace has them. */
+typedef struct Credentials {
+        uid_t uid[4]; /* real, effective, saved, file system */
+        gid_t gid[4];
+        gid_t groups[GROUPS_MAX];
+        size_t n_groups;
+        uint64_t cap_inh, cap_prm, cap_eff;
+} Credentials;
+
 /* What a helper works on: filled in by broker_handle(), copied into the helper by fork(). */
 typedef struct Request {
         const BrokerContainer *c;
         SyscallKind kind;
-        pid_t pid;
-        int pidfd, root_fd, cwd_fd, dir_fd, mountinfo_fd;
+        pid_t pid, agent;
+        Credentials creds;
+        int pidfd, root_fd, cwd_fd, dir_fd, mountinfo_fd, pidns_fd;
         unsigned long flags; /* mount: mountflags; umount2: flags */
         mode_t mode;
         const char *device; /* mknod: the VM's node */
@@ -97,7 +136,7 @@ static const struct {
         const char *node;
 } safe_devices[] = {
         { 1, 3, "/dev/null" },   { 1, 5, "/dev/zero" }, { 1, 7, "/dev/full" },    { 1, 8, "/dev/random" },
-        { 1, 9, "/dev/urandom" }, { 5, 0, "/dev/tty" },  { 5, 1, "/dev/console" },
+        { 1, 9, "/dev/urandom" },
 };
 
 static bool strv_contains(const char *const *v, size_t n, const char *s) {
@@ -157,20 +196,96 @@ static SyscallKind syscall_classify(const BrokerContainer *c, uint32_t arch, int
         return SYSCALL_UNKNOWN;
 }
 
+int broker_set_limits(Broker *b, const BrokerLimits *limits) {
+        if (limits->helpers_per_container == 0 || limits->helpers == 0)
+                return -EINVAL;
+        b->limits = *limits;
+        return 0;
+}
+
+int broker_new(const BrokerLimits *limits, Broker **ret) {
+        _cleanup_(broker_freep) Broker *b = calloc(1, sizeof(Broker));
+        if (!b)
+                return -ENOMEM;
+        int r = broker_set_limits(b, limits);
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(b);
+        return 0;
+}
+
+Broker *broker_free(Broker *b) {
+        if (b)
+                assert(b->helpers == 0 && b->queued == 0);
+        free(b);
+        return NULL;
+}
+
+const BrokerLimits *broker_limits(const Broker *b) {
+        return &b->limits;
+}
+
+void broker_usage(const Broker *b, const BrokerContainer *c, unsigned *ret_helpers, unsigned *ret_queued) {
+        *ret_helpers = c ? c->helpers : b->helpers;
+        *ret_queued = c ? c->queued : b->queued;
+}
+
+static void strv_free(char **v, size_t n) {
+        for (size_t i = 0; i < n; i++)
+                free(v[i]);
+        free(v);
+}
+
+int broker_masked_paths(const char *bundle, char ***ret, size_t *ret_n, char **reterr) {
+        _cleanup_free_ char *path = NULL, *text = NULL;
+        size_t size, n = 0;
+        if (asprintf(&path, "%s/config.json", bundle) < 0)
+                return -ENOMEM;
+        int r = read_full_file(AT_FDCWD, path, SPEC_MAX_SIZE, &text, &size);
+        if (r < 0)
+                return error_set(reterr, r, "cannot read '%s': %s", path, strerror(-r));
+        _cleanup_json_ cJSON *spec = cJSON_ParseWithLength(text, size);
+        const cJSON *list = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(spec, "linux"), "maskedPaths");
+        if (!spec || (list && !cJSON_IsArray(list)))
+                return error_set(reterr, -EINVAL, "'%s': no valid spec", path);
+        int count = cJSON_GetArraySize(list);
+        if (count > BROKER_MASKED_MAX)
+                return error_set(reterr, -E2BIG, "'%s': %d masked paths, at most %d", path, count, BROKER_MASKED_MAX);
+        char **v = calloc((size_t) count + 1, sizeof(char *));
+        if (!v)
+                return -ENOMEM;
+        const cJSON *item;
+        cJSON_ArrayForEach(item, list) {
+                if (!cJSON_IsString(item) || !(v[n] = strdup(item->valuestring))) {
+                        strv_free(v, n);
+                        return cJSON_IsString(item) ? -ENOMEM : error_set(reterr, -EINVAL, "'%s': a masked path is not a string", path);
+                }
+                n++;
+        }
+        *ret = v;
+        *ret_n = n;
+        return 0;
+}
+
 BrokerContainer *broker_container_free(BrokerContainer *c) {
         if (!c)
                 return NULL;
+        assert(c->helpers == 0);
+        for (Queued *q = c->queue_first, *next; q; q = next) {
+                next = q->next;
+                safe_close(q->notify_fd);
+                free(q);
+        }
+        c->broker->queued -= c->queued;
         free(c->id);
         safe_close(c->pidfd);
-        for (size_t i = 0; i < c->n_masked; i++)
-                free(c->masked[i]);
-        free(c->masked);
+        strv_free(c->masked, c->n_masked);
         mount_table_done(&c->initial);
         free(c);
         return NULL;
 }
 
-int broker_container_new(const char *id, pid_t init_pid, uint32_t base, const char *const *masked,
+int broker_container_new(Broker *b, const char *id, pid_t init_pid, uint32_t base, const char *const *masked,
                          size_t n_masked, BrokerContainer **ret, char **reterr) {
         if (n_masked > BROKER_MASKED_MAX)
                 return error_set(reterr, -E2BIG, "container '%s': %zu masked paths, at most %d", id, n_masked,
@@ -183,6 +298,7 @@ int broker_container_new(const char *id, pid_t init_pid, uint32_t base, const ch
         _cleanup_(broker_container_freep) BrokerContainer *c = calloc(1, sizeof(BrokerContainer));
         if (!c)
                 return -ENOMEM;
+        c->broker = b;
         c->pidfd = -EBADF;
         c->init_pid = init_pid;
         c->base = base;
@@ -214,8 +330,9 @@ int broker_container_new(const char *id, pid_t init_pid, uint32_t base, const ch
         r = RET_NERRNO(syscall(SYS_seccomp, SECCOMP_GET_NOTIF_SIZES, 0, &sizes));
         if (r < 0)
                 return error_set(reterr, r, "cannot get the seccomp notification sizes: %s", strerror(-r));
-        c->notif_size = MAX((size_t) sizes.seccomp_notif, sizeof(struct seccomp_notif));
-        c->resp_size = MAX((size_t) sizes.seccomp_notif_resp, sizeof(struct seccomp_notif_resp));
+        if (sizes.seccomp_notif > NOTIF_SIZE_MAX || sizes.seccomp_notif_resp > NOTIF_SIZE_MAX)
+                return error_set(reterr, -EOVERFLOW, "seccomp notifications of %u bytes, at most %d",
+                                 (unsigned) MAX(sizes.seccomp_notif, sizes.seccomp_notif_resp), NOTIF_SIZE_MAX);
         syscalls_resolve(c);
 
         *ret = TAKE_PTR(c);
@@ -302,16 +419,14 @@ static int tracee_read_data(pid_t pid, uint64_t address, char *buf /* MOUNT_DATA
 
 /* ---- answering ---- */
 
-static int notify_respond(size_t resp_size, int notify_fd, uint64_t id, int error, bool cont) {
-        _cleanup_free_ struct seccomp_notif_resp *resp = calloc(1, resp_size);
-        if (!resp)
-                return -ENOMEM;
-        resp->id = id;
-        resp->error = cont ? 0 : error;
-        resp->val = 0;
-        resp->flags = cont ? SECCOMP_USER_NOTIF_FLAG_CONTINUE : 0;
+/* Never allocates: every call received must get an answer. */
+static int notify_respond(int notify_fd, uint64_t id, int error, bool cont) {
+        NotifBuffer b = {};
+        b.resp.id = id;
+        b.resp.error = cont ? 0 : error;
+        b.resp.flags = cont ? SECCOMP_USER_NOTIF_FLAG_CONTINUE : 0;
         for (;;) {
-                if (ioctl(notify_fd, SECCOMP_IOCTL_NOTIF_SEND, resp) >= 0)
+                if (ioctl(notify_fd, SECCOMP_IOCTL_NOTIF_SEND, &b.resp) >= 0)
                         return 0;
                 if (errno != EINTR)
                         return -errno; /* ENOENT: it is gone (killed, or its filter went away) */
@@ -330,23 +445,20 @@ _printf_(4, 5) static void event_set(BrokerEvent *e, bool denied, int error, con
 /* ---- the helper: namespaces ---- */
 
 /* Besides its user and mount namespaces, the caller's other namespaces where they are not
- * ours: a proc shows the mounter's pid namespace, sysfs its network, mqueue its IPC,
- * cgroup2 its cgroup namespace. The pid namespace only with_pid: joining it takes a fork,
- * and only a new proc needs it. */
-static int namespaces_of(pid_t pid, bool with_pid) {
+ * ours: sysfs shows the mounter's network, mqueue its IPC, cgroup2 its cgroup namespace.
+ * Not its pid namespace: a new proc is given it (the "pidns" option), so the helper never
+ * shows in the container's pid namespace. */
+static int namespaces_of(pid_t pid) {
         static const struct {
                 const char *name;
                 int flag;
         } types[] = {
-                { "pid", CLONE_NEWPID }, { "net", CLONE_NEWNET }, { "ipc", CLONE_NEWIPC },
-                { "uts", CLONE_NEWUTS }, { "cgroup", CLONE_NEWCGROUP },
+                { "net", CLONE_NEWNET }, { "ipc", CLONE_NEWIPC }, { "uts", CLONE_NEWUTS }, { "cgroup", CLONE_NEWCGROUP },
         };
         int flags = CLONE_NEWNS | CLONE_NEWUSER;
         for (size_t i = 0; i < ELEMENTSOF(types); i++) {
                 char path[64];
                 struct stat ours, theirs;
-                if (types[i].flag == CLONE_NEWPID && !with_pid)
-                        continue;
                 snprintf(path, sizeof(path), "/proc/%d/ns/%s", (int) pid, types[i].name);
                 if (stat(path, &theirs) < 0)
                         continue;
@@ -361,8 +473,8 @@ static int cmp_int(const void *a, const void *b) {
         return *(const int *) a - *(const int *) b;
 }
 
-/* The helper runs as the container's root in its namespaces: whatever the agent holds
- * open must not be reachable from there. */
+/* The helper runs as the caller in its namespaces: whatever the agent holds open must not
+ * be reachable from there. */
 static void close_all_but(int *keep, size_t n) {
         qsort(keep, n, sizeof(int), cmp_int);
         int from = 3;
@@ -376,15 +488,46 @@ static void close_all_but(int *keep, size_t n) {
         (void) close_range((unsigned) from, ~0U, 0);
 }
 
-/* The first thing in every helper process. */
-static void helper_prepare(void) {
-        /* Not ptrace-able nor inspectable through /proc by the container's root. */
+/* Not ptrace-able nor inspectable through /proc from the container, and gone with the
+ * agent. Again after every change of ids: that resets both (dumpable to fs.suid_dumpable). */
+static void helper_guard(pid_t agent) {
         (void) prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+        (void) prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+        if (getppid() != agent)
+                _exit(EXIT_FAILURE); /* the agent died before the signal was set */
+}
+
+/* The first thing in every helper process, before it joins any namespace. */
+static void helper_prepare(pid_t agent) {
+        helper_guard(agent);
         sigset_t all;
         sigemptyset(&all);
         (void) sigprocmask(SIG_SETMASK, &all, NULL);
-        (void) signal(SIGALRM, SIG_DFL);
-        alarm(BROKER_HELPER_TIMEOUT_SEC);
+}
+
+/* Takes the caller's ids, groups and capabilities, in its user namespace (where the helper
+ * holds every capability until then). */
+static void helper_become(int socket, const Request *q) {
+        const Credentials *cr = &q->creds;
+        struct __user_cap_header_struct header = { .version = _LINUX_CAPABILITY_VERSION_3 };
+        struct __user_cap_data_struct data[2] = {
+                { .effective = (uint32_t) cr->cap_eff, .permitted = (uint32_t) cr->cap_prm,
+                  .inheritable = (uint32_t) cr->cap_inh },
+                { .effective = (uint32_t) (cr->cap_eff >> 32), .permitted = (uint32_t) (cr->cap_prm >> 32),
+                  .inheritable = (uint32_t) (cr->cap_inh >> 32) },
+        };
+        /* The ids change without touching the capabilities; capset() then sets them. */
+        if (prctl(PR_SET_SECUREBITS, SECBIT_NO_SETUID_FIXUP, 0, 0, 0) < 0 ||
+            setgroups(cr->n_groups, cr->groups) < 0 || setresgid(cr->gid[0], cr->gid[1], cr->gid[2]) < 0 ||
+            setresuid(cr->uid[0], cr->uid[1], cr->uid[2]) < 0)
+                helper_fail(socket, -EPERM, "cannot take the ids of process %d: %m", (int) q->pid);
+        (void) setfsgid(cr->gid[3]);
+        (void) setfsuid(cr->uid[3]);
+        if ((gid_t) setfsgid((gid_t) -1) != cr->gid[3] || (uid_t) setfsuid((uid_t) -1) != cr->uid[3])
+                helper_fail(socket, -EPERM, "cannot take the file system ids of process %d", (int) q->pid);
+        if (syscall(SYS_capset, &header, data) < 0)
+                helper_fail(socket, -EPERM, "cannot take the capabilities of process %d: %m", (int) q->pid);
+        helper_guard(q->agent);
 }
 
 _noreturn_ _printf_(3, 4) static void helper_deny(int socket, int error, const char *format, ...) {
@@ -549,9 +692,81 @@ static int mount_attrs_replace(int fd, unsigned long flags) {
         return RET_NERRNO(mount_setattr(fd, "", AT_EMPTY_PATH, &attr, sizeof(attr)));
 }
 
+/* An overlay layer shows its directory's own file system, without the mounts on top of it:
+ * no proc or sysfs, nothing under a masked path, no directory holding one. */
+static void layer_check(Context *x, int fd, const char *path) {
+        const BrokerContainer *c = x->q->c;
+        struct statfs sf;
+        if (fstatfs(fd, &sf) < 0)
+                helper_fail(x->socket, -errno, "overlay layer '%s': %m", path);
+        if (sf.f_type == PROC_SUPER_MAGIC || sf.f_type == SYSFS_MAGIC)
+                helper_deny(x->socket, -EPERM, "overlay layer '%s' is on a %s", path,
+                            sf.f_type == PROC_SUPER_MAGIC ? "proc" : "sysfs");
+        for (size_t i = 0; i < c->n_masked; i++)
+                if (path_startswith(path, c->masked[i]))
+                        helper_deny(x->socket, -EPERM, "overlay layer '%s' is under the masked path '%s'", path,
+                                    c->masked[i]);
+        const MountEntry *e = mount_of(x, fd);
+        if (!e)
+                helper_deny(x->socket, -EPERM, "the mount at '%s' is not in the mount table", path);
+        for (size_t i = 0; i < x->table.n; i++) {
+                const MountEntry *m = &x->table.entries[i];
+                if (m->parent == e->id && masked_contains(c, m->point) && path_startswith(m->point, path))
+                        helper_deny(x->socket, -EPERM, "overlay layer '%s' would show what the mask on '%s' hides", path,
+                                    m->point);
+        }
+}
+
+/* Gives the overlay the layer at path as an fd, once checked: the directory checked is the
+ * one used. */
+static int layer_set(Context *x, int fs, const char *key, const char *path, char *reason, size_t size) {
+        char where[PATH_MAX];
+        _cleanup_close_ int fd = openat(AT_FDCWD, path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        int r = fd < 0 ? -errno : fd_path(x, fd, where, sizeof(where));
+        if (r < 0) {
+                snprintf(reason, size, "overlay layer '%s': %s", path, strerror(-r));
+                return r;
+        }
+        layer_check(x, fd, where);
+        if (fsconfig(fs, FSCONFIG_SET_FD, key, NULL, fd) < 0) {
+                r = -errno;
+                snprintf(reason, size, "overlay layer '%s': %s", path, strerror(-r));
+                return r;
+        }
+        return 0;
+}
+
+/* Overlay's layer options, each layer as an fd: "lowerdir=a:b::c" (escaped by "\"; data-only
+ * layers after "::") as lowerdir+ and datadir+ ones. 1 when done, 0 if key is not a layer
+ * option, or -errno with reason. */
+static int layers_apply(Context *x, int fs, const char *key, char *value, char *reason, size_t size) {
+        if (streq(key, "upperdir") || streq(key, "workdir") || streq(key, "lowerdir+") || streq(key, "datadir+"))
+                return layer_set(x, fs, key, value, reason, size) ?: 1;
+        if (!streq(key, "lowerdir"))
+                return 0;
+        const char *layer_key = "lowerdir+";
+        for (char *p = value; *p;) {
+                char *layer = p, *o = p;
+                while (*p && *p != ':') {
+                        if (p[0] == '\\' && p[1])
+                                p++;
+                        *o++ = *p++;
+                }
+                bool data_next = p[0] == ':' && p[1] == ':';
+                p += *p ? (data_next ? 2 : 1) : 0;
+                *o = '\0';
+                int r = layer_set(x, fs, layer_key, layer, reason, size);
+                if (r < 0)
+                        return r;
+                if (data_next)
+                        layer_key = "datadir+";
+        }
+        return 1;
+}
+
 /* "a,b=c,d": each option as fsconfig() takes it, like the kernel's legacy parser; "\,"
  * is a comma inside an option (overlay paths). */
-static int fs_apply_data(int fs, const char *data, char *reason, size_t size) {
+static int fs_apply_data(Context *x, int fs, const char *data, char *reason, size_t size) {
         if (!data)
                 return 0;
         _cleanup_free_ char *copy = strdup(data);
@@ -574,6 +789,11 @@ static int fs_apply_data(int fs, const char *data, char *reason, size_t size) {
                 char *value = strchr(option, '=');
                 if (value)
                         *value++ = '\0';
+                int layers = value ? layers_apply(x, fs, option, value, reason, size) : 0;
+                if (layers < 0)
+                        return layers;
+                if (layers > 0)
+                        continue;
                 if (fsconfig(fs, value ? FSCONFIG_SET_STRING : FSCONFIG_SET_FLAG, option, value, 0) < 0) {
                         int r = -errno;
                         char m[200];
@@ -655,10 +875,13 @@ static void do_mount_new(Context *x, int target_fd) {
                 helper_fail(socket, -errno, "cannot create a %s: %m", q->fstype);
         if (q->source && fsconfig(fs, FSCONFIG_SET_STRING, "source", q->source, 0) < 0)
                 helper_fail(socket, -errno, "source '%s': %m %s", q->source, fs_context_message(fs, m, sizeof(m)));
+        if (q->pidns_fd >= 0 && fsconfig(fs, FSCONFIG_SET_FD, "pidns", NULL, q->pidns_fd) < 0)
+                helper_fail(socket, -errno, "cannot give the proc the pid namespace of process %d: %m %s", (int) q->pid,
+                            fs_context_message(fs, m, sizeof(m)));
         int r = fs_apply_sb_flags(fs, q->flags);
         if (r < 0)
                 helper_fail(socket, r, "%s: %s", q->fstype, strerror(-r));
-        r = fs_apply_data(fs, q->data, reason, sizeof(reason));
+        r = fs_apply_data(x, fs, q->data, reason, sizeof(reason));
         if (r < 0)
                 helper_fail(socket, r, "%s: %s", q->fstype, reason);
         if (fsconfig(fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0)
@@ -699,6 +922,10 @@ static void do_mount(Context *x) {
                         helper_deny(socket, -EPERM, "the mount at '%s' is not in the mount table", source_path);
                 if (masked_contains(q->c, path))
                         helper_deny(socket, -EPERM, "'%s' is a masked path", path);
+                for (size_t i = 0; i < q->c->n_masked; i++)
+                        if (path_startswith(source_path, q->c->masked[i]))
+                                helper_deny(socket, -EPERM, "'%s' is under the masked path '%s'", source_path,
+                                            q->c->masked[i]);
         }
 
         switch (op) {
@@ -723,7 +950,7 @@ static void do_mount(Context *x) {
                                 helper_fail(socket, -errno, "cannot reconfigure '%s': %m", path);
                         r = fs_apply_sb_flags(fs, q->flags & ~MS_RDONLY);
                         if (r >= 0)
-                                r = fs_apply_data(fs, q->data, reason, sizeof(reason));
+                                r = fs_apply_data(x, fs, q->data, reason, sizeof(reason));
                         if (r < 0)
                                 helper_fail(socket, r, "'%s': %s", path, reason);
                         if (fsconfig(fs, FSCONFIG_CMD_RECONFIGURE, NULL, NULL, 0) < 0)
@@ -821,12 +1048,14 @@ static void do_mknod(Context *x) {
         const Request *q = x->q;
         int socket = x->socket;
         int dir = q->dir_fd >= 0 ? q->dir_fd : AT_FDCWD;
-        /* An empty file owned by the container's root, as the caller would have made it. */
+        /* An empty file, as the caller would have made it; then, like the kernel, a device
+         * only with CAP_MKNOD. */
         _cleanup_close_ int fd = openat(dir, q->target, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, q->mode & 07777);
         if (fd < 0)
                 helper_fail(socket, -errno, "cannot create '%s': %m", q->target);
-        if (move_mount(x->device, "", fd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0) {
-                int r = -errno;
+        bool can = q->creds.cap_eff & (UINT64_C(1) << CAP_MKNOD);
+        if (!can || move_mount(x->device, "", fd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0) {
+                int r = can ? -errno : -EPERM;
                 (void) unlinkat(dir, q->target, 0);
                 helper_fail(socket, r, "cannot bind %s on '%s': %s", q->device, q->target, strerror(-r));
         }
@@ -840,8 +1069,8 @@ static void broker_helper(int socket, const void *userdata) {
         Context x = { .socket = socket, .q = q, .proc_fd = -EBADF, .device = -EBADF };
         int devnull[BROKER_MASKED_MAX];
 
-        helper_prepare();
-        int keep[] = { socket, q->pidfd, q->root_fd, q->cwd_fd, q->dir_fd, q->mountinfo_fd, STDERR_FILENO };
+        helper_prepare(q->agent);
+        int keep[] = { socket, q->pidfd, q->root_fd, q->cwd_fd, q->dir_fd, q->mountinfo_fd, q->pidns_fd, STDERR_FILENO };
         close_all_but(keep, ELEMENTSOF(keep));
 
         /* All that comes from the agent's side, before entering the container's. */
@@ -870,35 +1099,14 @@ static void broker_helper(int socket, const void *userdata) {
                         helper_fail(socket, -errno, "cannot copy '%s': %m", q->device);
         }
 
-        /* The container's root, in its namespaces, where the caller stands. */
-        int namespaces = q->kind == SYSCALL_MOUNT ? namespaces_of(q->pid, new_fs && streq(q->fstype, "proc"))
-                                                  : CLONE_NEWNS | CLONE_NEWUSER;
+        /* The caller's namespaces, root and directory, then its credentials. */
+        int namespaces = q->kind == SYSCALL_MOUNT ? namespaces_of(q->pid) : CLONE_NEWNS | CLONE_NEWUSER;
         if (setns(q->pidfd, namespaces) < 0)
                 helper_fail(socket, errno == ESRCH ? -ENOENT : -errno, "cannot join the namespaces of process %d: %m",
                             (int) q->pid);
-        (void) setgroups(0, NULL); /* refused where setgroups is denied; nothing to drop then */
-        if (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0)
-                helper_fail(socket, -errno, "cannot become the container's root: %m");
         if (fchdir(q->root_fd) < 0 || chroot(".") < 0 || fchdir(q->cwd_fd) < 0)
                 helper_fail(socket, -errno, "cannot enter the root and directory of process %d: %m", (int) q->pid);
-
-        /* Joining a pid namespace takes effect for children only. */
-        if (namespaces & CLONE_NEWPID) {
-                pid_t pid = fork();
-                if (pid < 0)
-                        helper_fail(socket, -errno, "cannot fork into the container: %m");
-                if (pid > 0) {
-                        int status;
-                        while (waitpid(pid, &status, 0) < 0)
-                                if (errno != EINTR)
-                                        helper_fail(socket, -errno, "cannot wait: %m");
-                        if (WIFSIGNALED(status))
-                                helper_fail(socket, -EINTR, "the helper was killed by signal %d", WTERMSIG(status));
-                        _exit(EXIT_SUCCESS); /* it answered */
-                }
-                (void) prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
-                alarm(BROKER_HELPER_TIMEOUT_SEC);
-        }
+        helper_become(socket, q);
 
         switch (q->kind) {
         case SYSCALL_MOUNT:
@@ -925,6 +1133,7 @@ static void request_done(Request *q) {
         q->cwd_fd = safe_close(q->cwd_fd);
         q->dir_fd = safe_close(q->dir_fd);
         q->mountinfo_fd = safe_close(q->mountinfo_fd);
+        q->pidns_fd = safe_close(q->pidns_fd);
 }
 
 static int proc_open(pid_t pid, const char *what, int flags) {
@@ -934,8 +1143,93 @@ static int proc_open(pid_t pid, const char *what, int flags) {
         return fd < 0 ? -errno : fd;
 }
 
-/* The caller's view: its root, working directory, mknodat's dirfd, its mount table. Opened
- * here, before the notification id is checked again, so that they are known to be its. */
+/* id, an id as the agent's user namespace has it, as map (a uid_map or gid_map read from
+ * the agent's) has it in the caller's: -EPERM if it has no mapping there. */
+static int id_map(const char *map, uint32_t id, uint32_t *ret) {
+        for (const char *line = map; line && *line; line = strchr(line, '\n'), line = line ? line + 1 : NULL) {
+                unsigned inside, outside, count;
+                if (sscanf(line, "%u %u %u", &inside, &outside, &count) == 3 && id >= outside &&
+                    id - outside < count) {
+                        *ret = inside + (id - outside);
+                        return 0;
+                }
+        }
+        return -EPERM;
+}
+
+static int proc_read(pid_t pid, const char *what, char **ret) {
+        _cleanup_close_ int fd = proc_open(pid, what, O_RDONLY);
+        size_t size;
+        return fd < 0 ? fd : read_full_fd(fd, 64 * 1024, ret, &size);
+}
+
+/* The ids of a "Uid:" or "Gid:" line of /proc/PID/status, in the caller's namespace. */
+static int ids_parse(const char *status, const char *key, const char *map, uint32_t ret[4]) {
+        const char *line = strstr(status, key);
+        uint32_t ids[4];
+        if (!line || sscanf(line + strlen(key), "%u %u %u %u", &ids[0], &ids[1], &ids[2], &ids[3]) != 4)
+                return -EBADMSG;
+        for (size_t i = 0; i < 4; i++) {
+                int r = id_map(map, ids[i], &ret[i]);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+static int caps_parse(const char *status, const char *key, uint64_t *ret) {
+        const char *line = strstr(status, key);
+        unsigned long long v;
+        if (!line || sscanf(line + strlen(key), "%llx", &v) != 1)
+                return -EBADMSG;
+        *ret = v;
+        return 0;
+}
+
+/* The calling thread's credentials, in its user namespace: -EPERM where it has ids that
+ * cannot be taken there (none of its own), -E2BIG for more than GROUPS_MAX groups. */
+static int credentials_read(pid_t pid, Credentials *ret) {
+        _cleanup_free_ char *status = NULL, *uid_map = NULL, *gid_map = NULL;
+        int r = proc_read(pid, "status", &status);
+        if (r >= 0)
+                r = proc_read(pid, "uid_map", &uid_map);
+        if (r >= 0)
+                r = proc_read(pid, "gid_map", &gid_map);
+        if (r < 0)
+                return r;
+        Credentials cr = {};
+        if ((r = ids_parse(status, "\nUid:", uid_map, cr.uid)) < 0 ||
+            (r = ids_parse(status, "\nGid:", gid_map, cr.gid)) < 0 ||
+            (r = caps_parse(status, "\nCapInh:", &cr.cap_inh)) < 0 ||
+            (r = caps_parse(status, "\nCapPrm:", &cr.cap_prm)) < 0 ||
+            (r = caps_parse(status, "\nCapEff:", &cr.cap_eff)) < 0)
+                return r;
+        const char *groups = strstr(status, "\nGroups:");
+        if (!groups)
+                return -EBADMSG;
+        groups += strlen("\nGroups:");
+        const char *eol = strchrnul(groups, '\n');
+        while (groups < eol) {
+                char *end;
+                errno = 0;
+                unsigned long g = strtoul(groups, &end, 10);
+                if (end == groups)
+                        break;
+                if (errno || g > UINT32_MAX)
+                        return -EBADMSG;
+                if (cr.n_groups >= GROUPS_MAX)
+                        return -E2BIG;
+                if ((r = id_map(gid_map, (uint32_t) g, &cr.groups[cr.n_groups++])) < 0)
+                        return r;
+                groups = end;
+        }
+        *ret = cr;
+        return 0;
+}
+
+/* The caller's view: its root, working directory, mknodat's dirfd, its mount table, its
+ * pid namespace for a new proc, its credentials. Opened and read here, before the
+ * notification id is checked again, so that they are known to be its. */
 static int request_open(Request *q, int dirfd_arg, bool relative) {
         q->pidfd = RET_NERRNO(pidfd_open(q->pid, PIDFD_THREAD));
         if (q->pidfd == -EINVAL)
@@ -960,7 +1254,12 @@ static int request_open(Request *q, int dirfd_arg, bool relative) {
                 if (q->mountinfo_fd < 0)
                         return q->mountinfo_fd;
         }
-        return 0;
+        if (q->kind == SYSCALL_MOUNT && mount_op(q->flags) == MOUNT_OP_NEW && streq(q->fstype, "proc")) {
+                q->pidns_fd = proc_open(q->pid, "ns/pid", O_RDONLY);
+                if (q->pidns_fd < 0)
+                        return q->pidns_fd;
+        }
+        return credentials_read(q->pid, &q->creds);
 }
 
 static int notify_id_valid(int notify_fd, uint64_t id) {
@@ -1078,33 +1377,60 @@ static int request_read(const struct seccomp_notif *req, Request *q, Buffers *b,
         return -EPERM;
 }
 
-int broker_handle(BrokerContainer *c, int notify_fd, BrokerPending **ret_pending, BrokerEvent *ret_event) {
-        _cleanup_free_ struct seccomp_notif *req = calloc(1, c->notif_size);
-        if (!req)
-                return -ENOMEM;
-        for (;;) {
-                if (ioctl(notify_fd, SECCOMP_IOCTL_NOTIF_RECV, req) >= 0)
-                        break;
-                if (errno != EINTR)
-                        return -errno; /* ENOENT: it was killed before we got it */
-                memset(req, 0, c->notif_size);
-        }
+/* Whether the call needs a helper: the registers decide the others. */
+static bool needs_helper(const BrokerContainer *c, const struct seccomp_notif *req) {
+        SyscallKind kind = syscall_classify(c, req->data.arch, req->data.nr);
+        const __u64 *a = req->data.args;
+        const char *device;
+        if (kind == SYSCALL_MKNOD)
+                return mknod_decide(a[1], a[2], &device) == 0;
+        if (kind == SYSCALL_MKNODAT)
+                return mknod_decide(a[2], a[3], &device) == 0;
+        return kind == SYSCALL_MOUNT || kind == SYSCALL_UMOUNT2;
+}
 
-        _cleanup_free_ Buffers *b = NULL;
-        _cleanup_(broker_pending_freep) BrokerPending *p = NULL;
+static bool helper_available(const BrokerContainer *c) {
+        const Broker *b = c->broker;
+        return c->helpers < b->limits.helpers_per_container && b->helpers < b->limits.helpers;
+}
+
+static int pending_start(BrokerContainer *c, int notify_fd, const Request *q, uint64_t id, BrokerPending **ret) {
+        _cleanup_(broker_pending_freep) BrokerPending *p = calloc(1, sizeof(BrokerPending));
+        if (!p)
+                return -ENOMEM;
+        *p = (BrokerPending) { .helper = HELPER_NULL, .notify_fd = -EBADF, .id = id, .pid = q->pid, .kind = q->kind };
+        p->notify_fd = RET_NERRNO(fcntl(notify_fd, F_DUPFD_CLOEXEC, 3));
+        if (p->notify_fd < 0)
+                return p->notify_fd;
+        int r = helper_start(broker_helper, q, &p->helper);
+        if (r < 0)
+                return r;
+        p->c = c;
+        c->helpers++;
+        c->broker->helpers++;
+        *ret = TAKE_PTR(p);
+        return 0;
+}
+
+/* Handles one notification received: answers it or starts its helper. */
+static int notification_handle(BrokerContainer *c, int notify_fd, const struct seccomp_notif *req,
+                               BrokerPending **ret_pending, BrokerEvent *ret_event) {
         BrokerEvent e = { .pid = (pid_t) req->pid };
         Request q = {
                 .c = c,
                 .pid = (pid_t) req->pid,
+                .agent = getpid(),
                 .kind = syscall_classify(c, req->data.arch, req->data.nr),
                 .pidfd = -EBADF,
                 .root_fd = -EBADF,
                 .cwd_fd = -EBADF,
                 .dir_fd = -EBADF,
                 .mountinfo_fd = -EBADF,
+                .pidns_fd = -EBADF,
         };
         e.syscall = syscall_names[q.kind];
         const __u64 *a = req->data.args;
+        _cleanup_free_ Buffers *b = NULL;
         int r;
 
         if (q.kind == SYSCALL_MKNOD || q.kind == SYSCALL_MKNODAT) {
@@ -1112,14 +1438,14 @@ int broker_handle(BrokerContainer *c, int notify_fd, BrokerPending **ret_pending
                 r = mknod_decide(at ? a[2] : a[1], at ? a[3] : a[2], &q.device);
                 if (r > 0) {
                         e.continued = true;
-                        r = notify_respond(c->resp_size, notify_fd, req->id, 0, true);
+                        r = notify_respond(notify_fd, req->id, 0, true);
                         goto answered;
                 }
                 if (r < 0) {
                         unsigned dev = (unsigned) (at ? a[3] : a[2]);
                         event_set(&e, true, r, "device %u:%u (mode 0%o) is not allowed", (dev & 0xfff00) >> 8,
                                   (dev & 0xff) | ((dev >> 12) & 0xfff00), (unsigned) (uint16_t) (at ? a[2] : a[1]));
-                        r = notify_respond(c->resp_size, notify_fd, req->id, r, false);
+                        r = notify_respond(notify_fd, req->id, r, false);
                         goto answered;
                 }
                 q.mode = (mode_t) (uint16_t) (at ? a[2] : a[1]);
@@ -1127,9 +1453,8 @@ int broker_handle(BrokerContainer *c, int notify_fd, BrokerPending **ret_pending
 
         b = malloc(sizeof(Buffers));
         if (!b)
-                return -ENOMEM;
-        r = request_read(req, &q, b, &e);
-        if (r == 0)
+                r = -ENOMEM;
+        else if ((r = request_read(req, &q, b, &e)) == 0)
                 r = request_open(&q, (int) a[0], q.target[0] != '/');
         /* Whatever was read or opened belongs to the caller only if it is still waiting. */
         int valid = notify_id_valid(notify_fd, req->id);
@@ -1137,34 +1462,80 @@ int broker_handle(BrokerContainer *c, int notify_fd, BrokerPending **ret_pending
                 request_done(&q);
                 return valid; /* ENOENT: gone */
         }
-        if (r < 0) {
-                request_done(&q);
-                if (!e.reason[0])
-                        event_set(&e, false, r, "cannot open the caller's files: %s", strerror(-r));
-                r = notify_respond(c->resp_size, notify_fd, req->id, e.error, false);
-                goto answered;
-        }
-
-        p = calloc(1, sizeof(BrokerPending));
-        if (!p) {
-                request_done(&q);
-                return -ENOMEM;
-        }
-        *p = (BrokerPending) { .helper = HELPER_NULL, .resp_size = c->resp_size, .id = req->id, .pid = q.pid, .kind = q.kind };
-        p->notify_fd = RET_NERRNO(fcntl(notify_fd, F_DUPFD_CLOEXEC, 3));
-        r = p->notify_fd < 0 ? p->notify_fd : helper_start(broker_helper, &q, &p->helper);
+        if (r >= 0 && (r = pending_start(c, notify_fd, &q, req->id, ret_pending)) < 0)
+                event_set(&e, false, r, "cannot start a helper: %s", strerror(-r));
         request_done(&q);
-        if (r < 0)
-                return r;
-        *ret_event = e;
-        *ret_pending = TAKE_PTR(p);
-        return BROKER_PENDING;
+        if (r >= 0) {
+                *ret_event = e;
+                return BROKER_PENDING;
+        }
+        if (!e.reason[0])
+                event_set(&e, false, r, "cannot act as the caller: %s", strerror(-r));
+        r = notify_respond(notify_fd, req->id, e.error, false);
 
 answered:
         if (r < 0)
                 return r;
         *ret_event = e;
         return BROKER_ANSWERED;
+}
+
+int broker_handle(BrokerContainer *c, int notify_fd, BrokerPending **ret_pending, BrokerEvent *ret_event) {
+        NotifBuffer n;
+        for (;;) {
+                memset(&n, 0, sizeof(n));
+                if (ioctl(notify_fd, SECCOMP_IOCTL_NOTIF_RECV, &n.req) >= 0)
+                        break;
+                if (errno != EINTR)
+                        return -errno; /* ENOENT: it was killed before we got it */
+        }
+        if (!needs_helper(c, &n.req) || helper_available(c))
+                return notification_handle(c, notify_fd, &n.req, ret_pending, ret_event);
+
+        /* Waits for a helper, if there is room. */
+        Broker *b = c->broker;
+        BrokerEvent e = { .syscall = syscall_names[syscall_classify(c, n.req.data.arch, n.req.data.nr)],
+                          .pid = (pid_t) n.req.pid };
+        Queued *q = NULL;
+        int r = -EAGAIN;
+        if (c->queued < b->limits.queued_per_container && b->queued < b->limits.queued) {
+                q = malloc(sizeof(Queued));
+                r = !q ? -ENOMEM : RET_NERRNO(fcntl(notify_fd, F_DUPFD_CLOEXEC, 3));
+        }
+        if (r < 0) {
+                free(q);
+                event_set(&e, false, r, "%s", r == -EAGAIN ? "too many calls waiting for a helper" : strerror(-r));
+                r = notify_respond(notify_fd, n.req.id, e.error, false);
+                if (r < 0)
+                        return r;
+                *ret_event = e;
+                return BROKER_ANSWERED;
+        }
+        *q = (Queued) { .notify_fd = r, .notif = n };
+        if (c->queue_last)
+                c->queue_last->next = q;
+        else
+                c->queue_first = q;
+        c->queue_last = q;
+        c->queued++;
+        b->queued++;
+        *ret_event = e;
+        return BROKER_QUEUED;
+}
+
+int broker_container_dequeue(BrokerContainer *c, BrokerPending **ret_pending, BrokerEvent *ret_event) {
+        Queued *q = c->queue_first;
+        if (!q || !helper_available(c))
+                return -EAGAIN;
+        c->queue_first = q->next;
+        if (!c->queue_first)
+                c->queue_last = NULL;
+        c->queued--;
+        c->broker->queued--;
+        int r = notification_handle(c, q->notify_fd, &q->notif.req, ret_pending, ret_event);
+        safe_close(q->notify_fd);
+        free(q);
+        return r;
 }
 
 /* ---- finishing ---- */
@@ -1178,8 +1549,22 @@ BrokerPending *broker_pending_free(BrokerPending *p) {
                 return NULL;
         helper_done(&p->helper);
         safe_close(p->notify_fd);
+        if (p->c) {
+                p->c->helpers--;
+                p->c->broker->helpers--;
+        }
         free(p);
         return NULL;
+}
+
+static int pending_answer(BrokerPending *p, BrokerEvent *e, BrokerEvent *ret_event) {
+        _cleanup_(broker_pending_freep) BrokerPending *owned = p;
+        helper_done(&p->helper);
+        int r = notify_respond(p->notify_fd, p->id, e->error, false);
+        if (r < 0)
+                return r;
+        *ret_event = *e;
+        return 0;
 }
 
 int broker_pending_finish(BrokerPending *p, BrokerEvent *ret_event) {
@@ -1187,18 +1572,18 @@ int broker_pending_finish(BrokerPending *p, BrokerEvent *ret_event) {
         int r = helper_read(&p->helper, &reply, NULL);
         if (r == -EAGAIN)
                 return r;
-        _cleanup_(broker_pending_freep) BrokerPending *owned = p;
         BrokerEvent e = { .syscall = syscall_names[p->kind], .pid = p->pid };
-        if (r == -ECHILD) {
-                /* Killed by its timeout (or by the container's root, in its pid namespace). */
+        if (r == -ECHILD)
                 event_set(&e, false, -EINTR, "the helper died without an answer");
-        } else if (r < 0)
+        else if (r < 0)
                 event_set(&e, false, -EIO, "cannot read the helper's answer: %s", strerror(-r));
         else
                 event_set(&e, reply.detail == 1 && reply.error < 0, reply.error, "%s", reply.reason);
-        r = notify_respond(p->resp_size, p->notify_fd, p->id, e.error, false);
-        if (r < 0)
-                return r;
-        *ret_event = e;
-        return 0;
+        return pending_answer(p, &e, ret_event);
+}
+
+int broker_pending_cancel(BrokerPending *p, int error, const char *reason, BrokerEvent *ret_event) {
+        BrokerEvent e = { .syscall = syscall_names[p->kind], .pid = p->pid };
+        event_set(&e, false, error, "%s", reason);
+        return pending_answer(p, &e, ret_event);
 }

@@ -7,12 +7,15 @@
  * run in the container and write "name value" lines (0 or an errno, or a count) that the
  * test then checks. Everything is mounted in the container's mount namespace only. */
 #include <dirent.h>
+#include <grp.h>
+#include <linux/capability.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <sched.h>
 #include <seccomp.h>
 #include <signal.h>
 #include <sys/mman.h>
+#include <sys/param.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -169,8 +172,15 @@ static void seccomp_trap(int socket) {
 /* ---- in the test ---- */
 
 typedef struct Run {
+        /* set by the test */
+        BrokerLimits limits;
+        bool fork_failures; /* our forks (the helpers) fail now and then */
+        bool stop_helper;  /* SIGSTOP a helper once it took the caller's ids */
+        /* results */
+        char pids_cgroup[128]; /* with fork_failures: ours, "" if there is none */
         char *results;
-        int handled, pending, denied, continued;
+        int handled, pending, queued, denied, continued, cancelled;
+        uid_t stopped_owner; /* of /proc/PID of the stopped helper, -1 if none */
 } Run;
 
 static void run_done(Run *r) {
@@ -221,47 +231,192 @@ static void log_event(const BrokerEvent *e) {
                         e->continued ? "" : strerror(-e->error), e->reason);
 }
 
-static void serve(BrokerContainer *c, int notify_fd, Run *run) {
-        BrokerPending *pending[16];
+static int64_t now_ms(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* A child of ours other than the container: a helper. */
+static pid_t helper_pid(pid_t container) {
+        DIR *d = opendir("/proc");
+        ASSERT_TRUE(d);
+        pid_t found = 0;
+        for (struct dirent *de; !found && (de = readdir(d));) {
+                char path[300], stat[512];
+                snprintf(path, sizeof(path), "/proc/%s/stat", de->d_name);
+                int fd = open(path, O_RDONLY | O_CLOEXEC);
+                ssize_t n = fd < 0 ? -1 : read(fd, stat, sizeof(stat) - 1);
+                if (fd >= 0)
+                        close(fd);
+                const char *end = n > 0 ? (stat[n] = '\0', strrchr(stat, ')')) : NULL;
+                int ppid;
+                pid_t pid = atoi(de->d_name);
+                if (end && sscanf(end, ") %*c %d", &ppid) == 1 && ppid == getpid() && pid != container)
+                        found = pid;
+        }
+        closedir(d);
+        return found;
+}
+
+/* Whether the helper's last system call changed its credentials: until the one after
+ * (it then makes itself undumpable), the kernel may have made it dumpable. */
+static bool changing_credentials(pid_t pid) {
+        static const long calls[] = { SYS_setgroups, SYS_setresgid, SYS_setresuid, SYS_setfsgid,
+                                      SYS_setfsuid,  SYS_capset,    SYS_prctl };
+        char path[64], text[256] = "";
+        snprintf(path, sizeof(path), "/proc/%d/syscall", (int) pid);
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0 || read(fd, text, sizeof(text) - 1) <= 0) {
+                if (fd >= 0)
+                        close(fd);
+                return true;
+        }
+        close(fd);
+        long nr = strtol(text, NULL, 10);
+        for (size_t i = 0; i < ELEMENTSOF(calls); i++)
+                if (nr == calls[i])
+                        return true;
+        return false;
+}
+
+/* Stops the helper of the call just handed out, keeping it stopped if it took the caller's
+ * ids and did not answer yet (the test then looks at who owns its /proc entries). */
+static void helper_stop(Run *run, pid_t container, int pending_fd) {
+        pid_t pid = helper_pid(container);
+        if (pid <= 0 || kill(pid, SIGSTOP) < 0)
+                return;
+        char path[64];
+        snprintf(path, sizeof(path), "/proc/%d/status", (int) pid);
+        _cleanup_free_ char *status = NULL;
+        size_t size;
+        unsigned uid = 0;
+        for (int i = 0; i < 100; i++) { /* until it is stopped */
+                free(status);
+                status = NULL;
+                if (read_full_file(AT_FDCWD, path, 1 << 16, &status, &size) < 0)
+                        return;
+                if (strstr(status, "\nState:\tT"))
+                        break;
+                usleep(1000);
+        }
+        const char *line = strstr(status, "\nUid:");
+        struct stat st; /* not of /proc/PID itself: always the process's */
+        snprintf(path, sizeof(path), "/proc/%d/status", (int) pid);
+        struct pollfd answered = { .fd = pending_fd, .events = POLLIN };
+        if (line && sscanf(line, "\nUid: %*u %u", &uid) == 1 && uid >= BASE && !changing_credentials(pid) &&
+            stat(path, &st) == 0 && poll(&answered, 1, 0) == 0) {
+                run->stopped_owner = st.st_uid;
+                run->stop_helper = false;
+        } else
+                (void) kill(pid, SIGCONT);
+}
+
+static void count_event(Run *run, const BrokerEvent *e) {
+        log_event(e);
+        run->denied += e->denied;
+        run->continued += e->continued;
+}
+
+/* At most max processes in the cgroup, ourselves included: fork() fails past it. */
+static void pids_max(const char *cgroup, int max) {
+        char path[PATH_MAX], text[32];
+        snprintf(path, sizeof(path), "%s/pids.max", cgroup);
+        snprintf(text, sizeof(text), "%d", max);
+        write_file(path, text);
+}
+
+typedef struct Pending {
+        BrokerPending *p;
+        int64_t deadline;
+} Pending;
+
+/* What the agent's loop does: answers, watches helpers up to their deadline, starts queued
+ * calls when helpers end. */
+static void serve(BrokerContainer *c, int notify_fd, pid_t container, Run *run) {
+        Pending pending[16];
         size_t n_pending = 0;
+        BrokerEvent e;
         for (;;) {
                 struct pollfd p[1 + ELEMENTSOF(pending)] = { { .fd = notify_fd, .events = POLLIN } };
-                for (size_t i = 0; i < n_pending; i++)
-                        p[1 + i] = (struct pollfd) { .fd = broker_pending_fd(pending[i]), .events = POLLIN };
-                int n = poll(p, 1 + n_pending, 20000);
-                ASSERT_TRUE(n > 0);
-                BrokerEvent e;
+                int64_t now = now_ms(), timeout = 20000;
+                for (size_t i = 0; i < n_pending; i++) {
+                        p[1 + i] = (struct pollfd) { .fd = broker_pending_fd(pending[i].p), .events = POLLIN };
+                        timeout = MIN(timeout, MAX(pending[i].deadline - now, 0));
+                }
+                int n = poll(p, 1 + n_pending, (int) timeout);
+                ASSERT_TRUE(n >= 0 && (n > 0 || n_pending > 0));
+                bool ended = false;
                 for (size_t i = n_pending; i > 0; i--) {
-                        if (!p[i].revents)
+                        int r;
+                        if (p[i].revents)
+                                r = broker_pending_finish(pending[i - 1].p, &e);
+                        else if (now_ms() >= pending[i - 1].deadline) {
+                                r = broker_pending_cancel(pending[i - 1].p, -EINTR, "too late", &e);
+                                run->cancelled++;
+                        } else
                                 continue;
-                        int r = broker_pending_finish(pending[i - 1], &e);
                         ASSERT_TRUE(r >= 0 || r == -ENOENT);
                         pending[i - 1] = pending[--n_pending];
-                        if (r >= 0) {
-                                run->denied += e.denied;
-                                log_event(&e);
-                        }
+                        ended = true;
+                        if (r >= 0)
+                                count_event(run, &e);
+                }
+                for (int r = 0; ended && r != -EAGAIN;) {
+                        BrokerPending *q = NULL;
+                        r = broker_container_dequeue(c, &q, &e);
+                        ASSERT_TRUE(r >= 0 || r == -ENOENT || r == -EAGAIN);
+                        if (r == BROKER_PENDING) {
+                                ASSERT_TRUE(n_pending < ELEMENTSOF(pending));
+                                pending[n_pending++] = (Pending) { q, now_ms() + BROKER_HELPER_TIMEOUT_SEC * 1000 };
+                                run->pending++;
+                        } else if (r == BROKER_ANSWERED)
+                                count_event(run, &e);
                 }
                 if (p[0].revents & POLLIN) {
                         BrokerPending *q = NULL;
                         int r = broker_handle(c, notify_fd, &q, &e);
                         ASSERT_TRUE(r >= 0 || r == -ENOENT);
                         run->handled++;
+                        if (run->pids_cgroup[0] && run->handled % 64 == 0)
+                                pids_max(run->pids_cgroup, run->handled % 128 ? 2 : 3);
                         if (r == BROKER_PENDING) {
                                 ASSERT_TRUE(n_pending < ELEMENTSOF(pending));
-                                pending[n_pending++] = q;
+                                pending[n_pending++] = (Pending) { q, now_ms() + BROKER_HELPER_TIMEOUT_SEC * 1000 };
                                 run->pending++;
-                        } else if (r == BROKER_ANSWERED) {
-                                log_event(&e);
-                                run->denied += e.denied;
-                                run->continued += e.continued;
-                        }
+                                if (run->stop_helper)
+                                        helper_stop(run, container, broker_pending_fd(q));
+                        } else if (r == BROKER_QUEUED)
+                                run->queued++;
+                        else if (r == BROKER_ANSWERED)
+                                count_event(run, &e);
                 } else if (p[0].revents & (POLLHUP | POLLERR) && n_pending == 0)
                         break;
         }
 }
 
-/* Runs scenario in a fresh container and collects its results. */
+/* Our own forks from now on in a new pids cgroup (v1), at first without a limit. "" when
+ * there is no pids controller. */
+static void pids_cgroup(char *ret_cgroup, size_t size) {
+        snprintf(ret_cgroup, size, "/sys/fs/cgroup/pids/stockade-test-broker.%d", (int) getpid());
+        if (access("/sys/fs/cgroup/pids/cgroup.procs", W_OK) < 0 || mkdir(ret_cgroup, 0755) < 0) {
+                ret_cgroup[0] = '\0';
+                return;
+        }
+        char path[PATH_MAX], text[32];
+        snprintf(path, sizeof(path), "%s/cgroup.procs", ret_cgroup);
+        snprintf(text, sizeof(text), "%d", (int) getpid());
+        write_file(path, text);
+}
+
+static void pids_unlimit(const char *cgroup) {
+        char text[32];
+        snprintf(text, sizeof(text), "%d", (int) getpid());
+        write_file("/sys/fs/cgroup/pids/cgroup.procs", text);
+        ASSERT_OK(RET_NERRNO(rmdir(cgroup)));
+}
+
+/* Runs scenario in a fresh container and collects its results; run says how to serve it. */
 static void run_container(Scenario scenario, Run *run) {
         if (geteuid() != 0)
                 test_skip("needs root");
@@ -335,17 +490,27 @@ static void run_container(Scenario scenario, Run *run) {
         /* The filter is loaded after the initial mounts: they are what the broker records. */
         int notify_fd = recv_fd(sock[0]);
         ASSERT_TRUE(notify_fd >= 0);
+        Broker *b = NULL;
+        ASSERT_OK(broker_new(run->limits.helpers ? &run->limits : &BROKER_LIMITS_DEFAULT, &b));
         BrokerContainer *bc = NULL;
         char *err = NULL;
-        int r = broker_container_new("test", init, BASE, masked, ELEMENTSOF(masked), &bc, &err);
+        int r = broker_container_new(b, "test", init, BASE, masked, ELEMENTSOF(masked), &bc, &err);
         if (r < 0)
                 fprintf(stderr, "%s\n", err);
         ASSERT_OK(r);
         ASSERT_STREQ(broker_container_id(bc), "test");
         ASSERT_TRUE(broker_container_pidfd(bc) >= 0);
 
-        *run = (Run) {};
-        serve(bc, notify_fd, run);
+        if (run->fork_failures)
+                pids_cgroup(run->pids_cgroup, sizeof(run->pids_cgroup));
+        run->stopped_owner = (uid_t) -1;
+        serve(bc, notify_fd, child, run);
+        if (run->pids_cgroup[0])
+                pids_unlimit(run->pids_cgroup);
+        unsigned helpers, queued;
+        broker_usage(b, NULL, &helpers, &queued);
+        ASSERT_EQ(helpers, 0u);
+        ASSERT_EQ(queued, 0u);
 
         size_t size;
         ASSERT_OK(read_full_fd(results[0], 1 << 20, &run->results, &size));
@@ -359,6 +524,7 @@ static void run_container(Scenario scenario, Run *run) {
         struct pollfd p = { .fd = broker_container_pidfd(bc), .events = POLLIN };
         ASSERT_EQ(poll(&p, 1, 0), 1);
         broker_container_free(bc);
+        broker_free(b);
         free(err);
         close(notify_fd);
         close(sync_pipe[0]);
@@ -367,11 +533,12 @@ static void run_container(Scenario scenario, Run *run) {
         close(sock[0]);
 }
 
+/* Nothing of the test's container shows in our mount table (others' may). */
 static bool host_mounts_clean(void) {
         _cleanup_free_ char *text = NULL;
         size_t size;
         ASSERT_OK(read_full_file(AT_FDCWD, "/proc/self/mountinfo", 16 << 20, &text, &size));
-        return !strstr(text, "stockade");
+        return !strstr(text, test_tmpdir());
 }
 
 /* ---- scenarios ---- */
@@ -427,7 +594,7 @@ static void scenario_mounts(FILE *out) {
 }
 
 TEST(mounts) {
-        Run run;
+        Run run = {};
         run_container(scenario_mounts, &run);
         ASSERT_EQ(run_result(&run, "tmpfs"), 0);
         printf("broker: tmpfs mount through the helper took %ld us (trap, helper, answer)\n",
@@ -482,7 +649,7 @@ static void scenario_remount(FILE *out) {
 }
 
 TEST(remount_initial) {
-        Run run;
+        Run run = {};
         run_container(scenario_remount, &run);
         ASSERT_EQ(run_result(&run, "initially_ro"), 1);
         ASSERT_EQ(run_result(&run, "remount_bind_rw"), EPERM);
@@ -526,7 +693,7 @@ static void scenario_umount(FILE *out) {
 }
 
 TEST(umount) {
-        Run run;
+        Run run = {};
         run_container(scenario_umount, &run);
         ASSERT_EQ(run_result(&run, "proc"), EBUSY);
         ASSERT_EQ(run_result(&run, "proc_detach"), EBUSY);
@@ -574,7 +741,7 @@ static void scenario_proc(FILE *out) {
 }
 
 TEST(proc_masking) {
-        Run run;
+        Run run = {};
         run_container(scenario_proc, &run);
         ASSERT_EQ(run_result(&run, "proc"), 0);
         ASSERT_EQ(run_result(&run, "pid1"), 1); /* the container's pid namespace, not the VM's */
@@ -634,6 +801,9 @@ static void scenario_mknod(FILE *out) {
 
         result(out, "block", E(mknod("/dev/sda", S_IFBLK | 0600, makedev(8, 0))));
         result(out, "tty1", E(mknod("/dev/tty1", S_IFCHR | 0600, makedev(4, 1))));
+        /* The VM's own terminal and console are no container's business. */
+        result(out, "tty", E(mknod("/dev/mytty", S_IFCHR | 0666, makedev(5, 0))));
+        result(out, "console", E(mknod("/dev/myconsole", S_IFCHR | 0600, makedev(5, 1))));
         result(out, "mem", E(mknod("/dev/mem", S_IFCHR | 0600, makedev(1, 1))));
         result(out, "fifo", E(mknod("/dev/fifo", S_IFIFO | 0600, 0)));
         result(out, "fifo_is_fifo", stat("/dev/fifo", &st) == 0 && S_ISFIFO(st.st_mode));
@@ -642,7 +812,7 @@ static void scenario_mknod(FILE *out) {
 }
 
 TEST(mknod) {
-        Run run;
+        Run run = {};
         run_container(scenario_mknod, &run);
         ASSERT_EQ(run_result(&run, "null"), 0);
         ASSERT_EQ(run_result(&run, "null_open"), 0);
@@ -656,6 +826,8 @@ TEST(mknod) {
         ASSERT_EQ(run_result(&run, "urandom_read"), 1);
         ASSERT_EQ(run_result(&run, "block"), EPERM);
         ASSERT_EQ(run_result(&run, "tty1"), EPERM);
+        ASSERT_EQ(run_result(&run, "tty"), EPERM);
+        ASSERT_EQ(run_result(&run, "console"), EPERM);
         ASSERT_EQ(run_result(&run, "mem"), EPERM);
         ASSERT_EQ(run_result(&run, "fifo"), 0);
         ASSERT_EQ(run_result(&run, "fifo_is_fifo"), 1);
@@ -712,7 +884,7 @@ static void scenario_bad_input(FILE *out) {
 }
 
 TEST(bad_input) {
-        Run run;
+        Run run = {};
         run_container(scenario_bad_input, &run);
         ASSERT_EQ(run_result(&run, "null_target"), EFAULT);
         ASSERT_EQ(run_result(&run, "unmapped_target"), EFAULT);
@@ -732,4 +904,231 @@ TEST(bad_input) {
         ASSERT_EQ(run_result(&run, "after"), 0);
         ASSERT_TRUE(host_mounts_clean());
         run_done(&run);
+}
+
+/* In a child that has become uid 1000 without capabilities (1000 with CAP_SYS_ADMIN in
+ * the second round): the kernel's checks decide, with the caller's credentials. */
+static void unprivileged_calls(FILE *out, const char *prefix) {
+        char name[64];
+#define R(what, call) (snprintf(name, sizeof(name), "%s_%s", prefix, what), result(out, name, E(call)))
+        R("tmpfs", mount("none", "/mnt", "tmpfs", 0, NULL));
+        R("bind_passwd", mount("/user/passwd", "/data-src/file", NULL, MS_BIND, NULL));
+        R("mknod_rootonly", mknod("/rootonly/null", S_IFCHR | 0666, makedev(1, 3)));
+        R("mknod_own", mknod("/user/null", S_IFCHR | 0666, makedev(1, 3)));
+        R("umount_initial", umount("/data"));
+        R("fifo_rootonly", mknod("/rootonly/fifo", S_IFIFO | 0600, 0));
+#undef R
+}
+
+static void scenario_unprivileged(FILE *out) {
+        mkdir("/rootonly", 0755);
+        mkdir("/user", 0755);
+        if (chown("/user", 1000, 1000) < 0)
+                die("chown");
+        for (int round = 0; round < 2; round++) {
+                pid_t pid = fork();
+                if (pid < 0)
+                        die("fork");
+                if (pid == 0) {
+                        if (round == 1 && prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0)
+                                die("keepcaps");
+                        if (setgroups(0, NULL) < 0 || setresgid(1000, 1000, 1000) < 0 || setresuid(1000, 1000, 1000) < 0)
+                                die("become 1000");
+                        if (round == 1) {
+                                struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3 };
+                                struct __user_cap_data_struct d[2] = { { .effective = 1u << CAP_SYS_ADMIN,
+                                                                         .permitted = 1u << CAP_SYS_ADMIN } };
+                                if (syscall(SYS_capset, &h, d) < 0)
+                                        die("capset");
+                        }
+                        int fd = open("/user/passwd", O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+                        if (fd >= 0)
+                                close(fd);
+                        unprivileged_calls(out, round == 0 ? "nocaps" : "sysadmin");
+                        _exit(0);
+                }
+                if (waitpid(pid, NULL, 0) < 0)
+                        die("wait");
+        }
+        /* Root still can. */
+        result(out, "root_tmpfs", E(mount("none", "/mnt", "tmpfs", 0, NULL)));
+        result(out, "root_mknod", E(mknod("/rootonly/null", S_IFCHR | 0666, makedev(1, 3))));
+}
+
+TEST(caller_credentials) {
+        Run run = {};
+        run_container(scenario_unprivileged, &run);
+        ASSERT_EQ(run_result(&run, "nocaps_tmpfs"), EPERM);
+        ASSERT_EQ(run_result(&run, "nocaps_bind_passwd"), EPERM);
+        ASSERT_EQ(run_result(&run, "nocaps_mknod_rootonly"), EACCES);
+        ASSERT_EQ(run_result(&run, "nocaps_mknod_own"), EPERM); /* no CAP_MKNOD */
+        ASSERT_EQ(run_result(&run, "nocaps_umount_initial"), EPERM);
+        ASSERT_EQ(run_result(&run, "nocaps_fifo_rootonly"), EACCES); /* the kernel's own */
+        ASSERT_EQ(run_result(&run, "sysadmin_tmpfs"), 0);
+        ASSERT_EQ(run_result(&run, "sysadmin_mknod_rootonly"), EACCES);
+        ASSERT_EQ(run_result(&run, "root_tmpfs"), 0);
+        ASSERT_EQ(run_result(&run, "root_mknod"), 0);
+        ASSERT_TRUE(host_mounts_clean());
+        run_done(&run);
+}
+
+static void overlay(FILE *out, const char *name, const char *lower) {
+        char data[256];
+        snprintf(data, sizeof(data), "%s,upperdir=/ov/u,workdir=/ov/w", lower);
+        int r = E(mount("overlay", "/mnt", "overlay", 0, data));
+        result(out, name, r);
+        if (r == 0)
+                (void) umount2("/mnt", MNT_DETACH);
+}
+
+static void scenario_overlay(FILE *out) {
+        mkdir("/ov", 0755);
+        if (mount("none", "/ov", "tmpfs", 0, NULL) < 0)
+                die("tmpfs /ov");
+        mkdir("/ov/l", 0755);
+        mkdir("/ov/l:2", 0755);
+        mkdir("/ov/u", 0755);
+        mkdir("/ov/w", 0755);
+        overlay(out, "plain", "lowerdir=/ov/l");
+        overlay(out, "escaped", "lowerdir=/ov/l\\:2:/ov/l");
+        overlay(out, "plus", "lowerdir+=/ov/l,lowerdir+=/ov/l:2");
+        overlay(out, "sys", "lowerdir=/sys:/ov/l");
+        overlay(out, "sys_plus", "lowerdir+=/ov/l,lowerdir+=/sys");
+        overlay(out, "sys_data", "lowerdir=/ov/l::/sys");
+        overlay(out, "proc", "lowerdir=/proc");
+        overlay(out, "under_masked", "lowerdir=/sys/firmware");
+        overlay(out, "relative_proc", "lowerdir=proc");
+}
+
+TEST(overlay_layers) {
+        Run run = {};
+        run_container(scenario_overlay, &run);
+        ASSERT_EQ(run_result(&run, "plain"), 0);
+        ASSERT_EQ(run_result(&run, "escaped"), 0);
+        ASSERT_EQ(run_result(&run, "plus"), 0);
+        ASSERT_EQ(run_result(&run, "sys"), EPERM);
+        ASSERT_EQ(run_result(&run, "sys_plus"), EPERM);
+        ASSERT_EQ(run_result(&run, "sys_data"), EPERM);
+        ASSERT_EQ(run_result(&run, "proc"), EPERM);
+        if (access("/sys/firmware", F_OK) == 0)
+                ASSERT_EQ(run_result(&run, "under_masked"), EPERM);
+        ASSERT_EQ(run_result(&run, "relative_proc"), EPERM);
+        ASSERT_TRUE(host_mounts_clean());
+        run_done(&run);
+}
+
+static void scenario_stopped_helper(FILE *out) {
+        /* Until the test has caught a helper after it took our ids: its call is cut off. */
+        int r = 0;
+        for (int i = 0; i < 2000 && r != EINTR; i++) {
+                r = E(mount("none", "/mnt", "tmpfs", 0, NULL));
+                if (r == 0)
+                        r = E(umount2("/mnt", MNT_DETACH));
+        }
+        result(out, "cut_off", r);
+}
+
+/* The container may stop a helper (it runs with the caller's ids): the agent's deadline
+ * still answers the call. A helper that took the container's ids is not dumpable, even
+ * where fs.suid_dumpable would make it so: its /proc/PID/ files stay root's. */
+TEST(stopped_helper) {
+        char old[16] = "";
+        int fd = open("/proc/sys/fs/suid_dumpable", O_RDWR | O_CLOEXEC);
+        if (fd >= 0 && read(fd, old, sizeof(old) - 1) > 0)
+                write_file("/proc/sys/fs/suid_dumpable", "1");
+        Run run = { .stop_helper = true };
+        run_container(scenario_stopped_helper, &run);
+        if (old[0])
+                write_file("/proc/sys/fs/suid_dumpable", old);
+        if (fd >= 0)
+                close(fd);
+        ASSERT_EQ(run_result(&run, "cut_off"), EINTR);
+        ASSERT_EQ(run.cancelled, 1);
+        ASSERT_EQ(run.stopped_owner, 0u);
+        run_done(&run);
+}
+
+#define LOAD_PROCESSES 50
+#define LOAD_CALLS 200 /* each: 10 000 in all */
+
+static void scenario_load(FILE *out) {
+        /* Per process: calls that returned, succeeded, got EAGAIN. */
+        long *counts = mmap(NULL, 3 * LOAD_PROCESSES * sizeof(long), PROT_READ | PROT_WRITE,
+                            MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+        if (counts == MAP_FAILED)
+                die("mmap");
+        for (int i = 0; i < LOAD_PROCESSES; i++) {
+                pid_t pid = fork();
+                if (pid < 0)
+                        die("fork");
+                if (pid > 0)
+                        continue;
+                char dir[32];
+                snprintf(dir, sizeof(dir), "/mnt/%d", i);
+                if (mkdir(dir, 0755) < 0)
+                        _exit(1);
+                for (int j = 0; j < LOAD_CALLS; j++) {
+                        int r = j % 2 ? E(umount2(dir, MNT_DETACH)) : E(mount("none", dir, "tmpfs", 0, NULL));
+                        counts[3 * i]++;
+                        counts[3 * i + 1] += r == 0;
+                        counts[3 * i + 2] += r == EAGAIN;
+                }
+                _exit(0);
+        }
+        while (wait(NULL) > 0)
+                ;
+        long total[3] = {};
+        for (int i = 0; i < 3 * LOAD_PROCESSES; i++)
+                total[i % 3] += counts[i];
+        result(out, "returned", total[0]);
+        result(out, "succeeded", total[1]);
+        result(out, "eagain", total[2]);
+}
+
+/* 10 000 calls from 50 processes, two helpers at most, a short queue, and our forks
+ * failing now and then (when more than one helper runs, every other 64 calls): every
+ * call returns. */
+TEST(load_with_fork_failures) {
+        Run run = { .limits = { .helpers_per_container = 2, .helpers = 2, .queued_per_container = 32, .queued = 32 },
+                    .fork_failures = true };
+        run_container(scenario_load, &run);
+        if (!run.pids_cgroup[0])
+                test_skip("no pids cgroup to make fork() fail");
+        printf("broker: %ld calls, %ld succeeded, %ld got EAGAIN; %d queued\n", run_result(&run, "returned"),
+               run_result(&run, "succeeded"), run_result(&run, "eagain"), run.queued);
+        ASSERT_EQ(run_result(&run, "returned"), LOAD_PROCESSES * LOAD_CALLS);
+        ASSERT_TRUE(run_result(&run, "succeeded") > 0);
+        ASSERT_TRUE(run_result(&run, "eagain") > 0);
+        ASSERT_TRUE(run.queued > 0);
+        ASSERT_TRUE(host_mounts_clean());
+        run_done(&run);
+}
+
+static void write_spec(const char *path, int n_masked) {
+        FILE *f = fopen(path, "we");
+        ASSERT_TRUE(f);
+        fputs("{\"ociVersion\": \"1.0.2\", \"linux\": {\"maskedPaths\": [", f);
+        for (int i = 0; i < n_masked; i++)
+                fprintf(f, "%s\"/proc/masked%d\"", i ? ", " : "", i);
+        fputs("]}}", f);
+        ASSERT_EQ(fclose(f), 0);
+}
+
+/* As many masked paths as the broker takes, or none at all: never silently fewer. */
+TEST(masked_paths) {
+        char path[PATH_MAX];
+        snprintf(path, sizeof(path), "%s/config.json", test_tmpdir());
+        char **paths = NULL, *err = NULL;
+        size_t n = 0;
+        write_spec(path, 100);
+        ASSERT_OK(broker_masked_paths(test_tmpdir(), &paths, &n, &err));
+        ASSERT_EQ(n, (size_t) 100);
+        ASSERT_STREQ(paths[99], "/proc/masked99");
+        for (size_t i = 0; i < n; i++)
+                free(paths[i]);
+        free(paths);
+        write_spec(path, BROKER_MASKED_MAX + 1);
+        ASSERT_EQ(broker_masked_paths(test_tmpdir(), &paths, &n, &err), -E2BIG);
+        ASSERT_TRUE(strstr(err, "129 masked paths, at most 128"));
+        free(err);
 }

@@ -1,0 +1,108 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Built static and run inside a container by tests/adversarial/broker.sh, printing what
+ * each call returned ("NAME: succeeded" or "NAME: <strerror>"):
+ *   broker-probe mount SOURCE TARGET FSTYPE [DATA]  mount(2), no flags
+ *   broker-probe bind SOURCE TARGET                  mount(2) with MS_BIND
+ *   broker-probe umount TARGET                       umount2(2), no flags
+ *   broker-probe mknod PATH                          mknod(2) of the char device 1:3
+ *   broker-probe stop-helper TARGET                  mounts a proc on TARGET while a child
+ *                                                    SIGSTOPs every process named
+ *                                                    "stockaded" it can see; prints whether
+ *                                                    it stopped one and how long the call took
+ *   broker-probe stop-children PID                   (on the VM) until killed, SIGSTOPs every
+ *                                                    child of PID (the agent's helpers) */
+#include <dirent.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static void report(const char *what, long r) {
+        printf("%s: %s\n", what, r < 0 ? strerror(errno) : "succeeded");
+}
+
+/* Whether /proc/NAME is a process to stop: a child of parent, or (parent 0) one whose
+ * name is "stockaded". */
+static int is_target(const char *name, pid_t parent) {
+        char path[300], text[512] = "";
+        snprintf(path, sizeof(path), "/proc/%s/%s", name, parent ? "stat" : "comm");
+        FILE *f = fopen(path, "re");
+        if (!f)
+                return 0;
+        size_t n = fread(text, 1, sizeof(text) - 1, f);
+        fclose(f);
+        text[n] = '\0';
+        if (!parent)
+                return strcmp(text, "stockaded\n") == 0;
+        const char *end = strrchr(text, ')');
+        int ppid;
+        return end && sscanf(end, ") %*c %d", &ppid) == 1 && ppid == parent;
+}
+
+/* Until killed: stops every target process in sight, counting them in *stopped. */
+static void stopper(pid_t parent, volatile int *stopped) {
+        for (;;) {
+                DIR *d = opendir("/proc");
+                if (!d)
+                        _exit(1);
+                for (struct dirent *de; (de = readdir(d));)
+                        if (de->d_name[0] >= '0' && de->d_name[0] <= '9' && is_target(de->d_name, parent) &&
+                            kill(atoi(de->d_name), SIGSTOP) == 0)
+                                (*stopped)++;
+                closedir(d);
+        }
+}
+
+static int stop_helper(const char *target) {
+        volatile int *stopped = mmap(NULL, sizeof(int), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+        if (stopped == MAP_FAILED)
+                return 1;
+        pid_t child = fork();
+        if (child < 0)
+                return 1;
+        if (child == 0)
+                stopper(0, stopped);
+        usleep(100000);
+        struct timespec t0, t1;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        int r = mount("proc", target, "proc", 0, NULL);
+        int e = errno;
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        kill(child, SIGKILL);
+        waitpid(child, NULL, 0);
+        printf("stopped %d; mount %s after %ld s\n", *stopped, r < 0 ? strerror(e) : "succeeded",
+               (long) (t1.tv_sec - t0.tv_sec));
+        if (r == 0)
+                umount2(target, MNT_DETACH);
+        return 0;
+}
+
+int main(int argc, char *argv[]) {
+        if ((argc == 5 || argc == 6) && strcmp(argv[1], "mount") == 0)
+                report(argv[3], mount(argv[2], argv[3], argv[4], 0, argc == 6 ? argv[5] : NULL));
+        else if (argc == 4 && strcmp(argv[1], "bind") == 0)
+                report(argv[3], mount(argv[2], argv[3], NULL, MS_BIND, NULL));
+        else if (argc == 3 && strcmp(argv[1], "umount") == 0)
+                report(argv[2], umount2(argv[2], 0));
+        else if (argc == 3 && strcmp(argv[1], "mknod") == 0)
+                report(argv[2], mknod(argv[2], S_IFCHR | 0666, makedev(1, 3)));
+        else if (argc == 3 && strcmp(argv[1], "stop-helper") == 0)
+                return stop_helper(argv[2]);
+        else if (argc == 3 && strcmp(argv[1], "stop-children") == 0) {
+                int stopped = 0;
+                stopper(atoi(argv[2]), &stopped);
+        }
+        else {
+                fprintf(stderr, "usage: see the top of broker-probe.c\n");
+                return 2;
+        }
+        return 0;
+}

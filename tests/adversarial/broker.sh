@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# Attacks on the seccomp broker from inside containers of a real Docker engine; each must
+# fail the way the kernel would make it fail without the broker in between:
+#  - a user without capabilities (uid 1000 in --privileged and --cap-add SYS_ADMIN
+#    containers) gets the kernel's errno for a tmpfs mount, a bind over /etc/passwd, a
+#    mknod in a root-only directory and an unmount of an initial mount;
+#  - an overlay whose layers are /sys (or anything under a masked path) is refused;
+#  - a container that SIGSTOPs the broker's helper still gets its call answered, and
+#    no stopped helper is left behind.
+. "$(dirname "$0")/../integration/lib.sh"
+. "$(dirname "$0")/../integration/docker-lib.sh"
+cd "$SCRATCH"
+docker_require
+docker_agent_config
+docker_setup || exit 1
+img=stockade-test
+mkdir -p probe
+gcc -static -O2 -o probe/broker-probe "$STOCKADE_TOP/tests/adversarial/broker-probe.c" || { fail "build broker-probe"; exit 1; }
+
+# The calls a user without capabilities makes, as uid 1000 through docker exec.
+for caps in --privileged "--cap-add SYS_ADMIN"; do
+        p="uid 1000 in $caps"
+        docker run -d --name adv $caps -v "$SCRATCH/probe:/probe:ro" $img sleep 300 >/dev/null 2>&1
+        docker exec adv sh -c 'mkdir -p /mnt/t /rootonly && chmod 755 /rootonly && echo evil >/tmp/passwd' 2>&1
+        as_user() { docker exec --user 1000:1000 adv /probe/broker-probe "$@"; }
+        expect "$p: a tmpfs mount gets EPERM" 0 '^/mnt/t: Operation not permitted$' as_user mount none /mnt/t tmpfs
+        expect "$p: a bind over /etc/passwd gets EPERM" 0 '^/etc/passwd: Operation not permitted$' \
+                as_user bind /tmp/passwd /etc/passwd
+        expect "$p: mknod in a root-only directory gets EACCES" 0 '^/rootonly/null: Permission denied$' \
+                as_user mknod /rootonly/null
+        expect "$p: unmounting an initial mount (/etc/hosts) gets EPERM" 0 '^/etc/hosts: Operation not permitted$' \
+                as_user umount /etc/hosts
+        expect "$p: nothing of that happened" 0 '^clean$' docker exec adv sh -c \
+                '! grep -q evil /etc/passwd && ! test -e /rootonly/null && grep -q " /etc/hosts " /proc/self/mountinfo && ! grep -q " /mnt/t " /proc/self/mountinfo && echo clean'
+        docker rm -f adv >/dev/null 2>&1
+done
+
+# Overlay layers are opened by the kernel from the layer's own mount: masks on top of it
+# (/sys/firmware) do not show through. Layers on a tmpfs: overlay refuses an upper on overlay.
+overlay() { # DATA
+        docker_run --privileged -v "$SCRATCH/probe:/probe:ro" $img sh -c \
+                'mkdir -p /ov /mnt/o && mount -t tmpfs none /ov && mkdir /ov/l /ov/u /ov/w && /probe/broker-probe mount overlay /mnt/o overlay "$0" && ls /mnt/o/firmware 2>&1 | head -3' "$1"
+}
+expect "an overlay with /sys as a lower layer is refused" 0 '^/mnt/o: Operation not permitted$' \
+        overlay lowerdir=/sys:/ov/l,upperdir=/ov/u,workdir=/ov/w
+expect "the same with lowerdir+" 0 '^/mnt/o: Operation not permitted$' \
+        overlay lowerdir+=/ov/l,lowerdir+=/sys,upperdir=/ov/u,workdir=/ov/w
+expect "an overlay with a lower layer above a masked path is refused" 0 '^/mnt/o: Operation not permitted$' \
+        overlay lowerdir=/proc:/ov/l,upperdir=/ov/u,workdir=/ov/w
+expect "an ordinary overlay still works" 0 '^/mnt/o: succeeded$' \
+        overlay lowerdir=/ov/l,upperdir=/ov/u,workdir=/ov/w
+
+# A container root could see, and stop, a helper that forked into its pid namespace (for
+# a new proc). Whatever it stops, the agent's own deadline answers the call and the helper
+# goes.
+docker run -d --name stopper --privileged -v "$SCRATCH/probe:/probe:ro" $img sleep 300 >/dev/null 2>&1
+docker exec stopper mkdir -p /mnt/p
+out=
+for _ in $(seq 10); do
+        out=$(timeout 40 docker exec stopper /probe/broker-probe stop-helper /mnt/p 2>&1)
+        [[ $out == "stopped 0;"* ]] || break
+done
+# Stopped helpers of this agent: its children, or in the container's pid namespace.
+ns=$(readlink /proc/"$(docker inspect -f '{{.State.Pid}}' stopper)"/ns/pid)
+stuck=0
+for pid in $(ps -eo pid=,stat=,comm= | awk '$3 == "stockaded" && $2 ~ /^T/ {print $1}'); do
+        [[ $(ps -o ppid= -p "$pid") -eq $AGENT_PID || $(readlink /proc/$pid/ns/pid) == "$ns" ]] && stuck=$((stuck + 1))
+done
+if [[ $out =~ ^stopped\ ([0-9]+)\;\ mount\ (.*)\ after\ ([0-9]+)\ s$ ]] && (( BASH_REMATCH[3] <= 10 )) && (( stuck == 0 )); then
+        if (( BASH_REMATCH[1] == 0 )); then
+                pass "the container never sees a helper to stop (10 tries), its calls are answered: $out"
+        else
+                pass "a stopped helper does not hold the call: $out"
+        fi
+else
+        fail "a stopped helper does not hold the call" "${out:-no answer within 40 s}; $stuck stopped helpers left"
+fi
+docker rm -f stopper >/dev/null 2>&1
+
+# Whatever stops a helper (here the VM, which can see it), the agent keeps its deadline:
+# the helper is killed, its call gets EINTR and the container's next calls go through.
+docker run -d --name slowed --cap-add SYS_ADMIN $img sh -c \
+        'mkdir -p /mnt/t; while true; do mount -t tmpfs none /mnt/t 2>&1 && umount /mnt/t && echo mounted; done' >/dev/null 2>&1
+probe/broker-probe stop-children "$AGENT_PID" &
+stopper=$!
+on_exit "kill $stopper 2>/dev/null"
+cut_off=
+for _ in $(seq 200); do
+        docker logs slowed 2>&1 | grep -q 'Interrupted system call' && { cut_off=yes; break; }
+        sleep 0.1
+done
+kill $stopper 2>/dev/null
+wait $stopper 2>/dev/null
+sleep 6 # a helper stopped last meets its deadline (5 s) too
+stopped=$(ps -o stat= --ppid "$AGENT_PID" | grep -c '^T')
+lines=$(docker logs slowed 2>&1 | wc -l)
+sleep 1
+after=$(docker logs slowed 2>&1 | tail -n +$((lines + 1)) | grep -c '^mounted$')
+if [[ -n $cut_off ]] && (( after > 0 && stopped == 0 )); then
+        pass "a stopped helper is killed at its deadline, its call gets EINTR, later calls go through"
+else
+        fail "a stopped helper is killed at its deadline" "cut off: ${cut_off:-no}; $after mounts after; $stopped stopped helpers"
+fi
+docker rm -f slowed >/dev/null 2>&1
