@@ -10,8 +10,8 @@ docker_require
 docker_agent_config
 docker_setup || exit 1
 img=stockade-test
-mkdir -p ro-dir && echo data >ro-dir/file
 probe() { docker_run "$@"; }
+mkdir -p ro-dir
 
 for mode in plain privileged; do
         opts=(-v "$SCRATCH/ro-dir:/ro:ro")
