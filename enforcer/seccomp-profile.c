@@ -155,8 +155,10 @@ static int add_denial(Narrowing *n, const char *name, const cJSON *rule) {
 /* A copy of an engine rule for this name alone, with its arguments; action NULL keeps the rule's. */
 static cJSON *add_copy(Narrowing *n, const char *name, const cJSON *rule, const char *action) {
         cJSON *copy = cJSON_Duplicate(rule, true);
-        if (!copy || !cJSON_AddItemToArray(n->rules, copy))
-                return cJSON_Delete(copy), NULL;
+        if (!copy || !cJSON_AddItemToArray(n->rules, copy)) {
+                cJSON_Delete(copy);
+                return NULL;
+        }
         cJSON_DeleteItemFromObjectCaseSensitive(copy, "names");
         cJSON *names = cJSON_AddArrayToObject(copy, "names");
         if (!names || !cJSON_AddItemToArray(names, cJSON_CreateString(name)))
@@ -173,8 +175,10 @@ static cJSON *add_copy(Narrowing *n, const char *name, const cJSON *rule, const 
 static cJSON *vsock_condition(const char *op) {
         cJSON *c = cJSON_CreateObject();
         if (c && (!cJSON_AddNumberToObject(c, "index", 0) || !cJSON_AddNumberToObject(c, "value", AF_VSOCK_NUMBER) ||
-                  !cJSON_AddStringToObject(c, "op", op)))
-                c = (cJSON_Delete(c), NULL);
+                  !cJSON_AddStringToObject(c, "op", op))) {
+                cJSON_Delete(c);
+                return NULL;
+        }
         return c;
 }
 
@@ -326,11 +330,6 @@ static int collect_entries(const cJSON *engine_rules, Entry **ret, size_t *ret_n
         return 0;
 }
 
-static int set_string(cJSON *object, const char *name, const char *value) {
-        cJSON_DeleteItemFromObjectCaseSensitive(object, name);
-        return cJSON_AddStringToObject(object, name, value) ? 0 : -ENOMEM;
-}
-
 int seccomp_profile_narrow(cJSON *linux_obj, const char *listener_path, const char *container_id) {
         _cleanup_json_ cJSON *engine = cJSON_DetachItemFromObjectCaseSensitive(linux_obj, "seccomp");
         cJSON *seccomp = cJSON_AddObjectToObject(linux_obj, "seccomp");
@@ -341,11 +340,11 @@ int seccomp_profile_narrow(cJSON *linux_obj, const char *listener_path, const ch
                                      json_get_string(engine, "defaultAction") ?: "SCMP_ACT_ERRNO";
         const cJSON *flags = cJSON_GetObjectItemCaseSensitive(engine, "flags");
         if (permits(default_action) || streq(default_action, "SCMP_ACT_NOTIFY")) {
-                if (set_string(seccomp, "defaultAction", "SCMP_ACT_ERRNO") < 0)
+                if (!cJSON_AddStringToObject(seccomp, "defaultAction", "SCMP_ACT_ERRNO"))
                         return -ENOMEM;
         } else {
                 const cJSON *ret = cJSON_GetObjectItemCaseSensitive(engine, "defaultErrnoRet");
-                if (set_string(seccomp, "defaultAction", default_action) < 0 ||
+                if (!cJSON_AddStringToObject(seccomp, "defaultAction", default_action) ||
                     (ret && !cJSON_AddItemToObject(seccomp, "defaultErrnoRet", cJSON_Duplicate(ret, true))))
                         return -ENOMEM;
         }
@@ -372,8 +371,8 @@ int seccomp_profile_narrow(cJSON *linux_obj, const char *listener_path, const ch
         if (r < 0)
                 return r;
         /* The metadata ties the notify fd to the registered container. */
-        if (n.trapped && (set_string(seccomp, "listenerPath", listener_path) < 0 ||
-                          set_string(seccomp, "listenerMetadata", container_id) < 0))
+        if (n.trapped && (!cJSON_AddStringToObject(seccomp, "listenerPath", listener_path) ||
+                          !cJSON_AddStringToObject(seccomp, "listenerMetadata", container_id)))
                 return -ENOMEM;
         return 0;
 }
