@@ -108,10 +108,16 @@ typedef struct Narrowing {
 } Narrowing;
 
 /* What runc treats as letting a call through (patchbpf's isAllowAction): a tracer may let
- * anything through. Every other action denies, SCMP_ACT_NOTIFY included: the listener is
- * Stockade's. */
+ * anything through. Every other action denies. */
 static bool permits(const char *action) {
         return streq(action, "SCMP_ACT_ALLOW") || streq(action, "SCMP_ACT_LOG") || streq(action, "SCMP_ACT_TRACE");
+}
+
+/* Is this denying action kept as it is? SCMP_ACT_NOTIFY is not (the listener is Stockade's),
+ * nor a missing or unknown action: they become SCMP_ACT_ERRNO. */
+static bool denial_kept(const char *action) {
+        return streq(action, "SCMP_ACT_ERRNO") || streq(action, "SCMP_ACT_KILL") || streq(action, "SCMP_ACT_KILL_PROCESS") ||
+               streq(action, "SCMP_ACT_KILL_THREAD") || streq(action, "SCMP_ACT_TRAP");
 }
 
 static const char *action_of(const cJSON *rule) {
@@ -145,9 +151,9 @@ static int add_unconditional(Narrowing *n, const char *name, const char *action,
         return cJSON_AddItemToArray(cJSON_GetObjectItemCaseSensitive(rule, "names"), cJSON_CreateString(name)) ? 0 : -ENOMEM;
 }
 
-/* A denying rule of the engine's, kept with its action, but its listener is not ours. */
+/* A denying rule of the engine's, kept with its action where that is kept. */
 static int add_denial(Narrowing *n, const char *name, const cJSON *rule) {
-        if (streq(action_of(rule), "SCMP_ACT_NOTIFY"))
+        if (!denial_kept(action_of(rule)))
                 return add_unconditional(n, name, "SCMP_ACT_ERRNO", -1);
         return add_unconditional(n, name, action_of(rule), errno_of(rule));
 }
@@ -165,7 +171,8 @@ static cJSON *add_copy(Narrowing *n, const char *name, const cJSON *rule, const 
                 return NULL;
         if (action) {
                 cJSON_DeleteItemFromObjectCaseSensitive(copy, "errnoRet");
-                if (!cJSON_ReplaceItemInObjectCaseSensitive(copy, "action", cJSON_CreateString(action)))
+                cJSON_DeleteItemFromObjectCaseSensitive(copy, "action");
+                if (!cJSON_AddStringToObject(copy, "action", action))
                         return NULL;
         }
         n->trapped = n->trapped || streq(action_of(copy), "SCMP_ACT_NOTIFY");
@@ -234,7 +241,7 @@ static int add_conditional(Narrowing *n, const Entry *group, size_t count, Sysca
                 if (!rule || !has_args(rule))
                         continue;
                 bool permitting = permits(action_of(rule));
-                const char *action = !permitting && streq(action_of(rule), "SCMP_ACT_NOTIFY") ? "SCMP_ACT_ERRNO" :
+                const char *action = !permitting && !denial_kept(action_of(rule)) ? "SCMP_ACT_ERRNO" :
                                      permitting && kind == SYSCALL_VETTED && n->trap   ? "SCMP_ACT_NOTIFY" :
                                                                                           NULL;
                 cJSON *copy = add_copy(n, group[i].name, rule, action);
@@ -339,7 +346,7 @@ int seccomp_profile_narrow(cJSON *linux_obj, const char *listener_path, const ch
         const char *default_action = !cJSON_IsObject(engine) ? "SCMP_ACT_ALLOW" :
                                      json_get_string(engine, "defaultAction") ?: "SCMP_ACT_ERRNO";
         const cJSON *flags = cJSON_GetObjectItemCaseSensitive(engine, "flags");
-        if (permits(default_action) || streq(default_action, "SCMP_ACT_NOTIFY")) {
+        if (!denial_kept(default_action)) {
                 if (!cJSON_AddStringToObject(seccomp, "defaultAction", "SCMP_ACT_ERRNO"))
                         return -ENOMEM;
         } else {
