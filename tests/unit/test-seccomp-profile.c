@@ -167,6 +167,24 @@ TEST(denials_stay_denied_whatever_their_action) {
         ASSERT_TRUE(!cJSON_GetObjectItem(cJSON_GetObjectItem(l, "seccomp"), "listenerPath"));
 }
 
+TEST(actions_runc_may_not_know_deny) {
+        _cleanup_json_ cJSON *l = narrow("{\"defaultAction\": \"SCMP_ACT_BOGUS\", \"syscalls\": ["
+                                         "{\"names\": [\"read\"], \"action\": \"SCMP_ACT_ALLOW\"},"
+                                         "{\"names\": [\"chmod\"]},"
+                                         "{\"names\": [\"chown\"], \"action\": \"SCMP_ACT_BOGUS\", \"errnoRet\": 5},"
+                                         "{\"names\": [\"write\"], \"args\": [{\"index\": 0, \"value\": 1, \"op\": \"SCMP_CMP_EQ\"}]}]}",
+                                         LISTENER);
+        ASSERT_STREQ(verdict(l, "read", 0, 0), "ALLOW");
+        ASSERT_STREQ(verdict(l, "chmod", 0, 0), "ERRNO 1");
+        ASSERT_STREQ(verdict(l, "chown", 0, 0), "ERRNO 1");
+        ASSERT_STREQ(verdict(l, "write", 1, 0), "ERRNO 1");
+        ASSERT_STREQ(verdict(l, "write", 2, 0), "ERRNO 1");
+        _cleanup_json_ cJSON *kill = narrow("{\"defaultAction\": \"SCMP_ACT_KILL_PROCESS\"}", LISTENER);
+        ASSERT_STREQ(verdict(kill, "read", 0, 0), "KILL_PROCESS");
+        ASSERT_STREQ(verdict(kill, "socket", AF_VSOCK_NUMBER, 1), "ERRNO 1");
+        ASSERT_TRUE(!cJSON_GetObjectItem(cJSON_GetObjectItem(l, "seccomp"), "listenerPath"));
+}
+
 TEST(argument_filters_kept) {
         _cleanup_json_ cJSON *l = narrow(
                 "{\"defaultAction\": \"SCMP_ACT_ERRNO\", \"syscalls\": ["
