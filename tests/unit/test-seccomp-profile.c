@@ -88,6 +88,32 @@ static const char *verdict(const cJSON *linux_obj, const char *name, uint64_t a0
         return describe(seccomp, "defaultAction", "defaultErrnoRet");
 }
 
+static const char *listener_of(const cJSON *linux_obj) {
+        return json_get_string(cJSON_GetObjectItem(linux_obj, "seccomp"), "listenerPath");
+}
+
+typedef struct Verdict {
+        const char *name;
+        uint64_t a0, a1;
+        const char *want;
+} Verdict;
+
+static void assert_verdicts(const cJSON *linux_obj, const Verdict *v, size_t n, int line) {
+        for (size_t i = 0; i < n; i++) {
+                const char *got = verdict(linux_obj, v[i].name, v[i].a0, v[i].a1);
+                if (!streq(got, v[i].want)) {
+                        fprintf(stderr, "%s:%d: %s(%" PRIu64 ", %" PRIu64 "): %s, expected %s\n", __FILE__, line, v[i].name,
+                                v[i].a0, v[i].a1, got, v[i].want);
+                        abort();
+                }
+        }
+}
+#define ASSERT_VERDICTS(linux_obj, ...)                                                          \
+        do {                                                                                     \
+                const Verdict _v[] = { __VA_ARGS__ };                                            \
+                assert_verdicts(linux_obj, _v, ELEMENTSOF(_v), __LINE__);                        \
+        } while (0)
+
 static void assert_stockade_rules(const cJSON *linux_obj, const char *allowed) {
         static const char *const eperm[] = { "keyctl", "add_key", "request_key", "init_module", "finit_module",
                                              "delete_module", "kexec_load", "kexec_file_load", "bpf",
@@ -97,20 +123,20 @@ static void assert_stockade_rules(const cJSON *linux_obj, const char *allowed) {
                                               "open_tree", "mount_setattr", "open_tree_attr" };
         static const char *const vetted[] = { "mount", "umount2", "mknod", "mknodat" };
         for (size_t i = 0; i < ELEMENTSOF(eperm); i++)
-                ASSERT_STREQ(verdict(linux_obj, eperm[i], 0, 0), "ERRNO 1");
+                ASSERT_VERDICTS(linux_obj, { eperm[i], 0, 0, "ERRNO 1" });
         for (size_t i = 0; i < ELEMENTSOF(enosys); i++)
-                ASSERT_STREQ(verdict(linux_obj, enosys[i], 0, 0), "ERRNO 38");
+                ASSERT_VERDICTS(linux_obj, { enosys[i], 0, 0, "ERRNO 38" });
         for (size_t i = 0; i < ELEMENTSOF(vetted); i++)
-                ASSERT_STREQ(verdict(linux_obj, vetted[i], 0, 0), "NOTIFY");
-        ASSERT_STREQ(verdict(linux_obj, "socket", AF_VSOCK_NUMBER, 1), "ERRNO 1");
-        ASSERT_STREQ(verdict(linux_obj, "socket", AF_INET_NUMBER, 1), allowed);
-        ASSERT_STREQ(verdict(linux_obj, "read", 0, 0), allowed);
-        /* Not named by Stockade: refused. */
-        ASSERT_STREQ(verdict(linux_obj, "sysfs", 0, 0), "ERRNO 1");
-        ASSERT_STREQ(verdict(linux_obj, "umount", 0, 0), "ERRNO 1");
+                ASSERT_VERDICTS(linux_obj, { vetted[i], 0, 0, "NOTIFY" });
+        ASSERT_VERDICTS(linux_obj, { "socket", AF_VSOCK_NUMBER, 1, "ERRNO 1" },
+                        { "socket", AF_INET_NUMBER, 1, allowed },
+                        { "read", 0, 0, allowed },
+                        /* Not named by Stockade: refused. */
+                        { "sysfs", 0, 0, "ERRNO 1" },
+                        { "umount", 0, 0, "ERRNO 1" });
 
         const cJSON *seccomp = cJSON_GetObjectItem(linux_obj, "seccomp");
-        ASSERT_STREQ(json_get_string(seccomp, "listenerPath"), LISTENER);
+        ASSERT_STREQ(listener_of(linux_obj), LISTENER);
         ASSERT_STREQ(json_get_string(seccomp, "listenerMetadata"), "c0ffee");
         const cJSON *arches = cJSON_GetObjectItem(seccomp, "architectures");
         ASSERT_EQ(cJSON_GetArraySize(arches), 1);
@@ -136,14 +162,14 @@ TEST(default_trace_and_errno_profiles) {
         _cleanup_json_ cJSON *l = narrow("{\"defaultAction\": \"SCMP_ACT_ERRNO\", \"defaultErrnoRet\": 38, \"syscalls\": ["
                                          "{\"names\": [\"read\", \"socket\", \"mount\", \"io_uring_setup\", \"sysfs\"], "
                                          "\"action\": \"SCMP_ACT_ALLOW\"}]}", LISTENER);
-        ASSERT_STREQ(verdict(l, "read", 0, 0), "ALLOW");
-        ASSERT_STREQ(verdict(l, "write", 0, 0), "ERRNO 38");
-        ASSERT_STREQ(verdict(l, "mount", 0, 0), "NOTIFY");
-        ASSERT_STREQ(verdict(l, "umount2", 0, 0), "ERRNO 38");
-        ASSERT_STREQ(verdict(l, "io_uring_setup", 0, 0), "ERRNO 1");
-        ASSERT_STREQ(verdict(l, "sysfs", 0, 0), "ERRNO 38");
-        ASSERT_STREQ(verdict(l, "socket", AF_INET_NUMBER, 1), "ALLOW");
-        ASSERT_STREQ(verdict(l, "socket", AF_VSOCK_NUMBER, 1), "ERRNO 1");
+        ASSERT_VERDICTS(l, { "read", 0, 0, "ALLOW" },
+                        { "write", 0, 0, "ERRNO 38" },
+                        { "mount", 0, 0, "NOTIFY" },
+                        { "umount2", 0, 0, "ERRNO 38" },
+                        { "io_uring_setup", 0, 0, "ERRNO 1" },
+                        { "sysfs", 0, 0, "ERRNO 38" },
+                        { "socket", AF_INET_NUMBER, 1, "ALLOW" },
+                        { "socket", AF_VSOCK_NUMBER, 1, "ERRNO 1" });
 }
 
 TEST(denials_stay_denied_whatever_their_action) {
@@ -155,16 +181,16 @@ TEST(denials_stay_denied_whatever_their_action) {
                                          "{\"names\": [\"mknod\", \"mknodat\"], \"action\": \"SCMP_ACT_KILL\"},"
                                          "{\"names\": [\"mount\", \"socket\", \"read\"], \"action\": \"SCMP_ACT_ALLOW\"}]}",
                                          LISTENER);
-        ASSERT_STREQ(verdict(l, "mount", 0, 0), "ERRNO 1");
-        ASSERT_STREQ(verdict(l, "socket", AF_INET_NUMBER, 1), "ERRNO 13");
-        ASSERT_STREQ(verdict(l, "socket", AF_VSOCK_NUMBER, 1), "ERRNO 13");
-        ASSERT_STREQ(verdict(l, "keyctl", 0, 0), "KILL_PROCESS");
-        ASSERT_STREQ(verdict(l, "read", 0, 0), "KILL_PROCESS");
-        ASSERT_STREQ(verdict(l, "umount2", 0, 0), "TRAP");
-        ASSERT_STREQ(verdict(l, "mknod", 0, 0), "KILL");
-        ASSERT_STREQ(verdict(l, "write", 0, 0), "ALLOW");
+        ASSERT_VERDICTS(l, { "mount", 0, 0, "ERRNO 1" },
+                        { "socket", AF_INET_NUMBER, 1, "ERRNO 13" },
+                        { "socket", AF_VSOCK_NUMBER, 1, "ERRNO 13" },
+                        { "keyctl", 0, 0, "KILL_PROCESS" },
+                        { "read", 0, 0, "KILL_PROCESS" },
+                        { "umount2", 0, 0, "TRAP" },
+                        { "mknod", 0, 0, "KILL" },
+                        { "write", 0, 0, "ALLOW" });
         /* Nothing is trapped, so no listener. */
-        ASSERT_TRUE(!cJSON_GetObjectItem(cJSON_GetObjectItem(l, "seccomp"), "listenerPath"));
+        ASSERT_TRUE(!listener_of(l));
 }
 
 TEST(actions_runc_may_not_know_deny) {
@@ -174,15 +200,15 @@ TEST(actions_runc_may_not_know_deny) {
                                          "{\"names\": [\"chown\"], \"action\": \"SCMP_ACT_BOGUS\", \"errnoRet\": 5},"
                                          "{\"names\": [\"write\"], \"args\": [{\"index\": 0, \"value\": 1, \"op\": \"SCMP_CMP_EQ\"}]}]}",
                                          LISTENER);
-        ASSERT_STREQ(verdict(l, "read", 0, 0), "ALLOW");
-        ASSERT_STREQ(verdict(l, "chmod", 0, 0), "ERRNO 1");
-        ASSERT_STREQ(verdict(l, "chown", 0, 0), "ERRNO 1");
-        ASSERT_STREQ(verdict(l, "write", 1, 0), "ERRNO 1");
-        ASSERT_STREQ(verdict(l, "write", 2, 0), "ERRNO 1");
+        ASSERT_VERDICTS(l, { "read", 0, 0, "ALLOW" },
+                        { "chmod", 0, 0, "ERRNO 1" },
+                        { "chown", 0, 0, "ERRNO 1" },
+                        { "write", 1, 0, "ERRNO 1" },
+                        { "write", 2, 0, "ERRNO 1" });
         _cleanup_json_ cJSON *kill = narrow("{\"defaultAction\": \"SCMP_ACT_KILL_PROCESS\"}", LISTENER);
-        ASSERT_STREQ(verdict(kill, "read", 0, 0), "KILL_PROCESS");
-        ASSERT_STREQ(verdict(kill, "socket", AF_VSOCK_NUMBER, 1), "ERRNO 1");
-        ASSERT_TRUE(!cJSON_GetObjectItem(cJSON_GetObjectItem(l, "seccomp"), "listenerPath"));
+        ASSERT_VERDICTS(kill, { "read", 0, 0, "KILL_PROCESS" },
+                        { "socket", AF_VSOCK_NUMBER, 1, "ERRNO 1" });
+        ASSERT_TRUE(!listener_of(l));
 }
 
 TEST(argument_filters_kept) {
@@ -198,18 +224,18 @@ TEST(argument_filters_kept) {
                 "{\"names\": [\"socket\"], \"action\": \"SCMP_ACT_ERRNO\", \"errnoRet\": 97, \"args\": [{\"index\": 0, \"value\": 17, \"op\": \"SCMP_CMP_EQ\"}]},"
                 "{\"names\": [\"mount\"], \"action\": \"SCMP_ACT_ALLOW\", \"args\": [{\"index\": 3, \"value\": 4096, \"op\": \"SCMP_CMP_EQ\"}]}]}",
                 LISTENER);
-        ASSERT_STREQ(verdict(l, "personality", 8, 0), "ALLOW");
-        ASSERT_STREQ(verdict(l, "personality", 9, 0), "ERRNO 1");
-        ASSERT_STREQ(verdict(l, "clone", 0x11, 0), "ALLOW");
-        ASSERT_STREQ(verdict(l, "clone", 0x10000000, 0), "ERRNO 1");
+        ASSERT_VERDICTS(l, { "personality", 8, 0, "ALLOW" },
+                        { "personality", 9, 0, "ERRNO 1" },
+                        { "clone", 0x11, 0, "ALLOW" },
+                        { "clone", 0x10000000, 0, "ERRNO 1" });
         /* socket(_, SOCK_DGRAM) now leaves AF_VSOCK out. */
-        ASSERT_STREQ(verdict(l, "socket", AF_INET_NUMBER, 2), "ALLOW");
-        ASSERT_STREQ(verdict(l, "socket", AF_VSOCK_NUMBER, 2), "ERRNO 1");
-        ASSERT_STREQ(verdict(l, "socket", 10, 1), "ALLOW");
+        ASSERT_VERDICTS(l, { "socket", AF_INET_NUMBER, 2, "ALLOW" },
+                        { "socket", AF_VSOCK_NUMBER, 2, "ERRNO 1" },
+                        { "socket", 10, 1, "ALLOW" });
         /* A rule runc would split into ORed conditions, one of them any family: dropped. */
-        ASSERT_STREQ(verdict(l, "socket", AF_VSOCK_NUMBER, 5), "ERRNO 1");
-        ASSERT_STREQ(verdict(l, "socket", 17, 3), "ERRNO 97");
-        ASSERT_STREQ(verdict(l, "mount", 0, 0), "ERRNO 1");
+        ASSERT_VERDICTS(l, { "socket", AF_VSOCK_NUMBER, 5, "ERRNO 1" },
+                        { "socket", 17, 3, "ERRNO 97" },
+                        { "mount", 0, 0, "ERRNO 1" });
         uint64_t bind_args[6] = { 0, 0, 0, 4096 };
         const cJSON *rule;
         bool trapped = false;
@@ -222,13 +248,13 @@ TEST(argument_filters_kept) {
 TEST(no_profile_privileged) {
         _cleanup_json_ cJSON *l = narrow(NULL, LISTENER);
         assert_stockade_rules(l, "ALLOW");
-        ASSERT_STREQ(verdict(l, "unshare", 0, 0), "ALLOW");
-        ASSERT_STREQ(verdict(l, "setns", 0, 0), "ALLOW");
+        ASSERT_VERDICTS(l, { "unshare", 0, 0, "ALLOW" },
+                        { "setns", 0, 0, "ALLOW" });
         /* Without the agent's listener nothing is trapped. */
         _cleanup_json_ cJSON *bare = narrow(NULL, NULL);
-        ASSERT_STREQ(verdict(bare, "mount", 0, 0), "ALLOW");
-        ASSERT_STREQ(verdict(bare, "io_uring_enter", 0, 0), "ERRNO 1");
-        ASSERT_TRUE(!cJSON_GetObjectItem(cJSON_GetObjectItem(bare, "seccomp"), "listenerPath"));
+        ASSERT_VERDICTS(bare, { "mount", 0, 0, "ALLOW" },
+                        { "io_uring_enter", 0, 0, "ERRNO 1" });
+        ASSERT_TRUE(!listener_of(bare));
 }
 
 TEST(unknown_architectures_and_the_engine_listener) {
@@ -241,8 +267,8 @@ TEST(unknown_architectures_and_the_engine_listener) {
                                          LISTENER);
         assert_stockade_rules(l, "ALLOW");
         /* The engine's listener is not asked: what it would have decided is refused. */
-        ASSERT_STREQ(verdict(l, "chmod", 0, 0), "ERRNO 1");
-        ASSERT_STREQ(verdict(l, "chown", 0, 0), "ERRNO 1");
+        ASSERT_VERDICTS(l, { "chmod", 0, 0, "ERRNO 1" },
+                        { "chown", 0, 0, "ERRNO 1" });
         const cJSON *flags = cJSON_GetObjectItem(cJSON_GetObjectItem(l, "seccomp"), "flags");
         ASSERT_STREQ(cJSON_GetArrayItem(flags, 0)->valuestring, "SECCOMP_FILTER_FLAG_LOG");
 }
