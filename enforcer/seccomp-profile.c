@@ -116,8 +116,9 @@ static bool permits(const char *action) {
 /* Is this denying action kept as it is? SCMP_ACT_NOTIFY is not (the listener is Stockade's),
  * nor a missing or unknown action: they become SCMP_ACT_ERRNO. */
 static bool denial_kept(const char *action) {
-        return streq(action, "SCMP_ACT_ERRNO") || streq(action, "SCMP_ACT_KILL") || streq(action, "SCMP_ACT_KILL_PROCESS") ||
-               streq(action, "SCMP_ACT_KILL_THREAD") || streq(action, "SCMP_ACT_TRAP");
+        return streq(action, "SCMP_ACT_ERRNO") || streq(action, "SCMP_ACT_KILL") ||
+               streq(action, "SCMP_ACT_KILL_PROCESS") || streq(action, "SCMP_ACT_KILL_THREAD") ||
+               streq(action, "SCMP_ACT_TRAP");
 }
 
 static const char *action_of(const cJSON *rule) {
@@ -148,7 +149,8 @@ static int add_unconditional(Narrowing *n, const char *name, const char *action,
                         return -ENOMEM;
         }
         n->trapped = n->trapped || streq(action, "SCMP_ACT_NOTIFY");
-        return cJSON_AddItemToArray(cJSON_GetObjectItemCaseSensitive(rule, "names"), cJSON_CreateString(name)) ? 0 : -ENOMEM;
+        cJSON *names = cJSON_GetObjectItemCaseSensitive(rule, "names");
+        return cJSON_AddItemToArray(names, cJSON_CreateString(name)) ? 0 : -ENOMEM;
 }
 
 /* A denying rule of the engine's, kept with its action where that is kept. */
@@ -189,9 +191,9 @@ static cJSON *vsock_condition(const char *op) {
         return c;
 }
 
-/* Does a rule that permits socket() leave AF_VSOCK out (1, 0: no), once a condition is
- * added where that is possible? runc ANDs a rule's conditions, unless an argument index repeats: then
- * each condition is a rule of its own. */
+/* Does a rule that permits socket() leave AF_VSOCK out (1; 0: no), once a condition is
+ * added where that is possible? runc ANDs a rule's conditions, unless an argument index
+ * repeats: then each condition is a rule of its own. */
 static int socket_rule_leaves_out_vsock(cJSON *rule) {
         cJSON *args = cJSON_GetObjectItemCaseSensitive(rule, "args"), *arg;
         int seen = 0, on_family = 0, other_family = 0, total = 0;
