@@ -10,11 +10,10 @@
 #include <sys/stat.h>
 
 #include "mount-util.h"
+#include "seccomp-profile.h"
 #include "source.h"
 #include "spec.h"
 #include "util.h"
-
-#define AF_VSOCK_NUMBER 40
 
 /* Device nodes a container may have, privileged or not. */
 static const char *const safe_devices[] = {
@@ -31,12 +30,6 @@ static const char *const readonly_paths[] = {
         "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger",
 };
 
-/* Refused with EPERM in every container: the kernel keyring, modules, kexec, bpf and
- * file handles that escape the mount namespace. socket(AF_VSOCK) is refused separately. */
-static const char *const refused_syscalls[] = {
-        "keyctl", "add_key", "request_key", "init_module", "finit_module", "delete_module",
-        "kexec_load", "kexec_file_load", "bpf", "open_by_handle_at",
-};
 
 static bool string_in(const char *s, const char *const *list, size_t n) {
         for (size_t i = 0; i < n; i++)
@@ -254,112 +247,6 @@ static int ensure_paths(cJSON *linux_obj, const char *name, const char *const *p
                 cJSON_ArrayForEach(item, list)
                         present = present || (cJSON_IsString(item) && streq(item->valuestring, paths[i]));
                 if (!present && !cJSON_AddItemToArray(list, cJSON_CreateString(paths[i])))
-                        return -ENOMEM;
-        }
-        return 0;
-}
-
-/* ---- seccomp ---- */
-
-/* Trapped for the agent to vet, where the engine's profile allowed them at all. */
-static const char *const vetted_syscalls[] = { "mount", "umount2", "mknod", "mknodat" };
-/* The new mount API would go around the vetting; ENOSYS makes tools fall back to mount(2). */
-static const char *const mount_api_syscalls[] = { "open_tree", "move_mount", "fsopen", "fsconfig", "fsmount", "fspick", "mount_setattr" };
-
-static bool rule_allows(const cJSON *rule, const char *name) {
-        const cJSON *n;
-        if (!streq(json_get_string(rule, "action") ?: "", "SCMP_ACT_ALLOW"))
-                return false;
-        cJSON_ArrayForEach(n, cJSON_GetObjectItemCaseSensitive(rule, "names"))
-                if (cJSON_IsString(n) && streq(n->valuestring, name))
-                        return true;
-        return false;
-}
-
-static cJSON *errno_rule(const char *const *names, size_t n) {
-        cJSON *rule = cJSON_CreateObject();
-        cJSON *list = cJSON_AddArrayToObject(rule, "names");
-        for (size_t i = 0; i < n; i++)
-                cJSON_AddItemToArray(list, cJSON_CreateString(names[i]));
-        cJSON_AddStringToObject(rule, "action", "SCMP_ACT_ERRNO");
-        cJSON_AddNumberToObject(rule, "errnoRet", EPERM);
-        return rule;
-}
-
-static cJSON *socket_rule(const char *action, const char *op) {
-        const char *name = "socket";
-        cJSON *rule = errno_rule(&name, 1);
-        cJSON_ReplaceItemInObjectCaseSensitive(rule, "action", cJSON_CreateString(action));
-        if (streq(action, "SCMP_ACT_ALLOW"))
-                cJSON_DeleteItemFromObjectCaseSensitive(rule, "errnoRet");
-        cJSON *args = cJSON_AddArrayToObject(rule, "args");
-        cJSON *arg = cJSON_CreateObject();
-        cJSON_AddItemToArray(args, arg);
-        cJSON_AddNumberToObject(arg, "index", 0);
-        cJSON_AddNumberToObject(arg, "value", AF_VSOCK_NUMBER);
-        cJSON_AddStringToObject(arg, "op", op);
-        return rule;
-}
-
-/* Takes the refused calls and socket() out of the engine's rules (libseccomp would let an
- * unconditional allow win over an argument filter), then adds ours. Without a profile
- * (--privileged) the container gets one that allows everything else. */
-static int add_seccomp_rules(cJSON *linux_obj, const SpecPolicy *p) {
-        cJSON *seccomp = cJSON_GetObjectItemCaseSensitive(linux_obj, "seccomp");
-        if (!cJSON_IsObject(seccomp)) {
-                seccomp = ensure_object(linux_obj, "seccomp");
-                const char *arches[] = { "SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32" };
-                if (!seccomp || !cJSON_AddStringToObject(seccomp, "defaultAction", "SCMP_ACT_ALLOW") ||
-                    !cJSON_AddItemToObject(seccomp, "architectures", cJSON_CreateStringArray(arches, ELEMENTSOF(arches))))
-                        return -ENOMEM;
-        }
-        cJSON *rules = ensure_array(seccomp, "syscalls"), *rule, *next;
-        if (!rules)
-                return -ENOMEM;
-
-        const char *default_action = json_get_string(seccomp, "defaultAction") ?: "";
-        const char *vetted[ELEMENTSOF(vetted_syscalls)];
-        size_t n_vetted = 0;
-        for (size_t i = 0; p->listener_path && i < ELEMENTSOF(vetted_syscalls); i++) {
-                bool allowed = streq(default_action, "SCMP_ACT_ALLOW");
-                cJSON_ArrayForEach(rule, rules)
-                        allowed = allowed || rule_allows(rule, vetted_syscalls[i]);
-                if (allowed)
-                        vetted[n_vetted++] = vetted_syscalls[i];
-        }
-
-        for (rule = rules->child; rule; rule = next) {
-                next = rule->next;
-                cJSON *names = cJSON_GetObjectItemCaseSensitive(rule, "names"), *name, *after;
-                for (name = names ? names->child : NULL; name; name = after) {
-                        after = name->next;
-                        if (cJSON_IsString(name) && (streq(name->valuestring, "socket") ||
-                                                     string_in(name->valuestring, refused_syscalls, ELEMENTSOF(refused_syscalls)) ||
-                                                     string_in(name->valuestring, vetted, n_vetted) ||
-                                                     (n_vetted > 0 && string_in(name->valuestring, mount_api_syscalls, ELEMENTSOF(mount_api_syscalls)))))
-                                cJSON_Delete(cJSON_DetachItemViaPointer(names, name));
-                }
-                if (!names || !names->child)
-                        cJSON_Delete(cJSON_DetachItemViaPointer(rules, rule));
-        }
-
-        cJSON_AddItemToArray(rules, errno_rule(refused_syscalls, ELEMENTSOF(refused_syscalls)));
-        cJSON_AddItemToArray(rules, socket_rule("SCMP_ACT_ERRNO", "SCMP_CMP_EQ"));
-        if (!streq(default_action, "SCMP_ACT_ALLOW"))
-                cJSON_AddItemToArray(rules, socket_rule("SCMP_ACT_ALLOW", "SCMP_CMP_NE"));
-        if (n_vetted > 0) {
-                cJSON *notify = errno_rule(vetted, n_vetted);
-                cJSON_ReplaceItemInObjectCaseSensitive(notify, "action", cJSON_CreateString("SCMP_ACT_NOTIFY"));
-                cJSON_DeleteItemFromObjectCaseSensitive(notify, "errnoRet");
-                cJSON_AddItemToArray(rules, notify);
-                cJSON *nosys = errno_rule(mount_api_syscalls, ELEMENTSOF(mount_api_syscalls));
-                cJSON_ReplaceItemInObjectCaseSensitive(nosys, "errnoRet", cJSON_CreateNumber(ENOSYS));
-                cJSON_AddItemToArray(rules, nosys);
-                /* The metadata ties the notify fd to the registered container. */
-                cJSON_DeleteItemFromObjectCaseSensitive(seccomp, "listenerPath");
-                cJSON_DeleteItemFromObjectCaseSensitive(seccomp, "listenerMetadata");
-                if (!cJSON_AddStringToObject(seccomp, "listenerPath", p->listener_path) ||
-                    !cJSON_AddStringToObject(seccomp, "listenerMetadata", p->container_id))
                         return -ENOMEM;
         }
         return 0;
@@ -682,7 +569,7 @@ int spec_rewrite(cJSON *spec, const SpecPolicy *p, SpecBinds *ret_binds, char **
             (r = set_device_rules(linux_obj)) < 0 ||
             (r = ensure_paths(linux_obj, "maskedPaths", masked_paths, ELEMENTSOF(masked_paths))) < 0 ||
             (r = ensure_paths(linux_obj, "readonlyPaths", readonly_paths, ELEMENTSOF(readonly_paths))) < 0 ||
-            (r = add_seccomp_rules(linux_obj, p)) < 0)
+            (r = seccomp_profile_narrow(linux_obj, p->listener_path, p->container_id)) < 0)
                 return error_set(reterr, r, "stockade: cannot rewrite config.json: %s", strerror(-r));
 
         *ret_binds = binds;

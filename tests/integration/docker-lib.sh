@@ -94,6 +94,7 @@ docker_import_busybox() {
         # Small static probes for the tests and benchmarks.
         gcc -static -O2 -o "$root/bin/vsock-probe" "$STOCKADE_TOP/tests/integration/vsock-probe.c"
         gcc -static -O2 -o "$root/bin/mount-probe" "$STOCKADE_TOP/tests/integration/mount-probe.c"
+        gcc -static -O2 -o "$root/bin/seccomp-probe" "$STOCKADE_TOP/tests/integration/seccomp-probe.c"
         gcc -static -O2 -o "$root/bin/notify-loop" "$STOCKADE_TOP/tests/bench/notify-loop.c" -lseccomp 2>/dev/null
         echo 'root:x:0:0:root:/root:/bin/sh' >"$root/etc/passwd"
         echo 'root:x:0:' >"$root/etc/group"

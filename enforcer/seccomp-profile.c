@@ -1,0 +1,387 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include <stdbool.h>
+
+#include "seccomp-profile.h"
+
+#define AF_VSOCK_NUMBER 40
+
+/* The only ABI a container may use. A second ABI would need every rule restated for it
+ * (on i386 socket() also arrives through socketcall, whose arguments seccomp cannot see);
+ * an architecture left out of the list gets libseccomp's bad-architecture action. */
+#if defined(__x86_64__)
+#define NATIVE_ARCH "SCMP_ARCH_X86_64"
+#elif defined(__aarch64__)
+#define NATIVE_ARCH "SCMP_ARCH_AARCH64"
+#else
+#error "Stockade's seccomp profile knows the x86-64 and arm64 ABIs only"
+#endif
+
+typedef enum SyscallKind {
+        SYSCALL_UNNAMED,  /* refused: the profile's default action */
+        SYSCALL_ALLOWED,  /* where the engine allows it */
+        SYSCALL_VETTED,   /* trapped for the agent where the engine allows it */
+        SYSCALL_EPERM,
+        SYSCALL_ENOSYS,
+} SyscallKind;
+
+/* What a container may call where the engine allows it: Docker's default profile and
+ * what Docker adds for capabilities, less what is refused below. socket() leaves out
+ * AF_VSOCK. */
+static const char *const allowed_syscalls[] = {
+        "accept", "accept4", "access", "adjtimex", "alarm", "arch_prctl", "bind", "brk", "capget",
+        "capset", "chdir", "chmod", "chown", "chroot", "clock_adjtime", "clock_getres",
+        "clock_gettime", "clock_nanosleep", "clone", "clone3", "close", "close_range", "connect",
+        "copy_file_range", "creat", "dup", "dup2", "dup3", "epoll_create", "epoll_create1",
+        "epoll_ctl", "epoll_ctl_old", "epoll_pwait", "epoll_pwait2", "epoll_wait", "epoll_wait_old",
+        "eventfd", "eventfd2", "execve", "execveat", "exit", "exit_group", "faccessat", "faccessat2",
+        "fadvise64", "fallocate", "fanotify_init", "fanotify_mark", "fchdir", "fchmod", "fchmodat",
+        "fchown", "fchownat", "fcntl", "fdatasync", "fgetxattr", "flistxattr", "flock", "fork",
+        "fremovexattr", "fsetxattr", "fstat", "fstatfs", "fsync", "ftruncate", "futex", "futex_waitv",
+        "futimesat", "get_mempolicy", "get_robust_list", "get_thread_area", "getcpu", "getcwd",
+        "getdents", "getdents64", "getegid", "geteuid", "getgid", "getgroups", "getitimer",
+        "getpeername", "getpgid", "getpgrp", "getpid", "getppid", "getpriority", "getrandom",
+        "getresgid", "getresuid", "getrlimit", "getrusage", "getsid", "getsockname", "getsockopt",
+        "gettid", "gettimeofday", "getuid", "getxattr", "inotify_add_watch", "inotify_init",
+        "inotify_init1", "inotify_rm_watch", "io_cancel", "io_destroy", "io_getevents",
+        "io_pgetevents", "io_setup", "io_submit", "ioctl", "ioprio_get", "ioprio_set", "kcmp", "kill",
+        "landlock_add_rule", "landlock_create_ruleset", "landlock_restrict_self", "lchown",
+        "lgetxattr", "link", "linkat", "listen", "listxattr", "llistxattr", "lremovexattr", "lseek",
+        "lsetxattr", "lstat", "madvise", "mbind", "membarrier", "memfd_create", "memfd_secret",
+        "mincore", "mkdir", "mkdirat", "mlock", "mlock2", "mlockall", "mmap", "modify_ldt",
+        "mprotect", "mq_getsetattr", "mq_notify", "mq_open", "mq_timedreceive", "mq_timedsend",
+        "mq_unlink", "mremap", "msgctl", "msgget", "msgrcv", "msgsnd", "msync", "munlock",
+        "munlockall", "munmap", "name_to_handle_at", "nanosleep", "newfstatat", "open", "openat",
+        "openat2", "pause", "perf_event_open", "personality", "pidfd_getfd", "pidfd_open",
+        "pidfd_send_signal", "pipe", "pipe2", "poll", "ppoll", "prctl", "pread64", "preadv",
+        "preadv2", "prlimit64", "process_madvise", "process_mrelease", "process_vm_readv",
+        "process_vm_writev", "pselect6", "ptrace", "pwrite64", "pwritev", "pwritev2", "quotactl",
+        "quotactl_fd", "read", "readahead", "readlink", "readlinkat", "readv", "reboot", "recvfrom",
+        "recvmmsg", "recvmsg", "remap_file_pages", "removexattr", "rename", "renameat", "renameat2",
+        "restart_syscall", "rmdir", "rseq", "rt_sigaction", "rt_sigpending", "rt_sigprocmask",
+        "rt_sigqueueinfo", "rt_sigreturn", "rt_sigsuspend", "rt_sigtimedwait", "rt_tgsigqueueinfo",
+        "sched_get_priority_max", "sched_get_priority_min", "sched_getaffinity", "sched_getattr",
+        "sched_getparam", "sched_getscheduler", "sched_rr_get_interval", "sched_setaffinity",
+        "sched_setattr", "sched_setparam", "sched_setscheduler", "sched_yield", "seccomp", "select",
+        "semctl", "semget", "semop", "semtimedop", "sendfile", "sendmmsg", "sendmsg", "sendto",
+        "set_mempolicy", "set_mempolicy_home_node", "set_robust_list", "set_thread_area",
+        "set_tid_address", "setdomainname", "setfsgid", "setfsuid", "setgid", "setgroups",
+        "sethostname", "setitimer", "setns", "setpgid", "setpriority", "setregid", "setresgid",
+        "setresuid", "setreuid", "setrlimit", "setsid", "setsockopt", "setuid", "setxattr", "shmat",
+        "shmctl", "shmdt", "shmget", "shutdown", "sigaltstack", "signalfd", "signalfd4", "socket",
+        "socketpair", "splice", "stat", "statfs", "statx", "symlink", "symlinkat", "sync",
+        "sync_file_range", "syncfs", "sysinfo", "tee", "tgkill", "time", "timer_create",
+        "timer_delete", "timer_getoverrun", "timer_gettime", "timer_settime", "timerfd_create",
+        "timerfd_gettime", "timerfd_settime", "times", "tkill", "truncate", "umask", "uname",
+        "unlink", "unlinkat", "unshare", "utime", "utimensat", "utimes", "vfork", "vhangup",
+        "vmsplice", "wait4", "waitid", "write", "writev",
+};
+/* The agent vets these (see broker.h). */
+static const char *const vetted_syscalls[] = { "mount", "umount2", "mknod", "mknodat" };
+/* The kernel keyring, modules, kexec, bpf, file handles that escape the mount namespace,
+ * and io_uring, whose operations (IORING_OP_SOCKET, ...) seccomp never sees. */
+static const char *const eperm_syscalls[] = {
+        "keyctl", "add_key", "request_key", "init_module", "finit_module", "delete_module",
+        "kexec_load", "kexec_file_load", "bpf", "open_by_handle_at",
+        "io_uring_setup", "io_uring_enter", "io_uring_register",
+};
+/* The new mount API would go around the vetting; ENOSYS makes tools fall back to mount(2).
+ * open_tree_attr is named for a libseccomp that knows it; runc ignores names its libseccomp
+ * does not know, and the number then gets ENOSYS as one above the highest named. */
+static const char *const enosys_syscalls[] = {
+        "fsopen", "fsconfig", "fsmount", "fspick", "move_mount", "open_tree", "mount_setattr",
+        "open_tree_attr",
+};
+
+/* A syscall name with an engine rule that names it, or with what Stockade makes of it. */
+typedef struct Entry {
+        const char *name;
+        const cJSON *rule;  /* NULL: Stockade's entry, with kind */
+        SyscallKind kind;
+        size_t order;       /* keeps the engine's rule order for a name */
+} Entry;
+
+typedef struct Narrowing {
+        cJSON *rules;                 /* the new "syscalls" */
+        const char *default_action;   /* the engine's */
+        bool trap;                    /* the agent listens */
+        bool trapped;                 /* some rule is SCMP_ACT_NOTIFY */
+} Narrowing;
+
+/* What runc treats as letting a call through (patchbpf's isAllowAction): a tracer may let
+ * anything through. Every other action denies. */
+static bool permits(const char *action) {
+        return streq(action, "SCMP_ACT_ALLOW") || streq(action, "SCMP_ACT_LOG") || streq(action, "SCMP_ACT_TRACE");
+}
+
+/* Is this denying action kept as it is? SCMP_ACT_NOTIFY is not (the listener is Stockade's),
+ * nor a missing or unknown action: they become SCMP_ACT_ERRNO. */
+static bool denial_kept(const char *action) {
+        return streq(action, "SCMP_ACT_ERRNO") || streq(action, "SCMP_ACT_KILL") ||
+               streq(action, "SCMP_ACT_KILL_PROCESS") || streq(action, "SCMP_ACT_KILL_THREAD") ||
+               streq(action, "SCMP_ACT_TRAP");
+}
+
+static const char *action_of(const cJSON *rule) {
+        return json_get_string(rule, "action") ?: "";
+}
+
+static bool has_args(const cJSON *rule) {
+        return cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(rule, "args")) > 0;
+}
+
+/* The rule's errnoRet, or -1 without one (runc then answers EPERM). */
+static int errno_of(const cJSON *rule) {
+        const cJSON *e = cJSON_GetObjectItemCaseSensitive(rule, "errnoRet");
+        return json_is_int(e, 0, 4095) ? (int) e->valuedouble : -1;
+}
+
+/* Names the syscall in the unconditional rule with this action and errno, made on first use. */
+static int add_unconditional(Narrowing *n, const char *name, const char *action, int errno_ret) {
+        cJSON *rule;
+        cJSON_ArrayForEach(rule, n->rules)
+                if (!has_args(rule) && streq(action_of(rule), action) && errno_of(rule) == errno_ret)
+                        break;
+        if (!rule) {
+                rule = cJSON_CreateObject();
+                if (!rule || !cJSON_AddItemToArray(n->rules, rule) || !cJSON_AddArrayToObject(rule, "names") ||
+                    !cJSON_AddStringToObject(rule, "action", action) ||
+                    (errno_ret >= 0 && !cJSON_AddNumberToObject(rule, "errnoRet", errno_ret)))
+                        return -ENOMEM;
+        }
+        n->trapped = n->trapped || streq(action, "SCMP_ACT_NOTIFY");
+        cJSON *names = cJSON_GetObjectItemCaseSensitive(rule, "names");
+        return cJSON_AddItemToArray(names, cJSON_CreateString(name)) ? 0 : -ENOMEM;
+}
+
+/* A denying rule of the engine's, kept with its action where that is kept. */
+static int add_denial(Narrowing *n, const char *name, const cJSON *rule) {
+        if (!denial_kept(action_of(rule)))
+                return add_unconditional(n, name, "SCMP_ACT_ERRNO", -1);
+        return add_unconditional(n, name, action_of(rule), errno_of(rule));
+}
+
+/* A copy of an engine rule for this name alone, with its arguments; action NULL keeps the rule's. */
+static cJSON *add_copy(Narrowing *n, const char *name, const cJSON *rule, const char *action) {
+        cJSON *copy = cJSON_Duplicate(rule, true);
+        if (!copy || !cJSON_AddItemToArray(n->rules, copy)) {
+                cJSON_Delete(copy);
+                return NULL;
+        }
+        cJSON_DeleteItemFromObjectCaseSensitive(copy, "names");
+        cJSON *names = cJSON_AddArrayToObject(copy, "names");
+        if (!names || !cJSON_AddItemToArray(names, cJSON_CreateString(name)))
+                return NULL;
+        if (action) {
+                cJSON_DeleteItemFromObjectCaseSensitive(copy, "errnoRet");
+                cJSON_DeleteItemFromObjectCaseSensitive(copy, "action");
+                if (!cJSON_AddStringToObject(copy, "action", action))
+                        return NULL;
+        }
+        n->trapped = n->trapped || streq(action_of(copy), "SCMP_ACT_NOTIFY");
+        return copy;
+}
+
+static cJSON *vsock_condition(const char *op) {
+        cJSON *c = cJSON_CreateObject();
+        if (c && (!cJSON_AddNumberToObject(c, "index", 0) || !cJSON_AddNumberToObject(c, "value", AF_VSOCK_NUMBER) ||
+                  !cJSON_AddStringToObject(c, "op", op))) {
+                cJSON_Delete(c);
+                return NULL;
+        }
+        return c;
+}
+
+/* Does a rule that permits socket() leave AF_VSOCK out (1; 0: no), once a condition is
+ * added where that is possible? runc ANDs a rule's conditions, unless an argument index
+ * repeats: then each condition is a rule of its own. */
+static int socket_rule_leaves_out_vsock(cJSON *rule) {
+        cJSON *args = cJSON_GetObjectItemCaseSensitive(rule, "args"), *arg;
+        int seen = 0, on_family = 0, other_family = 0, total = 0;
+        bool repeats = false;
+        cJSON_ArrayForEach(arg, args) {
+                const cJSON *index = cJSON_GetObjectItemCaseSensitive(arg, "index");
+                if (!json_is_int(index, 0, 5))
+                        return 0;
+                int bit = 1 << (int) index->valuedouble;
+                repeats = repeats || (seen & bit);
+                seen |= bit;
+                total++;
+                if (bit == 1) {
+                        on_family++;
+                        const cJSON *value = cJSON_GetObjectItemCaseSensitive(arg, "value");
+                        other_family += streq(json_get_string(arg, "op") ?: "", "SCMP_CMP_EQ") &&
+                                        cJSON_IsNumber(value) && value->valuedouble != AF_VSOCK_NUMBER;
+                }
+        }
+        if (repeats)
+                return other_family == total;
+        if (on_family > 0)
+                return other_family > 0;
+        if (!args)
+                args = cJSON_AddArrayToObject(rule, "args");
+        return args && cJSON_AddItemToArray(args, vsock_condition("SCMP_CMP_NE")) ? 1 : -ENOMEM;
+}
+
+/* socket() for the families other than AF_VSOCK (op SCMP_CMP_NE), or for AF_VSOCK (SCMP_CMP_EQ). */
+static int add_socket_rule(Narrowing *n, const char *action, const char *op, int errno_ret) {
+        const char *name = "socket";
+        cJSON *rule = cJSON_CreateObject(), *args;
+        if (!rule || !cJSON_AddItemToArray(n->rules, rule) ||
+            !cJSON_AddItemToObject(rule, "names", cJSON_CreateStringArray(&name, 1)) ||
+            !cJSON_AddStringToObject(rule, "action", action) ||
+            (errno_ret >= 0 && !cJSON_AddNumberToObject(rule, "errnoRet", errno_ret)) ||
+            !(args = cJSON_AddArrayToObject(rule, "args")) || !cJSON_AddItemToArray(args, vsock_condition(op)))
+                return -ENOMEM;
+        return 0;
+}
+
+/* The engine's conditional rules for a syscall Stockade allows: permitting ones are
+ * trapped for the agent, or for socket() made to leave AF_VSOCK out (or dropped). */
+static int add_conditional(Narrowing *n, const Entry *group, size_t count, SyscallKind kind) {
+        for (size_t i = 0; i < count; i++) {
+                const cJSON *rule = group[i].rule;
+                if (!rule || !has_args(rule))
+                        continue;
+                bool permitting = permits(action_of(rule));
+                const char *action = !permitting && !denial_kept(action_of(rule)) ? "SCMP_ACT_ERRNO" :
+                                     permitting && kind == SYSCALL_VETTED && n->trap   ? "SCMP_ACT_NOTIFY" :
+                                                                                          NULL;
+                cJSON *copy = add_copy(n, group[i].name, rule, action);
+                if (!copy)
+                        return -ENOMEM;
+                if (permitting && streq(group[i].name, "socket")) {
+                        int r = socket_rule_leaves_out_vsock(copy);
+                        if (r < 0)
+                                return r;
+                        if (r == 0)
+                                cJSON_Delete(cJSON_DetachItemViaPointer(n->rules, copy));
+                }
+        }
+        return 0;
+}
+
+/* Decides one syscall from the engine's rules that name it and Stockade's entry. libseccomp
+ * lets an unconditional rule win over every conditional one of the same syscall, whatever
+ * the actions, so a syscall gets either one unconditional rule or conditional ones. */
+static int narrow_syscall(Narrowing *n, const Entry *group, size_t count) {
+        const char *name = group[0].name;
+        const cJSON *denial = NULL, *permission = NULL;
+        bool conditional = false;
+        SyscallKind kind = SYSCALL_UNNAMED;
+        for (size_t i = 0; i < count; i++) {
+                const cJSON *rule = group[i].rule;
+                if (!rule)
+                        kind = group[i].kind;
+                else if (has_args(rule))
+                        conditional = true;
+                else if (permits(action_of(rule)))
+                        permission = permission ?: rule;
+                else
+                        denial = denial ?: rule;
+        }
+        if (denial)
+                return add_denial(n, name, denial);
+        if (kind == SYSCALL_EPERM || kind == SYSCALL_ENOSYS)
+                return add_unconditional(n, name, "SCMP_ACT_ERRNO", kind == SYSCALL_EPERM ? EPERM : ENOSYS);
+        if (kind == SYSCALL_UNNAMED)
+                return 0;
+
+        int r = 0;
+        if (permission || (!conditional && permits(n->default_action))) {
+                const char *action = permission ? action_of(permission) : n->default_action;
+                if (kind == SYSCALL_VETTED && n->trap)
+                        r = add_unconditional(n, name, "SCMP_ACT_NOTIFY", -1);
+                else if (streq(name, "socket"))
+                        r = add_socket_rule(n, action, "SCMP_CMP_NE", -1);
+                else
+                        r = add_unconditional(n, name, action, -1);
+        } else
+                r = add_conditional(n, group, count, kind);
+        /* AF_VSOCK gets EPERM whatever the default action (runc drops a rule equal to it). */
+        if (r >= 0 && streq(name, "socket"))
+                r = add_socket_rule(n, "SCMP_ACT_ERRNO", "SCMP_CMP_EQ", EPERM);
+        return r;
+}
+
+static int compare_entries(const void *a, const void *b) {
+        const Entry *x = a, *y = b;
+        int c = strcmp(x->name, y->name);
+        return c != 0 ? c : (x->order > y->order) - (x->order < y->order);
+}
+
+static size_t add_entries(Entry *entries, size_t n, const char *const *names, size_t count, SyscallKind kind) {
+        for (size_t i = 0; i < count; i++, n++)
+                entries[n] = (Entry) { .name = names[i], .kind = kind, .order = n };
+        return n;
+}
+
+/* Every syscall named by the engine or by Stockade, sorted by name. */
+static int collect_entries(const cJSON *engine_rules, Entry **ret, size_t *ret_n) {
+        size_t max = ELEMENTSOF(allowed_syscalls) + ELEMENTSOF(vetted_syscalls) + ELEMENTSOF(eperm_syscalls) +
+                     ELEMENTSOF(enosys_syscalls), n = 0;
+        const cJSON *rule, *name;
+        cJSON_ArrayForEach(rule, engine_rules)
+                max += (size_t) cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(rule, "names"));
+        Entry *entries = calloc(max, sizeof(Entry));
+        if (!entries)
+                return -ENOMEM;
+        n = add_entries(entries, n, allowed_syscalls, ELEMENTSOF(allowed_syscalls), SYSCALL_ALLOWED);
+        n = add_entries(entries, n, vetted_syscalls, ELEMENTSOF(vetted_syscalls), SYSCALL_VETTED);
+        n = add_entries(entries, n, eperm_syscalls, ELEMENTSOF(eperm_syscalls), SYSCALL_EPERM);
+        n = add_entries(entries, n, enosys_syscalls, ELEMENTSOF(enosys_syscalls), SYSCALL_ENOSYS);
+        cJSON_ArrayForEach(rule, engine_rules)
+                cJSON_ArrayForEach(name, cJSON_GetObjectItemCaseSensitive(rule, "names"))
+                        if (cJSON_IsString(name))
+                                entries[n] = (Entry) { .name = name->valuestring, .rule = rule, .order = n }, n++;
+        qsort(entries, n, sizeof(Entry), compare_entries);
+        *ret = entries;
+        *ret_n = n;
+        return 0;
+}
+
+int seccomp_profile_narrow(cJSON *linux_obj, const char *listener_path, const char *container_id) {
+        _cleanup_json_ cJSON *engine = cJSON_DetachItemFromObjectCaseSensitive(linux_obj, "seccomp");
+        cJSON *seccomp = cJSON_AddObjectToObject(linux_obj, "seccomp");
+        if (!seccomp)
+                return -ENOMEM;
+        /* Without a profile (--privileged) the engine allows everything. */
+        const char *default_action = !cJSON_IsObject(engine) ? "SCMP_ACT_ALLOW" :
+                                     json_get_string(engine, "defaultAction") ?: "SCMP_ACT_ERRNO";
+        const cJSON *flags = cJSON_GetObjectItemCaseSensitive(engine, "flags");
+        if (!denial_kept(default_action)) {
+                if (!cJSON_AddStringToObject(seccomp, "defaultAction", "SCMP_ACT_ERRNO"))
+                        return -ENOMEM;
+        } else {
+                const cJSON *ret = cJSON_GetObjectItemCaseSensitive(engine, "defaultErrnoRet");
+                if (!cJSON_AddStringToObject(seccomp, "defaultAction", default_action) ||
+                    (ret && !cJSON_AddItemToObject(seccomp, "defaultErrnoRet", cJSON_Duplicate(ret, true))))
+                        return -ENOMEM;
+        }
+        const char *arches[] = { NATIVE_ARCH };
+        if (!cJSON_AddItemToObject(seccomp, "architectures", cJSON_CreateStringArray(arches, 1)) ||
+            (flags && !cJSON_AddItemToObject(seccomp, "flags", cJSON_Duplicate(flags, true))))
+                return -ENOMEM;
+
+        Narrowing n = {
+                .rules = cJSON_AddArrayToObject(seccomp, "syscalls"),
+                .default_action = default_action,
+                .trap = listener_path != NULL,
+        };
+        if (!n.rules)
+                return -ENOMEM;
+        _cleanup_free_ Entry *entries = NULL;
+        size_t count;
+        int r = collect_entries(cJSON_GetObjectItemCaseSensitive(engine, "syscalls"), &entries, &count);
+        for (size_t i = 0, end; r >= 0 && i < count; i = end) {
+                for (end = i + 1; end < count && streq(entries[end].name, entries[i].name); end++)
+                        ;
+                r = narrow_syscall(&n, entries + i, end - i);
+        }
+        if (r < 0)
+                return r;
+        /* The metadata ties the notify fd to the registered container. */
+        if (n.trapped && (!cJSON_AddStringToObject(seccomp, "listenerPath", listener_path) ||
+                          !cJSON_AddStringToObject(seccomp, "listenerMetadata", container_id)))
+                return -ENOMEM;
+        return 0;
+}
