@@ -25,7 +25,7 @@ static void fixture_done(Fixture *f) {
 static void fixture_init(Fixture *f) {
         ASSERT_OK(key_generate(KEY_ED25519, &f->key));
         _cleanup_free_ char *text = NULL;
-        ASSERT_OK(trust_root_create(1, 1, &f->key, 1, &f->key, 1, &text));
+        ASSERT_OK(trust_root_create(1, 1, &f->key, 1, NULL, 0, &f->key, 1, &text));
         ASSERT_OK(trust_root_parse(text, strlen(text), &f->root, NULL));
         snprintf(f->dir, sizeof(f->dir), "%s/state", test_tmpdir());
 }
