@@ -8,6 +8,7 @@
 #include "json.h"
 
 #define CONTROL_CLIENT_CALL_TIMEOUT_MS (30 * 1000)
+#define CONTROL_CLIENT_WRITE_TIMEOUT_MS (5 * 1000)
 #define CONTROL_CLIENT_EVENTS_MAX 4096u
 
 typedef struct ControlConnection ControlConnection;
