@@ -114,11 +114,12 @@ install: all
 	install -m 0755 $(BINS) $(DESTDIR)$(PREFIX)/bin/
 	ln -sf ../../bin/stockade-runc $(DESTDIR)$(PREFIX)/libexec/stockade/runc
 	install -d $(DESTDIR)/lib/systemd/system/docker.service.d $(DESTDIR)/lib/systemd/system/containerd.service.d \
-		$(DESTDIR)/usr/lib/tmpfiles.d
+		$(DESTDIR)/usr/lib/tmpfiles.d $(DESTDIR)/usr/lib/sysusers.d
 	install -m 0644 systemd/stockaded.service systemd/stockaded.socket $(DESTDIR)/lib/systemd/system/
 	install -m 0644 systemd/docker.service.d/stockade.conf $(DESTDIR)/lib/systemd/system/docker.service.d/
 	install -m 0644 systemd/containerd.service.d/stockade.conf $(DESTDIR)/lib/systemd/system/containerd.service.d/
 	install -m 0644 systemd/stockade.tmpfiles.conf $(DESTDIR)/usr/lib/tmpfiles.d/stockade.conf
+	install -m 0644 systemd/stockade.sysusers.conf $(DESTDIR)/usr/lib/sysusers.d/stockade.conf
 
 clean:
 	rm -rf build build.log

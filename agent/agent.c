@@ -681,6 +681,12 @@ static cJSON *status_json(const Agent *a) {
 
         cJSON *containers = cJSON_AddObjectToObject(json, "containers");
         cJSON_AddNumberToObject(containers, "running", (double) containers_count(a->containers));
+        const BrokerLimits *l = containers_limits(a->containers);
+        cJSON *limits = cJSON_AddObjectToObject(containers, "limits");
+        cJSON_AddNumberToObject(limits, "helpers_per_container", l->helpers_per_container);
+        cJSON_AddNumberToObject(limits, "helpers", l->helpers);
+        cJSON_AddNumberToObject(limits, "queued_per_container", l->queued_per_container);
+        cJSON_AddNumberToObject(limits, "queued", l->queued);
         cJSON_AddItemToObject(containers, "list", containers_status(a->containers));
         return json;
 }
@@ -1012,6 +1018,9 @@ static void reload(Agent *a) {
         agent_config_free(a->config);
         a->config = c;
 
+        int r = containers_set_limits(a->containers, &c->broker_limits);
+        if (r < 0)
+                log_error_errno(r, "Cannot set the broker's limits, the old ones stay: %m");
         load_trust_root(a);
         apply(a);
         log_info("Reloaded the configuration");
@@ -1068,6 +1077,9 @@ int agent_new(struct ev_loop *loop, const AgentArgs *args, Agent **ret) {
         r = containers_new(loop, a->config->state_dir, report_vetted_call, a, &a->containers, &why);
         if (r < 0)
                 return log_error_errno(r, "Cannot load the containers' uid ranges: %s", why ? why : strerror(-r));
+        r = containers_set_limits(a->containers, &a->config->broker_limits);
+        if (r < 0)
+                return log_error_errno(r, "Cannot set the broker's limits: %m");
 
         r = lockset_new(&a->locks);
         if (r < 0)

@@ -79,6 +79,7 @@ static int config_defaults(AgentConfig *c) {
                         return r;
         }
         c->refresh_interval_s = 3600;
+        c->broker_limits = BROKER_LIMITS_DEFAULT;
         return 0;
 }
 
@@ -101,6 +102,37 @@ static int parse_variables(const cJSON *v, AgentConfig *c, char **reterr) {
                 int r = list_add(c->host_variables, &c->n_host_variables, entry);
                 if (r < 0)
                         return error_set(reterr, r, "'hostVariables' has more than %d entries", AGENT_LIST_MAX);
+        }
+        return 0;
+}
+
+#define BROKER_HELPERS_MAX 1024u
+#define BROKER_QUEUE_MAX 65536u
+
+static int parse_broker_limits(const cJSON *v, BrokerLimits *limits, char **reterr) {
+        static const struct {
+                const char *key;
+                size_t offset;
+                unsigned min, max;
+        } keys[] = {
+                { "helpersPerContainer", offsetof(BrokerLimits, helpers_per_container), 1, BROKER_HELPERS_MAX },
+                { "helpers", offsetof(BrokerLimits, helpers), 1, BROKER_HELPERS_MAX },
+                { "queuePerContainer", offsetof(BrokerLimits, queued_per_container), 0, BROKER_QUEUE_MAX },
+                { "queue", offsetof(BrokerLimits, queued), 0, BROKER_QUEUE_MAX },
+        };
+        if (!cJSON_IsObject(v))
+                return error_set(reterr, -EINVAL, "'brokerLimits' must be an object");
+        const cJSON *item;
+        cJSON_ArrayForEach(item, v) {
+                size_t i;
+                for (i = 0; i < ELEMENTSOF(keys) && !streq(item->string, keys[i].key); i++)
+                        ;
+                if (i == ELEMENTSOF(keys))
+                        return error_set(reterr, -EINVAL, "unknown key 'brokerLimits.%s'", item->string);
+                if (!json_is_int(item, keys[i].min, keys[i].max))
+                        return error_set(reterr, -EINVAL, "'brokerLimits.%s' must be an integer from %u to %u", keys[i].key,
+                                         keys[i].min, keys[i].max);
+                *(unsigned *) ((char *) limits + keys[i].offset) = (unsigned) item->valuedouble;
         }
         return 0;
 }
@@ -170,6 +202,8 @@ static int config_parse(AgentConfig *c, const cJSON *json, bool *locks_set, bool
                         *hooks_set = true;
                 } else if (streq(key, "hostVariables"))
                         r = parse_variables(v, c, reterr);
+                else if (streq(key, "brokerLimits"))
+                        r = parse_broker_limits(v, &c->broker_limits, reterr);
                 else if (streq(key, "locks")) {
                         r = parse_list(v, key, c->locks, &c->n_locks, reterr);
                         *locks_set = true;

@@ -9,13 +9,16 @@
  *  "userSettings": null, "group": "stockade", "engineDataRoot": "/var/lib/docker",
  *  "engineSocket": "/var/run/docker.sock", "engineInit": "/usr/bin/docker-init", "runDir": "/run/stockade", "restrictedPaths": [],
  *  "hostShares": ["/host_mnt", "/mnt/host", "/home"], "hostVariables": {"HOME": "/host_mnt/Users/me"},
- *  "hooks": ["/usr/sbin/dockerd", "/usr/bin/dockerd"]}
- * Every key is optional; a missing file at the default path means all defaults. */
+ *  "hooks": ["/usr/sbin/dockerd", "/usr/bin/dockerd"],
+ *  "brokerLimits": {"helpersPerContainer": 4, "helpers": 64, "queuePerContainer": 64, "queue": 256}}
+ * Every key is optional (in brokerLimits too: BROKER_LIMITS_DEFAULT); a missing file at the
+ * default path means all defaults. */
 
 #include <stdbool.h>
 #include <stdint.h>
 
 #include "defaults.h"
+#include "enforcer/broker.h"
 #include "macros.h"
 
 #define AGENT_CONFIG_DEFAULT STOCKADE_CONFIG_DEFAULT
@@ -49,6 +52,7 @@ typedef struct AgentConfig {
         size_t n_host_variables;
         char *hooks[AGENT_LIST_MAX]; /* the executables OCI hooks may run */
         size_t n_hooks;
+        BrokerLimits broker_limits; /* helpers at work and calls waiting, per container and in all */
 } AgentConfig;
 
 /* A missing file is an error unless path is AGENT_CONFIG_DEFAULT. Errors name the key:

@@ -466,6 +466,10 @@ int containers_set_limits(Containers *cs, const BrokerLimits *limits) {
         return broker_set_limits(cs->broker, limits);
 }
 
+const BrokerLimits *containers_limits(const Containers *cs) {
+        return broker_limits(cs->broker);
+}
+
 size_t containers_count(const Containers *cs) {
         return uid_ranges_count(cs->ranges);
 }
@@ -484,12 +488,6 @@ cJSON *containers_status(const Containers *cs) {
                         broker_usage(cs->broker, c->broker, &helpers, &queued);
                 cJSON_AddNumberToObject(item, "helpers", helpers);
                 cJSON_AddNumberToObject(item, "queued", queued);
-                const BrokerLimits *l = broker_limits(cs->broker);
-                cJSON *limits = cJSON_AddObjectToObject(item, "limits");
-                cJSON_AddNumberToObject(limits, "helpers_per_container", l->helpers_per_container);
-                cJSON_AddNumberToObject(limits, "helpers", l->helpers);
-                cJSON_AddNumberToObject(limits, "queued_per_container", l->queued_per_container);
-                cJSON_AddNumberToObject(limits, "queued", l->queued);
                 cJSON_AddItemToArray(list, item);
         }
         return list;

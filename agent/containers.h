@@ -35,9 +35,8 @@ int containers_release(Containers *c, const char *id);
 /* How many broker helpers run at once and how many calls wait (BROKER_LIMITS_DEFAULT
  * until set). */
 int containers_set_limits(Containers *c, const BrokerLimits *limits);
+const BrokerLimits *containers_limits(const Containers *c);
 size_t containers_count(const Containers *c);
-/* [{"id", "pid", "uid_base", "allowed", "denied", "helpers", "queued",
- *   "limits": {"helpers_per_container", "helpers", "queued_per_container", "queued"}}]:
- * allowed and denied count answered calls; helpers and queued are the calls at work and
- * waiting now. */
+/* [{"id", "pid", "uid_base", "allowed", "denied", "helpers", "queued"}]: allowed and denied
+ * count answered calls; helpers and queued are the calls at work and waiting now. */
 cJSON *containers_status(const Containers *c);

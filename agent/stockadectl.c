@@ -142,11 +142,13 @@ static int cmd_root_init(int argc, char *argv[]) {
                 { "threshold", required_argument, NULL, 't' },
                 { "key", required_argument, NULL, 'k' },
                 { "sign", required_argument, NULL, 's' },
+                { "org", required_argument, NULL, 'o' },
                 {},
         };
         int64_t version = 1, threshold = 0;
         char *key_paths[MAX_KEYS], *sign_paths[MAX_KEYS];
-        size_t n_keys = 0, n_signers = 0;
+        const char *orgs[ROOT_ORGS_MAX];
+        size_t n_keys = 0, n_signers = 0, n_orgs = 0;
         int c, r;
         while ((c = getopt_long(argc, argv, "", options, NULL)) >= 0)
                 switch (c) {
@@ -166,6 +168,13 @@ static int cmd_root_init(int argc, char *argv[]) {
                         if ((r = add_path(sign_paths, &n_signers, optarg)) != 0)
                                 return r;
                         break;
+                case 'o':
+                        if (optarg[0] == '\0')
+                                return usage_error("--org needs an organisation name");
+                        if (n_orgs >= ROOT_ORGS_MAX)
+                                return usage_error("at most %d --org", ROOT_ORGS_MAX);
+                        orgs[n_orgs++] = optarg;
+                        break;
                 default: return EXIT_USAGE;
                 }
         if (optind != argc || threshold == 0 || n_keys == 0 || n_signers == 0)
@@ -178,7 +187,7 @@ static int cmd_root_init(int argc, char *argv[]) {
         r = load_keys(key_paths, n_keys, false, keys);
         if (r == 0)
                 r = load_keys(sign_paths, n_signers, true, signers);
-        if (r == 0 && trust_root_create(version, (size_t) threshold, keys, n_keys, signers, n_signers, &text) < 0)
+        if (r == 0 && trust_root_create(version, (size_t) threshold, keys, n_keys, orgs, n_orgs, signers, n_signers, &text) < 0)
                 r = fail("cannot create the root");
         if (r == 0)
                 puts(text);
@@ -680,8 +689,9 @@ static const Command commands[] = {
         { "keygen", "keygen [--type ed25519|p256] --out PREFIX\n"
                     "  Writes PREFIX.key (PKCS#8 PEM, mode 0600) and PREFIX.pub (SPKI PEM); prints the key id.",
           cmd_keygen },
-        { "root", "root init [--version N] --threshold N --key A.pub [--key B.pub ...] --sign A.key [--sign ...]\n"
+        { "root", "root init [--version N] --threshold N --key A.pub [--key B.pub ...] --sign A.key [--sign ...] [--org ORG ...]\n"
                   "  Prints a trust root envelope listing the --key public keys, signed with each --sign key.\n"
+                  "  Each --org names an organisation whose settings a VM pinned to another one still takes.\n"
                   "  Version N+1 must also be signed by a threshold of version N's keys.",
           cmd_root },
         { "sign", "sign --key A.key [--key B.key ...] --org ORG --serial N (--expires RFC3339 | --valid-for 30d) SETTINGS.json\n"

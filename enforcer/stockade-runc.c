@@ -494,16 +494,19 @@ static int cmd_create(const Invocation *inv, const RuntimeConfig *rc) {
 
         _cleanup_(control_client_freep) ControlConnection *c = NULL;
         _cleanup_free_ char *why = NULL;
+        _cleanup_json_ cJSON *reply = NULL;
         int r = control_client_connect(rc->control, &c, &why);
+        if (r >= 0) {
+                cJSON *params = cJSON_CreateObject();
+                cJSON_AddStringToObject(params, "id", inv->id);
+                r = control_client_call(c, "container.register", params, &reply, &why);
+                /* The agent's own refusal says why in its words. */
+                if (r == -EPERM || r == -EREMOTEIO)
+                        return fail(inv, "%s", why ? why : "stockade: the agent refused the container");
+        }
         if (r < 0)
                 return fail(inv, "stockade: the Stockade agent is not reachable at '%s' (%s): containers are not started without isolation",
                             rc->control, why ? why : strerror(-r));
-        cJSON *params = cJSON_CreateObject();
-        cJSON_AddStringToObject(params, "id", inv->id);
-        _cleanup_json_ cJSON *reply = NULL;
-        r = control_client_call(c, "container.register", params, &reply, &why);
-        if (r < 0)
-                return fail(inv, "%s", why ? why : "stockade: the agent refused the container");
         if (!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(reply, "isolate")))
                 return exec_runc(inv, rc->runc);
 

@@ -175,7 +175,9 @@ const char *trust_root_text(const TrustRoot *root, size_t *ret_size) {
 }
 
 int trust_root_create(int64_t version, size_t threshold, Key *const *keys, size_t n_keys,
-                      Key *const *signers, size_t n_signers, char **ret) {
+                      const char *const *orgs, size_t n_orgs, Key *const *signers, size_t n_signers, char **ret) {
+        if (n_orgs > ROOT_ORGS_MAX)
+                return -E2BIG;
         _cleanup_json_ cJSON *json = cJSON_CreateObject();
         cJSON *map = cJSON_CreateObject();
         if (!json || !map || !cJSON_AddItemToObject(json, "keys", map) ||
@@ -189,6 +191,11 @@ int trust_root_create(int64_t version, size_t threshold, Key *const *keys, size_
                 if (r < 0)
                         return r;
                 if (!cJSON_AddStringToObject(map, key_id(keys[i]), pem))
+                        return -ENOMEM;
+        }
+        if (n_orgs > 0) {
+                cJSON *list = cJSON_CreateStringArray(orgs, (int) n_orgs);
+                if (!list || !cJSON_AddItemToObject(json, "orgs", list))
                         return -ENOMEM;
         }
 

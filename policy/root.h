@@ -34,6 +34,6 @@ const Keyring *trust_root_keys(const TrustRoot *root);
 /* The exact bytes it was parsed from. */
 const char *trust_root_text(const TrustRoot *root, size_t *ret_size);
 
-/* Builds the signed envelope text of a new root. */
+/* Builds the signed envelope text of a new root; "orgs" is written when n_orgs > 0. */
 int trust_root_create(int64_t version, size_t threshold, Key *const *keys, size_t n_keys,
-                      Key *const *signers, size_t n_signers, char **ret);
+                      const char *const *orgs, size_t n_orgs, Key *const *signers, size_t n_signers, char **ret);

@@ -133,41 +133,6 @@ const TrustRoot *policy_store_root(const PolicyStore *store) {
         return store->root;
 }
 
-int policy_store_load_last_known_good(const PolicyStore *store, int64_t now, Bundle **ret, char **reterr) {
-        const PolicyState *state = &store->state;
-        if (state->serial == 0)
-                return -ENOENT;
-        if (!store->root)
-                return error_set(reterr, -EBADMSG, "state: serial %" PRId64 " recorded without a trusted root", state->serial);
-
-        _cleanup_free_ char *text = NULL;
-        size_t size;
-        int r = read_full_file(store->dir_fd, BUNDLE_FILE, ENVELOPE_MAX_SIZE, &text, &size);
-        if (r < 0)
-                return error_set(reterr, r, "state: " BUNDLE_FILE " cannot be read (%s) but state.json records serial %" PRId64,
-                                 strerror(-r), state->serial);
-
-        char sha[SHA256_HEX_SIZE];
-        _cleanup_free_ char *why = NULL;
-        r = bundle_payload_sha256(text, size, sha, &why);
-        if (r >= 0 && !streq(sha, state->sha256))
-                r = error_set(&why, -EBADMSG, "payload sha256 %s, expected %s", sha, state->sha256);
-        if (r < 0)
-                return error_set(reterr, r, "state: " BUNDLE_FILE " does not match state.json (%s)", why);
-
-        BundleCheck check = { .now = now, .allow_expired = true };
-        PolicyState floor = { .highest_time = state->highest_time };
-        check.state = &floor; /* the clock floor, not rollback: this is the accepted bundle */
-        _cleanup_(bundle_freep) Bundle *bundle = NULL;
-        r = bundle_verify(store->root, text, size, &check, &bundle, &why);
-        if (r >= 0)
-                r = bundle_check_org(store->root, state->org, bundle->org, &why);
-        if (r < 0)
-                return error_set(reterr, r, "state: " BUNDLE_FILE " no longer verifies: %s", why);
-        *ret = TAKE_PTR(bundle);
-        return 0;
-}
-
 static int state_write(PolicyStore *store, const PolicyState *state) {
         char highest[32];
         rfc3339_format(state->highest_time, highest);
@@ -185,6 +150,49 @@ static int state_write(PolicyStore *store, const PolicyState *state) {
         if (!text)
                 return -ENOMEM;
         return write_file_atomic(store->dir_fd, STATE_FILE, text, strlen(text), 0600);
+}
+
+int policy_store_load_last_known_good(PolicyStore *store, int64_t now, Bundle **ret, char **reterr) {
+        PolicyState *state = &store->state;
+        if (state->serial == 0)
+                return -ENOENT;
+        if (!store->root)
+                return error_set(reterr, -EBADMSG, "state: serial %" PRId64 " recorded without a trusted root", state->serial);
+
+        _cleanup_free_ char *text = NULL;
+        size_t size;
+        int r = read_full_file(store->dir_fd, BUNDLE_FILE, ENVELOPE_MAX_SIZE, &text, &size);
+        if (r < 0)
+                return error_set(reterr, r, "state: " BUNDLE_FILE " cannot be read (%s) but state.json records serial %" PRId64,
+                                 strerror(-r), state->serial);
+
+        char sha[SHA256_HEX_SIZE], envelope_sha[SHA256_HEX_SIZE];
+        _cleanup_free_ char *why = NULL;
+        r = bundle_payload_sha256(text, size, sha, &why);
+        /* Before the same-serial check compared payloads, state.json held the envelope's sha256. */
+        sha256_hex(text, size, envelope_sha);
+        bool old_form = streq(envelope_sha, state->sha256);
+        if (r >= 0 && !streq(sha, state->sha256) && !old_form)
+                r = error_set(&why, -EBADMSG, "payload sha256 %s, expected %s", sha, state->sha256);
+        if (r < 0)
+                return error_set(reterr, r, "state: " BUNDLE_FILE " does not match state.json (%s)", why);
+
+        BundleCheck check = { .now = now, .allow_expired = true };
+        PolicyState floor = { .highest_time = state->highest_time };
+        check.state = &floor; /* the clock floor, not rollback: this is the accepted bundle */
+        _cleanup_(bundle_freep) Bundle *bundle = NULL;
+        r = bundle_verify(store->root, text, size, &check, &bundle, &why);
+        if (r >= 0)
+                r = bundle_check_org(store->root, state->org, bundle->org, &why);
+        if (r < 0)
+                return error_set(reterr, r, "state: " BUNDLE_FILE " no longer verifies: %s", why);
+        if (old_form) {
+                /* A failed rewrite leaves the old form, accepted again next time. */
+                strcpy(state->sha256, bundle->sha256);
+                (void) state_write(store, state);
+        }
+        *ret = TAKE_PTR(bundle);
+        return 0;
 }
 
 int policy_store_commit(PolicyStore *store, const TrustRoot *root, const Bundle *bundle,

@@ -23,8 +23,10 @@ const PolicyState *policy_store_state(const PolicyStore *store);
 const TrustRoot *policy_store_root(const PolicyStore *store);
 
 /* Re-verifies the last-known-good bundle against the stored root and state. Expiry is
- * reported in bundle->expired, not refused. -ENOENT when nothing was accepted yet. */
-int policy_store_load_last_known_good(const PolicyStore *store, int64_t now, Bundle **ret, char **reterr);
+ * reported in bundle->expired, not refused. -ENOENT when nothing was accepted yet.
+ * A state.json of the older form (sha256 of the whole envelope) is accepted and rewritten
+ * with the payload's sha256. */
+int policy_store_load_last_known_good(PolicyStore *store, int64_t now, Bundle **ret, char **reterr);
 
 /* Records root (if it is not the stored one) and, unless bundle is NULL, the bundle whose
  * envelope is text as the last-known-good. Raises the highest time seen to now and the

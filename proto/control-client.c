@@ -46,8 +46,17 @@ int control_client_connect(const char *address, ControlConnection **ret, char **
         c->fd = socket(a.sa.sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
         if (c->fd < 0)
                 return error_set(reterr, -errno, "cannot create a socket for '%s': %s", address, strerror(errno));
-        if (connect(c->fd, &a.sa, a.size) < 0)
+        /* Bounds the connect (a unix socket waits this long for room in a full accept queue,
+         * then fails with EAGAIN; vsock has its own connect timeout) and each write. */
+        struct timeval timeout = { .tv_sec = CONTROL_CLIENT_WRITE_TIMEOUT_MS / 1000 };
+        if (setsockopt(c->fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof(timeout)) < 0)
+                return error_set(reterr, -errno, "cannot set a timeout on the socket for '%s': %s", address, strerror(errno));
+        if (connect(c->fd, &a.sa, a.size) < 0) {
+                if (errno == EAGAIN)
+                        return error_set(reterr, -ETIMEDOUT, "cannot connect to '%s': its accept queue stayed full for %d s",
+                                         address, CONTROL_CLIENT_WRITE_TIMEOUT_MS / 1000);
                 return error_set(reterr, -errno, "cannot connect to '%s': %s", address, strerror(errno));
+        }
 
         *ret = TAKE_PTR(c);
         return 0;
@@ -57,20 +66,6 @@ static int64_t now_ms(void) {
         struct timespec ts;
         clock_gettime(CLOCK_MONOTONIC, &ts);
         return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int connection_send(ControlConnection *c, const char *data, size_t size, char **reterr) {
-        while (size > 0) {
-                ssize_t n = send(c->fd, data, size, MSG_NOSIGNAL);
-                if (n < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return error_set(reterr, -errno, "cannot write to the agent: %s", strerror(errno));
-                }
-                data += n;
-                size -= (size_t) n;
-        }
-        return 0;
 }
 
 /* Waits for the next message: 1 and the message, or 0 when timeout_ms (-1: no limit) passes. */
@@ -121,6 +116,49 @@ static int connection_receive(ControlConnection *c, int timeout_ms, JsonRpcMessa
         }
 }
 
+/* The result of the reply m, or its error turned into an errno and *reterr. */
+static int reply_result(const JsonRpcMessage *m, cJSON **ret_result, char **reterr) {
+        const cJSON *error = jsonrpc_message_error(m);
+        if (error) {
+                const cJSON *code = cJSON_GetObjectItemCaseSensitive(error, "code");
+                return error_set(reterr, code->valuedouble == JSONRPC_PERMISSION_DENIED ? -EPERM : -EREMOTEIO, "%s",
+                                 json_get_string(error, "message"));
+        }
+
+        if (ret_result) {
+                cJSON *result = cJSON_Duplicate(jsonrpc_message_result(m), true);
+                if (!result)
+                        return error_set(reterr, -ENOMEM, "out of memory");
+                *ret_result = result;
+        }
+        return 0;
+}
+
+static int connection_send(ControlConnection *c, const char *data, size_t size, char **reterr) {
+        while (size > 0) {
+                ssize_t n = send(c->fd, data, size, MSG_NOSIGNAL);
+                if (n >= 0) {
+                        data += n;
+                        size -= (size_t) n;
+                        continue;
+                }
+                if (errno == EINTR)
+                        continue;
+                if (errno == EAGAIN)
+                        return error_set(reterr, -ETIMEDOUT, "cannot write to the agent: it read nothing for %d s",
+                                         CONTROL_CLIENT_WRITE_TIMEOUT_MS / 1000);
+                int r = -errno;
+                /* A client the agent refuses is told why, then closed: that reason, if it came,
+                 * says more than the broken pipe. */
+                _cleanup_(jsonrpc_message_freep) JsonRpcMessage *m = NULL;
+                if ((r == -EPIPE || r == -ECONNRESET) && connection_receive(c, 0, &m, NULL) > 0 &&
+                    jsonrpc_message_kind(m) == JSONRPC_KIND_RESPONSE && jsonrpc_message_error(m))
+                        return reply_result(m, NULL, reterr);
+                return error_set(reterr, r, "cannot write to the agent: %s", strerror(-r));
+        }
+        return 0;
+}
+
 /* The notification m as a new JSON-RPC object. */
 static cJSON *notification_copy(const JsonRpcMessage *m) {
         const cJSON *params = jsonrpc_message_params(m);
@@ -143,24 +181,6 @@ static int connection_keep_event(ControlConnection *c, const JsonRpcMessage *m, 
                 return error_set(reterr, -ENOMEM, "out of memory");
         }
         c->n_events++;
-        return 0;
-}
-
-/* The result of the reply m, or its error turned into an errno and *reterr. */
-static int reply_result(const JsonRpcMessage *m, cJSON **ret_result, char **reterr) {
-        const cJSON *error = jsonrpc_message_error(m);
-        if (error) {
-                const cJSON *code = cJSON_GetObjectItemCaseSensitive(error, "code");
-                return error_set(reterr, code->valuedouble == JSONRPC_PERMISSION_DENIED ? -EPERM : -EREMOTEIO, "%s",
-                                 json_get_string(error, "message"));
-        }
-
-        if (ret_result) {
-                cJSON *result = cJSON_Duplicate(jsonrpc_message_result(m), true);
-                if (!result)
-                        return error_set(reterr, -ENOMEM, "out of memory");
-                *ret_result = result;
-        }
         return 0;
 }
 

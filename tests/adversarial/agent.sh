@@ -5,7 +5,7 @@
 #   2. tampering with a locked directory through a second bind mount of its parent or of
 #      itself, where the lock's read-only mount does not cover it;
 #   3. re-pinning the VM to another organisation (whose settings turn isolation off) by
-#      signing in to it or pushing its bundle.
+#      signing in to it or pushing its bundle; one the trust root names ('beta') is taken.
 . "$(dirname "$0")/../integration/lib.sh"
 . "$STOCKADE_TOP/tests/integration/docker-lib.sh"
 settings=$STOCKADE_TOP/tests/data/admin-settings.json
@@ -22,7 +22,7 @@ chmod 755 "$SCRATCH"
 on_exit "chattr -R -i $SCRATCH/etc 2>/dev/null"
 sock=unix:$SCRATCH/agent.sock
 $ctl keygen --out admin >/dev/null
-$ctl root init --threshold 1 --key admin.pub --sign admin.key >etc/stockade/root.json
+$ctl root init --threshold 1 --key admin.pub --sign admin.key --org beta >etc/stockade/root.json
 echo '{"log-level": "info"}' >etc/stockade/engine.conf
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=127.0.0.1 \
         -addext subjectAltName=IP:127.0.0.1 -keyout server.key -out server.pem 2>/dev/null
@@ -86,6 +86,10 @@ check "acme's settings stay in force, isolation on" wait_for 's["policy"]["org"]
 stop_agent
 start_agent || fail "agent restarts"
 expect "after a restart the VM is still pinned to acme" 1 "rejected: $pinned" $ctl --socket "$sock" push evil.json
+$ctl sign --key admin.key --org beta --serial 2 --valid-for 30d "$settings" >beta.json
+expect "the trust root's org 'beta' is taken by a VM pinned to acme" 0 '^applied serial 2$' $ctl --socket "$sock" push beta.json
+check "beta's settings are in force" wait_for 's["policy"]["org"], s["policy"]["serial"]' "beta 2"
+expect "after beta, another organisation is still refused" 1 "rejected: $pinned" $ctl --socket "$sock" push evil.json
 stop_agent
 
 # ---- 1. idle connections do not starve the control API ----

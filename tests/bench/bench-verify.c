@@ -20,7 +20,7 @@ static int bench(KeyType type, const char *name, const cJSON *settings, int iter
         char *root_text, *text;
         int64_t t = time(NULL);
         if (key_generate(type, &key) < 0 ||
-            trust_root_create(1, 1, &key, 1, &key, 1, &root_text) < 0 ||
+            trust_root_create(1, 1, &key, 1, NULL, 0, &key, 1, &root_text) < 0 ||
             trust_root_parse(root_text, strlen(root_text), &root, NULL) < 0 ||
             bundle_create("acme", 1, t, t + 86400, settings, &key, 1, &text) < 0)
                 return 1;

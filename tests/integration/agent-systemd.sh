@@ -67,13 +67,19 @@ fi
 agent=$!
 on_exit "kill $agent 2>/dev/null"
 for _ in $(seq 100); do $ctl --socket "unix:$SCRATCH/hup.sock" status >/dev/null 2>&1 && break; sleep 0.05; done
-sed -i "s|$SCRATCH/daemon.json|$SCRATCH/daemon2.json|" config.json
+sed -i "s|$SCRATCH/daemon.json|$SCRATCH/daemon2.json|; s|^{|{\"brokerLimits\": {\"helpers\": 2, \"queue\": 0}, |" config.json
 kill -HUP $agent
 for _ in $(seq 60); do [[ -f daemon2.json ]] && break; sleep 0.05; done
 expect "SIGHUP reloads the configuration" 0 "engine: +$SCRATCH/daemon2.json current" $ctl --socket "unix:$SCRATCH/hup.sock" status
+expect "SIGHUP applies the broker limits" 0 '^\{"helpers_per_container": 4, "helpers": 2, "queued_per_container": 64, "queued": 0\}$' \
+        sh -c "$ctl --socket unix:$SCRATCH/hup.sock status --json | python3 -c 'import json, sys; print(json.dumps(json.load(sys.stdin)[\"containers\"][\"limits\"]))'"
 kill $agent; wait $agent
 
 expect "stockaded --help" 0 'usage: stockaded' $agentd --help
 expect "stockaded rejects a bad config with the key" 1 "'refreshInterval' must be a duration" \
         sh -c "echo '{\"refreshInterval\": \"soon\"}' >bad.json; $agentd --config bad.json"
+expect "stockaded rejects bad broker limits with the key" 1 "'brokerLimits.helpersPerContainer' must be an integer from 1 to 1024" \
+        sh -c "echo '{\"brokerLimits\": {\"helpersPerContainer\": 0}}' >bad.json; $agentd --config bad.json"
+expect "stockaded rejects an unknown broker limit" 1 "unknown key 'brokerLimits.threads'" \
+        sh -c "echo '{\"brokerLimits\": {\"threads\": 2}}' >bad.json; $agentd --config bad.json"
 expect "stockaded rejects a missing config" 1 "cannot read 'missing.json'" $agentd --config missing.json

@@ -21,7 +21,7 @@ echo '{"log-level": "info"}' >etc/docker/daemon.json
 cat >etc/stockade/stockaded.json <<JSON
 {"control": ["$sock"], "stateDir": "$SCRATCH/state", "trustRoot": "$SCRATCH/etc/stockade/root.json",
  "org": "acme", "engineConfig": "$SCRATCH/etc/docker/daemon.json", "runtime": "/usr/local/bin/stockade-runc",
- "caFile": "$SCRATCH/ca.pem", "group": "nogroup", "refreshInterval": "60m",
+ "caFile": "$SCRATCH/ca.pem", "group": "nogroup", "refreshInterval": "60m", "brokerLimits": {"helpersPerContainer": 1},
  "locks": ["$SCRATCH/etc/docker/daemon.json", "$SCRATCH/etc/stockade"]}
 JSON
 
@@ -29,7 +29,7 @@ start_agent || { fail "agent starts"; exit 1; }
 start_events
 
 # ---- status and access control ----
-check "status shows agent, policy, session, ECI, locks and containers" python3 -c '
+check "status shows agent, policy, session, ECI, locks and containers (with the configured broker limits)" python3 -c '
 import json, subprocess, sys
 s = json.loads(subprocess.check_output([sys.argv[1], "--socket", sys.argv[2], "status", "--json"]))
 assert s["agent"]["pid"] > 0 and s["agent"]["version"] and s["agent"]["uptime_s"] >= 0, s["agent"]
@@ -40,7 +40,8 @@ assert s["eci"]["enabled"] is True and s["eci"]["locked"] is False, s["eci"]
 assert [l["path"].split("/")[-1] for l in s["locks"]] == ["daemon.json", "stockade"], s["locks"]
 assert s["locks"][1]["state"] == "locked" and s["locks"][1]["tamper_count"] == 0, s["locks"]
 assert s["locks"][0]["state"] == "unlocked", "ECI is not locked, so the engine config is not"
-assert s["containers"] == {"running": 0, "list": []}, s["containers"]
+limits = {"helpers_per_container": 1, "helpers": 64, "queued_per_container": 64, "queued": 256}
+assert s["containers"] == {"running": 0, "limits": limits, "list": []}, s["containers"]
 ' "$ctl" "$sock"
 expect "human status" 0 '^policy: +builtin' $ctl --socket "$sock" status
 expect "a peer neither root nor in the group cannot connect" 1 'cannot connect to the agent at .*: Permission denied' \

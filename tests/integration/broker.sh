@@ -77,9 +77,10 @@ docker exec counted sh -c 'mknod /tmp/blk b 8 0; mount -t tmpfs none /tmp' >/dev
 sleep 0.5
 if status_json | python3 -c '
 import json, sys
-c = [c for c in json.load(sys.stdin)["containers"]["list"] if c["id"] == sys.argv[1]]
+s = json.load(sys.stdin)["containers"]
+c = [c for c in s["list"] if c["id"] == sys.argv[1]]
 assert c and c[0]["denied"] == 1 and c[0]["allowed"] == 1 and c[0]["pid"] > 0, c
-assert c[0]["helpers"] == 0 and c[0]["queued"] == 0 and c[0]["limits"]["helpers_per_container"] > 0, c' "$id" &&
+assert c[0]["helpers"] == 0 and c[0]["queued"] == 0 and s["limits"]["helpers_per_container"] > 0, s' "$id" &&
    grep -q "\"method\":\"syscall.denied\".*\"container\":\"$id\".*\"syscall\":\"mknod" events.jsonl &&
    grep -q "Container '$id': mknod.* denied" agent.log; then
         pass "each call is counted once in status (with the helper limits), refusals emitted as syscall.denied and logged"

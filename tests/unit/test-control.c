@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
+#include <time.h>
 
 #include "proto/address.h"
 #include "proto/control-client.h"
@@ -452,6 +453,15 @@ static void peer_is_closed_at_accept(const TestServer *t) {
         }
 }
 
+/* The client shows the agent's reason, not the write that failed on the closed connection. */
+static void refused_client_is_told_why(const TestServer *t) {
+        _cleanup_(control_client_freep) ControlConnection *c = client_connect(t);
+        usleep(200 * 1000); /* the agent has answered and closed by now */
+        _cleanup_free_ char *error = NULL;
+        ASSERT_EQ(call(c, "echo", "{}", NULL, &error), -EPERM);
+        ASSERT_STREQ(error, "permission denied: uid 65534 is neither root nor in the stockade group");
+}
+
 TEST(peer_outside_the_group_is_refused) {
         TestServer t;
         server_start(&t);
@@ -461,6 +471,7 @@ TEST(peer_outside_the_group_is_refused) {
         /* A socket someone else made world-writable (systemd's SocketMode=) changes nothing. */
         ASSERT_OK(chmod(t.path, 0666));
         run_as(&t, NOBODY, NOBODY, NO_GROUP, peer_is_closed_at_accept);
+        run_as(&t, NOBODY, NOBODY, NO_GROUP, refused_client_is_told_why);
         ASSERT_EQ(poke(c, 0, 0, "clients"), 1);
         free(server_stop(&t));
 }
@@ -807,4 +818,73 @@ TEST(root_keeps_its_reserve) {
                 ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
         }
         free(server_stop(&t));
+}
+
+static int64_t elapsed_ms(const struct timespec *start) {
+        struct timespec now;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        return (int64_t) (now.tv_sec - start->tv_sec) * 1000 + (now.tv_nsec - start->tv_nsec) / 1000000;
+}
+
+/* A listening socket nobody accepts from: "unix:<tmpdir>/stuck.sock" with backlog 0. */
+static int stuck_listener(char address[static 128]) {
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/stuck.sock", test_tmpdir());
+        snprintf(address, 128, "unix:%s", sa.sun_path);
+        int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        ASSERT_OK(fd);
+        ASSERT_OK(bind(fd, (struct sockaddr *) &sa, sizeof(sa)));
+        ASSERT_OK(listen(fd, 0));
+        return fd;
+}
+
+/* An agent whose accept queue is full: connect gives up instead of waiting for ever (docker
+ * run hung in it). */
+TEST(connect_to_a_full_accept_queue_times_out) {
+        alarm(30); /* a hang fails the test */
+        char address[128];
+        _cleanup_close_ int listener = stuck_listener(address);
+        _cleanup_(control_client_freep) ControlConnection *queued = NULL;
+        ASSERT_OK(control_client_connect(address, &queued, NULL)); /* fills the queue */
+
+        struct timespec start;
+        clock_gettime(CLOCK_MONOTONIC, &start);
+        ControlConnection *c = NULL;
+        _cleanup_free_ char *error = NULL;
+        ASSERT_EQ(control_client_connect(address, &c, &error), -ETIMEDOUT);
+        int64_t waited = elapsed_ms(&start);
+        ASSERT_TRUE(waited >= CONTROL_CLIENT_WRITE_TIMEOUT_MS - 100 && waited < CONTROL_CLIENT_WRITE_TIMEOUT_MS + 2000);
+        char expected[256];
+        snprintf(expected, sizeof(expected), "cannot connect to '%s': its accept queue stayed full for %d s", address,
+                 CONTROL_CLIENT_WRITE_TIMEOUT_MS / 1000);
+        ASSERT_STREQ(error, expected);
+}
+
+/* A connection the agent never serves: a request larger than the socket buffers cannot be
+ * written, and the call gives up. */
+TEST(call_to_an_agent_that_never_reads_times_out) {
+        alarm(30);
+        char address[128];
+        _cleanup_close_ int listener = stuck_listener(address);
+        _cleanup_(control_client_freep) ControlConnection *c = NULL;
+        ASSERT_OK(control_client_connect(address, &c, NULL));
+
+        _cleanup_free_ char *big = malloc(FRAME_BODY_MAX / 2);
+        ASSERT_TRUE(big);
+        memset(big, 'x', FRAME_BODY_MAX / 2 - 1);
+        big[FRAME_BODY_MAX / 2 - 1] = '\0';
+        cJSON *params = cJSON_CreateObject();
+        ASSERT_TRUE(params && cJSON_AddStringToObject(params, "pad", big));
+
+        struct timespec start;
+        clock_gettime(CLOCK_MONOTONIC, &start);
+        _cleanup_free_ char *error = NULL;
+        ASSERT_EQ(control_client_call(c, "echo", params, NULL, &error), -ETIMEDOUT);
+        /* The first write fills the socket buffer and waits its timeout: that is progress; the
+         * next makes none. */
+        ASSERT_TRUE(elapsed_ms(&start) < 2 * CONTROL_CLIENT_WRITE_TIMEOUT_MS + 2000);
+        char expected[128];
+        snprintf(expected, sizeof(expected), "cannot write to the agent: it read nothing for %d s",
+                 CONTROL_CLIENT_WRITE_TIMEOUT_MS / 1000);
+        ASSERT_STREQ(error, expected);
 }

@@ -25,7 +25,7 @@ static void fixture_done(Fixture *f) {
 static void fixture_init(Fixture *f) {
         ASSERT_OK(key_generate(KEY_ED25519, &f->key));
         _cleanup_free_ char *text = NULL;
-        ASSERT_OK(trust_root_create(1, 1, &f->key, 1, &f->key, 1, &text));
+        ASSERT_OK(trust_root_create(1, 1, &f->key, 1, NULL, 0, &f->key, 1, &text));
         ASSERT_OK(trust_root_parse(text, strlen(text), &f->root, NULL));
         snprintf(f->dir, sizeof(f->dir), "%s/state", test_tmpdir());
 }
@@ -205,4 +205,50 @@ TEST(org_is_pinned_by_the_first_bundle) {
         }
         _cleanup_free_ char *why = load_error(&f);
         ASSERT_CONTAINS(why, "this VM is pinned to organisation 'acme'; 'evil' is refused");
+}
+
+/* state.json written before the same-serial change holds the sha256 of the whole envelope.
+ * After an upgrade the accepted settings stay enforced and locked, and state.json is
+ * rewritten with the payload's sha256. */
+TEST(old_state_is_migrated) {
+        _cleanup_(fixture_done) Fixture f = {};
+        fixture_init(&f);
+        _cleanup_free_ char *text = sign(&f, 2, NOW + DAY);
+        commit(&f, text, NOW);
+
+        char envelope_sha[SHA256_HEX_SIZE], old_state[512], path[300];
+        sha256_hex(text, strlen(text), envelope_sha);
+        snprintf(old_state, sizeof(old_state),
+                 "{\"serial\": 2, \"sha256\": \"%s\", \"highestTime\": \"2027-01-15T08:00:00Z\", \"rootVersion\": 1, \"org\": \"acme\"}",
+                 envelope_sha);
+        snprintf(path, sizeof(path), "%s/state.json", f.dir);
+        FILE *out = fopen(path, "w");
+        ASSERT_TRUE(out);
+        fputs(old_state, out);
+        fclose(out);
+
+        _cleanup_(bundle_freep) Bundle *b = NULL;
+        {
+                _cleanup_(policy_store_freep) PolicyStore *store = NULL;
+                ASSERT_OK(policy_store_open(f.dir, &store, NULL));
+                _cleanup_free_ char *why = NULL;
+                ASSERT_OK(policy_store_load_last_known_good(store, NOW, &b, &why));
+                ASSERT_STREQ(policy_store_state(store)->sha256, b->sha256);
+        }
+        ASSERT_EQ(b->serial, 2);
+        _cleanup_(effective_settings_freep) EffectiveSettings *eff = NULL;
+        ASSERT_OK(effective_settings_compute(b->settings, NULL, &eff));
+        const cJSON *value;
+        SettingSource source;
+        ASSERT_OK(effective_settings_get(eff, "enhancedContainerIsolation", &value, &source));
+        ASSERT_TRUE(cJSON_IsTrue(value));
+        ASSERT_EQ(source, SETTING_SOURCE_ADMIN_LOCKED);
+
+        /* Migrated: the payload's sha256 is on disk and a reload needs no fallback. */
+        _cleanup_free_ char *saved = NULL;
+        size_t n;
+        ASSERT_OK(read_full_file(AT_FDCWD, path, 64 * 1024, &saved, &n));
+        ASSERT_CONTAINS(saved, b->sha256);
+        ASSERT_TRUE(!strstr(saved, envelope_sha));
+        ASSERT_CONTAINS(saved, "\"org\":\t\"acme\"");
 }
