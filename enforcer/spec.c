@@ -4,10 +4,12 @@
 #include <limits.h>
 #include <sys/capability.h>
 #include <fcntl.h>
+#include <linux/magic.h>
 #include <linux/nsfs.h>
 #include <sched.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 
 #include "mount-util.h"
 #include "seccomp-profile.h"
@@ -72,10 +74,16 @@ static const struct {
  * an open fd that the caller then pins for runc. ids collects those containers. */
 static int check_namespace_path(const char *type, int clone_flag, const char *path, const SpecPolicy *p, int *ret_fd,
                                 char ids[][129], size_t *n_ids, char **reterr) {
-        _cleanup_close_ int fd = RET_NERRNO(open(path, O_RDONLY | O_CLOEXEC));
-        if (fd < 0)
-                return error_set(reterr, fd, "stockade: can't inspect the %s namespace '%s': %s", type, path, strerror(-fd));
-        if (ioctl(fd, NS_GET_NSTYPE) != clone_flag)
+        /* Opened for reading only once it is known to be a namespace file: a spec names it,
+         * and opening a device as root can have effects. */
+        _cleanup_close_ int path_fd = RET_NERRNO(open(path, O_PATH | O_CLOEXEC)), fd = -EBADF;
+        struct statfs sf;
+        char reopen[64];
+        if (path_fd < 0)
+                return error_set(reterr, path_fd, "stockade: can't inspect the %s namespace '%s': %s", type, path, strerror(-path_fd));
+        snprintf(reopen, sizeof(reopen), "/proc/self/fd/%d", path_fd);
+        if (fstatfs(path_fd, &sf) < 0 || sf.f_type != NSFS_MAGIC || (fd = open(reopen, O_RDONLY | O_CLOEXEC)) < 0 ||
+            ioctl(fd, NS_GET_NSTYPE) != clone_flag)
                 return error_set(reterr, -EINVAL, "stockade: '%s' is not a %s namespace", path, type);
 
         /* The runtime runs in the VM's namespaces; /proc/self/ns/ names "net" what the spec calls "network". */
