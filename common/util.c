@@ -16,6 +16,10 @@ int error_set(char **reterr, int error, const char *format, ...) {
         if (vasprintf(&message, format, ap) < 0)
                 message = NULL;
         va_end(ap);
+        /* One line, whatever the quoted input held. */
+        for (char *c = message; c && *c; c++)
+                if ((unsigned char) *c < 0x20 || *c == 0x7f)
+                        *c = '?';
 
         free(*reterr);
         *reterr = message;

@@ -7,7 +7,8 @@
 
 #include "macros.h"
 
-/* Formats a one-line reason into *reterr (if reterr is non-NULL) and returns error. */
+/* Formats a one-line reason into *reterr (if reterr is non-NULL; control characters, such
+ * as a newline inside a quoted input, become "?") and returns error. */
 int error_set(char **reterr, int error, const char *format, ...) _printf_(3, 4);
 
 /* Reads a whole file, refusing more than max bytes with -EFBIG. The buffer is NUL-terminated. */

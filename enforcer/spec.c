@@ -34,7 +34,7 @@ static const char *const readonly_paths[] = {
 
 
 static bool string_in(const char *s, const char *const *list, size_t n) {
-        for (size_t i = 0; i < n; i++)
+        for (size_t i = 0; s && i < n; i++)
                 if (streq(s, list[i]))
                         return true;
         return false;
@@ -465,8 +465,10 @@ static const char *const inert_annotations[] = {
 };
 
 static int check_annotations(const cJSON *spec, char **reterr) {
-        const cJSON *a;
-        cJSON_ArrayForEach(a, cJSON_GetObjectItemCaseSensitive(spec, "annotations")) {
+        const cJSON *a, *annotations = cJSON_GetObjectItemCaseSensitive(spec, "annotations");
+        if (annotations && !cJSON_IsObject(annotations) && !cJSON_IsNull(annotations))
+                return error_set(reterr, -EINVAL, "stockade: config.json's annotations is not an object");
+        cJSON_ArrayForEach(a, annotations) {
                 bool inert = false;
                 for (size_t i = 0; i < ELEMENTSOF(inert_annotations) && !inert; i++)
                         inert = STARTSWITH(a->string, inert_annotations[i]);
@@ -494,7 +496,7 @@ static const char *const resources_fields[] = {
 /* Only the fields Stockade knows reach runc. */
 static void keep_fields(cJSON *object, const char *const *names, size_t n) {
         cJSON *item, *next;
-        for (item = object ? object->child : NULL; item; item = next) {
+        for (item = cJSON_IsObject(object) ? object->child : NULL; item; item = next) {
                 next = item->next;
                 if (!string_in(item->string, names, n))
                         cJSON_Delete(cJSON_DetachItemViaPointer(object, item));
