@@ -26,6 +26,7 @@
 #include "helper.h"
 #include "mount-util.h"
 #include "spec.h"
+#include "uidrange.h"
 #include "util.h"
 
 #ifndef PIDFD_THREAD
@@ -676,20 +677,40 @@ static unsigned mount_attrs_of_flags(unsigned long flags) {
         return a;
 }
 
-#define ATIME_FLAGS (MS_NOATIME | MS_NODIRATIME | MS_RELATIME | MS_STRICTATIME)
-
-/* Like a remount: the mount's flags become those given; atime ones only if any is given. */
-static int mount_attrs_replace(int fd, unsigned long flags) {
-        unsigned set = mount_attrs_of_flags(flags);
-        struct mount_attr attr = {
-                .attr_set = set & ~MOUNT_ATTR__ATIME & ~MOUNT_ATTR_NODIRATIME,
-                .attr_clr = MASK_ATTRS & ~set,
-        };
-        if (flags & ATIME_FLAGS) {
-                attr.attr_set = set;
-                attr.attr_clr |= MOUNT_ATTR__ATIME | (set & MOUNT_ATTR_NODIRATIME ? 0 : MOUNT_ATTR_NODIRATIME);
+/* Writes data (at most MOUNT_DATA_MAX) to ret with each "uid=N" or "gid=N" whose N is
+ * in the container's range replaced by its id inside. File systems show these ids as the
+ * initial user namespace has them (tmpfs, devpts, proc), and mount(8) passes what it read
+ * back in a remount, which the kernel then refuses. No id inside is in the range
+ * (UID_RANGE_FIRST >= UID_RANGE_SIZE), so nothing else changes. */
+_Static_assert(UID_RANGE_FIRST >= UID_RANGE_SIZE, "an id inside could be one of a range");
+static void data_ids_inside(uint32_t base, const char *data, char *ret /* MOUNT_DATA_MAX + 1 */) {
+        char *o = ret;
+        for (const char *p = data;;) {
+                size_t n = strcspn(p, ","), digits = n > 4 ? strspn(p + 4, "0123456789") : 0;
+                unsigned long id = digits == n - 4 && digits <= 10 ? strtoul(p + 4, NULL, 10) : 0;
+                if ((STARTSWITH(p, "uid=") || STARTSWITH(p, "gid=")) && id >= base && id - base < UID_RANGE_SIZE)
+                        o += sprintf(o, "%.4s%lu", p, id - base);
+                else
+                        o = mempcpy(o, p, n);
+                p += n;
+                if (!*p)
+                        break;
+                *o++ = *p++;
         }
-        return RET_NERRNO(mount_setattr(fd, "", AT_EMPTY_PATH, &attr, sizeof(attr)));
+        *o = '\0';
+}
+
+/* A remount done by mount(2) itself, as the caller's own call would be (each file system's
+ * legacy option parser, MS_RMT_MASK, the atime kept when none is given), on the mount
+ * checked: through the magic link of its fd. */
+static int remount_fd(const Context *x, int fd, unsigned long flags, const char *data) {
+        char link[64], own[MOUNT_DATA_MAX + 1];
+        snprintf(link, sizeof(link), "self/fd/%d", fd);
+        if (data)
+                data_ids_inside(x->q->c->base, data, own);
+        if (fchdir(x->proc_fd) < 0)
+                return -errno;
+        return RET_NERRNO(mount(NULL, link, NULL, flags, data ? own : NULL));
 }
 
 /* An overlay layer shows its directory's own file system, without the mounts on top of it:
@@ -941,25 +962,9 @@ static void do_mount(Context *x) {
                         helper_deny(socket, -EPERM, "remounting '%s' would drop%s of %s", path, what,
                                     initial ? "a mount the container started with" : "a mask");
                 }
-                if (op == MOUNT_OP_REMOUNT) {
-                        char m[200], reason[400] = "";
-                        _cleanup_close_ int fs = fspick(target_fd, "", FSPICK_EMPTY_PATH | FSPICK_CLOEXEC | FSPICK_NO_AUTOMOUNT);
-                        if (fs < 0)
-                                helper_fail(socket, -errno, "cannot reconfigure '%s': %m", path);
-                        if (fsconfig(fs, FSCONFIG_SET_FLAG, q->flags & MS_RDONLY ? "ro" : "rw", NULL, 0) < 0)
-                                helper_fail(socket, -errno, "cannot reconfigure '%s': %m", path);
-                        r = fs_apply_sb_flags(fs, q->flags & ~MS_RDONLY);
-                        if (r >= 0)
-                                r = fs_apply_data(x, fs, q->data, reason, sizeof(reason));
-                        if (r < 0)
-                                helper_fail(socket, r, "'%s': %s", path, reason);
-                        if (fsconfig(fs, FSCONFIG_CMD_RECONFIGURE, NULL, NULL, 0) < 0)
-                                helper_fail(socket, -errno, "cannot reconfigure '%s': %m %s", path,
-                                            fs_context_message(fs, m, sizeof(m)));
-                }
-                r = mount_attrs_replace(target_fd, q->flags);
+                r = remount_fd(x, target_fd, q->flags, q->data);
                 if (r < 0)
-                        helper_fail(socket, r, "cannot change the flags of '%s': %s", path, strerror(-r));
+                        helper_fail(socket, r, "cannot remount '%s': %s", path, strerror(-r));
                 break;
         }
         case MOUNT_OP_BIND: {
