@@ -41,6 +41,8 @@ check_all() {
 
 check_all "run --cap-add SYS_ADMIN" docker_run --cap-add SYS_ADMIN -v "$SCRATCH/ro-dir:/data:ro" $img
 check_all "run --privileged" docker_run --privileged -v "$SCRATCH/ro-dir:/data:ro" $img
+expect "run --read-only: remount,rw of / is refused, / stays read-only" 0 '^still ro$' docker_run --read-only --cap-add SYS_ADMIN $img sh -c \
+        'mount -o remount,rw / 2>/dev/null; touch /x 2>/dev/null || echo "still ro"'
 docker run -d --name execme --cap-add SYS_ADMIN -v "$SCRATCH/ro-dir:/data:ro" $img sleep 300 >/dev/null 2>&1
 check_all "docker exec" docker exec execme
 docker rm -f execme >/dev/null 2>&1
