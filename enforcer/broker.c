@@ -26,6 +26,7 @@
 #include "helper.h"
 #include "mount-util.h"
 #include "spec.h"
+#include "uidrange.h"
 #include "util.h"
 
 #ifndef PIDFD_THREAD
@@ -146,21 +147,35 @@ static bool strv_contains(const char *const *v, size_t n, const char *s) {
         return false;
 }
 
-/* The restrictions (MASK_ATTRS) that a mount's per-mount options hold; all of them when
- * it cannot tell. */
-static unsigned mount_options_attrs(const char *options) {
-        unsigned attrs = 0;
+typedef struct OptionBit {
+        const char *name;
+        unsigned long bit;
+} OptionBit;
+
+/* The restrictions (MASK_ATTRS) a mount's per-mount options can hold. */
+static const OptionBit attr_options[] = {
+        { "ro", MOUNT_ATTR_RDONLY }, { "nosuid", MOUNT_ATTR_NOSUID }, { "nodev", MOUNT_ATTR_NODEV }, { "noexec", MOUNT_ATTR_NOEXEC },
+};
+/* The super block flags a remount changes (MS_RMT_MASK) that a file system shows. */
+static const OptionBit sb_options[] = {
+        { "ro", MS_RDONLY }, { "sync", MS_SYNCHRONOUS }, { "dirsync", MS_DIRSYNC }, { "lazytime", MS_LAZYTIME },
+};
+
+/* The bits of map that a mount table's options ("a,b=c,d") hold; all of them when it
+ * cannot tell. */
+static unsigned long options_bits(const char *options, const OptionBit *map, size_t n) {
+        unsigned long all = 0, bits = 0;
+        for (size_t i = 0; i < n; i++)
+                all |= map[i].bit;
         _cleanup_free_ char *copy = strdup(options);
         if (!copy)
-                return MASK_ATTRS;
+                return all;
         char *save = NULL;
         for (char *o = strtok_r(copy, ",", &save); o; o = strtok_r(NULL, ",", &save))
-                attrs |= streq(o, "ro")       ? MOUNT_ATTR_RDONLY
-                         : streq(o, "nosuid") ? MOUNT_ATTR_NOSUID
-                         : streq(o, "nodev")  ? MOUNT_ATTR_NODEV
-                         : streq(o, "noexec") ? MOUNT_ATTR_NOEXEC
-                                              : 0;
-        return attrs;
+                for (size_t i = 0; i < n; i++)
+                        if (streq(o, map[i].name))
+                                bits |= map[i].bit;
+        return bits;
 }
 
 static void syscalls_resolve(BrokerContainer *c) {
@@ -614,7 +629,7 @@ static unsigned mount_restrictions(const Context *x, const MountEntry *e, bool *
                 const MountEntry *m = &c->initial.entries[i];
                 if (m->id == e->id ||
                     (m->major == e->major && m->minor == e->minor && path_startswith(e->root, m->root))) {
-                        r |= mount_options_attrs(m->options);
+                        r |= (unsigned) options_bits(m->options, attr_options, ELEMENTSOF(attr_options));
                         initial = true;
                 }
         }
@@ -676,20 +691,52 @@ static unsigned mount_attrs_of_flags(unsigned long flags) {
         return a;
 }
 
-#define ATIME_FLAGS (MS_NOATIME | MS_NODIRATIME | MS_RELATIME | MS_STRICTATIME)
-
-/* Like a remount: the mount's flags become those given; atime ones only if any is given. */
-static int mount_attrs_replace(int fd, unsigned long flags) {
-        unsigned set = mount_attrs_of_flags(flags);
-        struct mount_attr attr = {
-                .attr_set = set & ~MOUNT_ATTR__ATIME & ~MOUNT_ATTR_NODIRATIME,
-                .attr_clr = MASK_ATTRS & ~set,
-        };
-        if (flags & ATIME_FLAGS) {
-                attr.attr_set = set;
-                attr.attr_clr |= MOUNT_ATTR__ATIME | (set & MOUNT_ATTR_NODIRATIME ? 0 : MOUNT_ATTR_NODIRATIME);
+/* Writes data (at most MOUNT_DATA_MAX) to ret with each "uid=N" or "gid=N" whose N is
+ * in the container's range replaced by its id inside. File systems show these ids as the
+ * initial user namespace has them (tmpfs, devpts, proc), and mount(8) passes what it read
+ * back in a remount, which the kernel then refuses. No id inside is in the range
+ * (UID_RANGE_FIRST >= UID_RANGE_SIZE), so nothing else changes. */
+_Static_assert(UID_RANGE_FIRST >= UID_RANGE_SIZE, "an id inside could be one of a range");
+static void data_ids_inside(uint32_t base, const char *data, char *ret /* MOUNT_DATA_MAX + 1 */) {
+        char *o = ret;
+        for (const char *p = data;;) {
+                size_t n = strcspn(p, ","), digits = n > 4 ? strspn(p + 4, "0123456789") : 0;
+                unsigned long id = digits == n - 4 && digits <= 10 ? strtoul(p + 4, NULL, 10) : 0;
+                if ((STARTSWITH(p, "uid=") || STARTSWITH(p, "gid=")) && id >= base && id - base < UID_RANGE_SIZE)
+                        o += sprintf(o, "%.4s%lu", p, id - base);
+                else
+                        o = mempcpy(o, p, n);
+                p += n;
+                if (!*p)
+                        break;
+                *o++ = *p++;
         }
-        return RET_NERRNO(mount_setattr(fd, "", AT_EMPTY_PATH, &attr, sizeof(attr)));
+        *o = '\0';
+}
+
+/* A remount done by mount(2) itself, as the caller's own call would be (each file system's
+ * legacy option parser, MS_RMT_MASK, the atime kept when none is given), on the mount e
+ * checked: through the magic link of its fd.
+ *
+ * The container's root overlay belongs to the user namespace it was mounted in, not the
+ * caller's, so the kernel refuses a remount of its super block even where runc would not.
+ * Overlayfs ignores a legacy remount's options, so one that keeps its super block flags
+ * changes only the mount's: that part is done, as a bind remount with the same flags. */
+static int remount_fd(const Context *x, int fd, const MountEntry *e, unsigned long flags, const char *data) {
+        char link[64], own[MOUNT_DATA_MAX + 1];
+        snprintf(link, sizeof(link), "self/fd/%d", fd);
+        if (data)
+                data_ids_inside(x->q->c->base, data, own);
+        if (fchdir(x->proc_fd) < 0)
+                return -errno;
+        int r = RET_NERRNO(mount(NULL, link, NULL, flags, data ? own : NULL));
+        unsigned long sb_flags = 0;
+        for (size_t i = 0; i < ELEMENTSOF(sb_options); i++)
+                sb_flags |= sb_options[i].bit;
+        if (r == -EPERM && !(flags & MS_BIND) && streq(e->fstype, "overlay") &&
+            options_bits(e->super_options, sb_options, ELEMENTSOF(sb_options)) == (flags & sb_flags))
+                r = RET_NERRNO(mount(NULL, link, NULL, flags | MS_BIND, NULL));
+        return r;
 }
 
 /* An overlay layer shows its directory's own file system, without the mounts on top of it:
@@ -805,12 +852,8 @@ static int fs_apply_data(Context *x, int fs, const char *data, char *reason, siz
 }
 
 static int fs_apply_sb_flags(int fs, unsigned long flags) {
-        static const struct {
-                unsigned long flag;
-                const char *name;
-        } map[] = { { MS_RDONLY, "ro" }, { MS_SYNCHRONOUS, "sync" }, { MS_DIRSYNC, "dirsync" }, { MS_LAZYTIME, "lazytime" } };
-        for (size_t i = 0; i < ELEMENTSOF(map); i++)
-                if ((flags & map[i].flag) && fsconfig(fs, FSCONFIG_SET_FLAG, map[i].name, NULL, 0) < 0)
+        for (size_t i = 0; i < ELEMENTSOF(sb_options); i++)
+                if ((flags & sb_options[i].bit) && fsconfig(fs, FSCONFIG_SET_FLAG, sb_options[i].name, NULL, 0) < 0)
                         return -errno;
         return 0;
 }
@@ -941,25 +984,9 @@ static void do_mount(Context *x) {
                         helper_deny(socket, -EPERM, "remounting '%s' would drop%s of %s", path, what,
                                     initial ? "a mount the container started with" : "a mask");
                 }
-                if (op == MOUNT_OP_REMOUNT) {
-                        char m[200], reason[400] = "";
-                        _cleanup_close_ int fs = fspick(target_fd, "", FSPICK_EMPTY_PATH | FSPICK_CLOEXEC | FSPICK_NO_AUTOMOUNT);
-                        if (fs < 0)
-                                helper_fail(socket, -errno, "cannot reconfigure '%s': %m", path);
-                        if (fsconfig(fs, FSCONFIG_SET_FLAG, q->flags & MS_RDONLY ? "ro" : "rw", NULL, 0) < 0)
-                                helper_fail(socket, -errno, "cannot reconfigure '%s': %m", path);
-                        r = fs_apply_sb_flags(fs, q->flags & ~MS_RDONLY);
-                        if (r >= 0)
-                                r = fs_apply_data(x, fs, q->data, reason, sizeof(reason));
-                        if (r < 0)
-                                helper_fail(socket, r, "'%s': %s", path, reason);
-                        if (fsconfig(fs, FSCONFIG_CMD_RECONFIGURE, NULL, NULL, 0) < 0)
-                                helper_fail(socket, -errno, "cannot reconfigure '%s': %m %s", path,
-                                            fs_context_message(fs, m, sizeof(m)));
-                }
-                r = mount_attrs_replace(target_fd, q->flags);
+                r = remount_fd(x, target_fd, e, q->flags, q->data);
                 if (r < 0)
-                        helper_fail(socket, r, "cannot change the flags of '%s': %s", path, strerror(-r));
+                        helper_fail(socket, r, "cannot remount '%s': %s", path, strerror(-r));
                 break;
         }
         case MOUNT_OP_BIND: {

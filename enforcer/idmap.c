@@ -172,6 +172,8 @@ typedef struct OverlaySpec {
         char **layers; /* canonical: [0] the directory of upper and work, then the lower ones */
         size_t n_layers;
         char *upper, *work; /* canonical */
+        char **options; /* not owned: other overlay options, "key" or "key=value" */
+        size_t n_options;
 } OverlaySpec;
 
 static void overlay_spec_done(OverlaySpec *s) {
@@ -309,8 +311,21 @@ static void overlay_helper(int socket, const void *userdata) {
         /* trusted.* xattrs need the initial user namespace. */
         if (fsconfig(fs, FSCONFIG_SET_FLAG, "userxattr", NULL, 0) < 0)
                 overlay_helper_fail(socket, fs, -errno, "set the overlay option userxattr");
+        bool read_only = false;
+        char kept[1024] = "";
+        for (size_t i = 0; i < s->n_options; i++) {
+                char key[64];
+                const char *value = strchr(s->options[i], '=');
+                size_t n = value ? (size_t) (value - s->options[i]) : strlen(s->options[i]);
+                snprintf(key, sizeof(key), "%.*s", (int) n, s->options[i]);
+                if (fsconfig(fs, value ? FSCONFIG_SET_STRING : FSCONFIG_SET_FLAG, key, value ? value + 1 : NULL, 0) < 0)
+                        overlay_helper_fail(socket, fs, -errno, "keep the overlay option '%s'", s->options[i]);
+                read_only |= streq(key, "ro");
+                size_t used = strlen(kept);
+                snprintf(kept + used, sizeof(kept) - used, "%s%s", used ? "," : "", s->options[i]);
+        }
         if (fsconfig(fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0)
-                overlay_helper_fail(socket, fs, -errno, "create the overlay");
+                overlay_helper_fail(socket, fs, -errno, "create the overlay with the options '%s' of the engine's (see the kernel log)", kept);
         _cleanup_close_ int mnt = RET_NERRNO(fsmount(fs, FSMOUNT_CLOEXEC, 0));
         if (mnt < 0)
                 overlay_helper_fail(socket, fs, mnt, "mount the overlay");
@@ -319,16 +334,16 @@ static void overlay_helper(int socket, const void *userdata) {
         struct statvfs sv;
         if (fstatvfs(mnt, &sv) < 0)
                 helper_fail(socket, -errno, "cannot check the overlay: %m");
-        if (sv.f_flag & ST_RDONLY)
+        if ((sv.f_flag & ST_RDONLY) && !read_only)
                 helper_fail(socket, -EROFS,
                             "the overlay came up read-only: upper '%s' is not writable through the mapping "
                             "(see the kernel log)", s->upper);
         helper_send(socket, mnt, 0, "");
 }
 
-int idmap_overlay(int userns_fd, const char *const *lower, size_t n_lower, const char *upper,
-                  const char *work, const char *target, char **reterr) {
-        _cleanup_(overlay_spec_done) OverlaySpec s = { .userns_fd = userns_fd };
+static int overlay_mount(int userns_fd, const char *const *lower, size_t n_lower, const char *upper, const char *work,
+                         char **options, size_t n_options, const char *target, char **reterr) {
+        _cleanup_(overlay_spec_done) OverlaySpec s = { .userns_fd = userns_fd, .options = options, .n_options = n_options };
         int r = overlay_spec_init(&s, lower, n_lower, upper, work, reterr);
         if (r < 0)
                 return r;
@@ -347,6 +362,11 @@ int idmap_overlay(int userns_fd, const char *const *lower, size_t n_lower, const
         if (mnt < 0)
                 return error_set(reterr, -EBADMSG, "overlay: the helper sent no mount");
         return mount_attach(mnt, target, reterr);
+}
+
+int idmap_overlay(int userns_fd, const char *const *lower, size_t n_lower, const char *upper,
+                  const char *work, const char *target, char **reterr) {
+        return overlay_mount(userns_fd, lower, n_lower, upper, work, NULL, 0, target, reterr);
 }
 
 /* ---- teardown ---- */
@@ -397,8 +417,8 @@ static void closedirp(DIR **d) {
 }
 
 /* Removes name (the directory path, in parent_fd) with what is below it, if that is only
- * directories and empty files on the same filesystem. */
-static int remove_mount_points(int parent_fd, const char *name, const char *path, char **reterr) {
+ * directories and empty files (with everything: any file) on the same filesystem. */
+static int remove_tree(int parent_fd, const char *name, const char *path, bool everything, char **reterr) {
         int fd = RET_NERRNO(openat(parent_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
         if (fd < 0)
                 return error_set(reterr, fd, "cannot open '%s': %s", path, strerror(-fd));
@@ -425,10 +445,10 @@ static int remove_mount_points(int parent_fd, const char *name, const char *path
                         return error_set(reterr, -EBUSY, "'%s' is still mounted", child);
 
                 if (S_ISDIR(st.st_mode)) {
-                        int r = remove_mount_points(fd, de->d_name, child, reterr);
+                        int r = remove_tree(fd, de->d_name, child, everything, reterr);
                         if (r < 0)
                                 return r;
-                } else if (S_ISREG(st.st_mode) && st.st_size == 0) {
+                } else if (everything || (S_ISREG(st.st_mode) && st.st_size == 0)) {
                         int r = RET_NERRNO(unlinkat(fd, de->d_name, 0));
                         if (r < 0)
                                 return error_set(reterr, r, "cannot remove '%s': %s", child, strerror(-r));
@@ -456,7 +476,7 @@ int idmap_teardown(const char *dir, char **reterr) {
         int r = unmount_below(canonical, reterr);
         if (r < 0)
                 return r;
-        return remove_mount_points(AT_FDCWD, canonical, canonical, reterr);
+        return remove_tree(AT_FDCWD, canonical, canonical, false, reterr);
 }
 
 /* Splits s in place at each sep not escaped by a backslash; unescape drops the backslashes. */
@@ -483,6 +503,8 @@ static int split_escaped(char *s, char sep, bool unescape, char **out, size_t ma
 }
 
 #define OVERLAY_LAYERS_MAX 128
+/* Our overlay's work directory, next to the engine's upper one. */
+#define IDMAP_WORKDIR_NAME "stockade-work"
 
 int idmap_rootfs(int userns_fd, int rootfs_fd, const char *rootfs, const char *target, char **reterr) {
         SourceId id;
@@ -509,20 +531,50 @@ int idmap_rootfs(int userns_fd, int rootfs_fd, const char *rootfs, const char *t
         mount_table_done(&table);
         if (!options)
                 return -ENOMEM;
-        char *option[64], *lower[OVERLAY_LAYERS_MAX];
+        char *option[64], *lower[OVERLAY_LAYERS_MAX], *kept[ELEMENTSOF(option)];
         char *upper = NULL, *work = NULL;
-        size_t n_options = 0, n_lower = 0;
+        size_t n_options = 0, n_lower = 0, n_kept = 0, unused;
         r = split_escaped(options, ',', false, option, ELEMENTSOF(option), &n_options);
         for (size_t i = 0; r >= 0 && i < n_options; i++) {
-                size_t unused;
-                if (STARTSWITH(option[i], "lowerdir="))
-                        r = split_escaped(option[i] + strlen("lowerdir="), ':', true, lower, ELEMENTSOF(lower), &n_lower);
-                else if (STARTSWITH(option[i], "upperdir="))
-                        r = split_escaped(upper = option[i] + strlen("upperdir="), '\0', true, &upper, 1, &unused);
-                else if (STARTSWITH(option[i], "workdir="))
-                        r = split_escaped(work = option[i] + strlen("workdir="), '\0', true, &work, 1, &unused);
+                char *o = option[i];
+                if (STARTSWITH(o, "lowerdir="))
+                        r = split_escaped(o + strlen("lowerdir="), ':', true, lower, ELEMENTSOF(lower), &n_lower);
+                else if (STARTSWITH(o, "lowerdir+=") && n_lower < ELEMENTSOF(lower)) {
+                        /* How the kernel shows layers given one by one. */
+                        r = split_escaped(o + strlen("lowerdir+="), '\0', true, &lower[n_lower], 1, &unused);
+                        n_lower++;
+                } else if (STARTSWITH(o, "lowerdir+="))
+                        r = -E2BIG;
+                else if (STARTSWITH(o, "upperdir="))
+                        r = split_escaped(upper = o + strlen("upperdir="), '\0', true, &upper, 1, &unused);
+                else if (STARTSWITH(o, "workdir="))
+                        r = split_escaped(work = o + strlen("workdir="), '\0', true, &work, 1, &unused);
+                else if (STARTSWITH(o, "datadir+="))
+                        return error_set(reterr, -EOPNOTSUPP, "cannot use the overlay at '%s': data-only layers are not supported", rootfs);
+                else
+                        kept[n_kept++] = o;
         }
-        if (r < 0 || n_lower == 0 || !upper || !work || lower[0][0] != '/')
+        if (r < 0 || n_lower == 0 || !upper || !work || lower[0][0] != '/' || !strchr(upper + 1, '/'))
                 return error_set(reterr, -EINVAL, "cannot use the overlay at '%s': unexpected mount options", rootfs);
-        return idmap_overlay(userns_fd, (const char *const *) lower, n_lower, upper, work, target, reterr);
+
+        /* A work directory of our own, fresh each time, next to upper (overlayfs wants them
+         * on one file system): the kernel refuses a second mount on a work directory that a
+         * "volatile" mount has used (work/incompat/volatile), volatile or not, and warns
+         * about one in use by another mount. */
+        _cleanup_free_ char *dir = strndup(upper, (size_t) (strrchr(upper, '/') - upper)), *own_work = NULL;
+        if (!dir || asprintf(&own_work, "%s/" IDMAP_WORKDIR_NAME, dir) < 0)
+                return error_set(reterr, -ENOMEM, "out of memory");
+        _cleanup_close_ int dir_fd = RET_NERRNO(open(dir, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+        if (dir_fd < 0)
+                return error_set(reterr, dir_fd, "cannot open '%s': %s", dir, strerror(-dir_fd));
+        struct stat st;
+        r = fstatat(dir_fd, IDMAP_WORKDIR_NAME, &st, AT_SYMLINK_NOFOLLOW) < 0 ? 0
+                                                                              : remove_tree(dir_fd, IDMAP_WORKDIR_NAME, own_work, true, reterr);
+        if (r < 0)
+                return r;
+        r = RET_NERRNO(mkdirat(dir_fd, IDMAP_WORKDIR_NAME, 0700));
+        if (r < 0)
+                return error_set(reterr, r, "cannot create '%s': %s", own_work, strerror(-r));
+        return overlay_mount(userns_fd, (const char *const *) lower, n_lower, upper, own_work, kept, n_kept, target,
+                             reterr);
 }

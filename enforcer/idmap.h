@@ -61,5 +61,8 @@ int idmap_teardown(const char *dir, char **reterr);
 
 /* Presents a container's root filesystem (rootfs_fd, O_PATH; rootfs names it) ID-mapped at
  * target: when it is the root of the engine's overlay mount, the same layers are mounted
- * again with idmap_overlay(); anything else gets an ID-mapped recursive bind. */
+ * again as idmap_overlay() does, with every other option of the engine's mount (such as
+ * volatile, index, xino) and a work directory of its own, "stockade-work" next to upper,
+ * made afresh each time; an option that cannot be kept fails the call. Anything else gets
+ * an ID-mapped recursive bind. */
 int idmap_rootfs(int userns_fd, int rootfs_fd, const char *rootfs, const char *target, char **reterr);

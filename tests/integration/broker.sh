@@ -17,6 +17,11 @@ status_json() { "$ctl" --socket "unix:$SCRATCH/control.sock" status --json; }
 check_all() {
         local p=$1; shift
         expect "$p: mount -t tmpfs works" 0 '^tmpfs ok$' "$@" sh -c 'mkdir -p /mnt/t && mount -t tmpfs none /mnt/t && touch /mnt/t/x && echo tmpfs ok'
+        expect "$p: remount,ro of a tmpfs mounted inside works" 0 '^ro ok$' "$@" sh -c \
+                'mkdir -p /mnt/t && mount -t tmpfs none /mnt/t && mount -o remount,ro /mnt/t && ! touch /mnt/t/x 2>/dev/null && grep -q " /mnt/t tmpfs ro," /proc/mounts && echo ro ok'
+        expect "$p: remount,size=2m of a tmpfs mounted inside works" 0 '^size ok$' "$@" sh -c \
+                'mkdir -p /mnt/t && mount -t tmpfs none /mnt/t && mount -o remount,size=2m /mnt/t && grep -q " /mnt/t tmpfs rw,.*size=2048k" /proc/mounts && echo size ok'
+        expect "$p: remount,rw of / works" 0 '^rw ok$' "$@" sh -c 'mount -o remount,rw / && touch /rw-ok && echo rw ok'
         expect "$p: a bind mount inside works" 0 '^bind ok$' "$@" sh -c 'mkdir -p /b1 /b2 && echo hi >/b1/f && mount --bind /b1 /b2 && grep -q hi /b2/f && echo bind ok'
         expect "$p: remounting the read-only volume rw is refused" 0 '^/data: Operation not permitted; still ro$' "$@" sh -c \
                 'mount -o remount,rw /data 2>/dev/null; echo -n "$(mount-probe remount-rw /data); "; touch /data/x 2>/dev/null || echo "still ro"'
@@ -36,6 +41,8 @@ check_all() {
 
 check_all "run --cap-add SYS_ADMIN" docker_run --cap-add SYS_ADMIN -v "$SCRATCH/ro-dir:/data:ro" $img
 check_all "run --privileged" docker_run --privileged -v "$SCRATCH/ro-dir:/data:ro" $img
+expect "run --read-only: remount,rw of / is refused, / stays read-only" 0 '^still ro$' docker_run --read-only --cap-add SYS_ADMIN $img sh -c \
+        'mount -o remount,rw / 2>/dev/null; touch /x 2>/dev/null || echo "still ro"'
 docker run -d --name execme --cap-add SYS_ADMIN -v "$SCRATCH/ro-dir:/data:ro" $img sleep 300 >/dev/null 2>&1
 check_all "docker exec" docker exec execme
 docker rm -f execme >/dev/null 2>&1

@@ -434,6 +434,84 @@ TEST(teardown_removes_mounts_and_mount_points) {
         assert_content(precious, "data\n");
 }
 
+/* The engine's overlay at name (over image/ and container/upper, work), mounted with options. */
+static char *engine_overlay(const char *name, const char *options) {
+        make_dir("image");
+        make_file("image/a", "image\n");
+        make_dir("container");
+        make_dir("container/upper");
+        make_dir("container/work");
+        make_dir(name);
+        _cleanup_free_ char *image = tmp_path("image"), *upper = tmp_path("container/upper"),
+                            *work = tmp_path("container/work"), *data = NULL;
+        char *merged = tmp_path(name);
+        ASSERT_TRUE(asprintf(&data, "lowerdir=%s,upperdir=%s,workdir=%s,%s", image, upper, work, options) > 0);
+        ASSERT_OK(RET_NERRNO(mount("overlay", merged, "overlay", 0, data)));
+        return merged;
+}
+
+static int rootfs_of(int userns, const char *merged, const char *target, char **error) {
+        _cleanup_close_ int fd = RET_NERRNO(open(merged, O_PATH | O_DIRECTORY | O_CLOEXEC));
+        ASSERT_OK(fd);
+        return idmap_rootfs(userns, fd, merged, target, error);
+}
+
+/* The super options of the mount at path (without spaces). */
+static char *super_options(const char *path) {
+        _cleanup_free_ char *table = read_file("/proc/self/mountinfo");
+        char *found = NULL;
+        for (char *line = strtok(table, "\n"); line; line = strtok(NULL, "\n")) {
+                char point[4096], options[4096];
+                const char *tail = strstr(line, " - ");
+                if (tail && sscanf(line, "%*d %*d %*s %*s %4095s", point) == 1 &&
+                    sscanf(tail, " - %*s %*s %4095s", options) == 1 && streq(point, path)) {
+                        free(found);
+                        found = strdup(options);
+                }
+        }
+        ASSERT_TRUE(found);
+        return found;
+}
+
+TEST(rootfs_keeps_the_engine_overlay_options) {
+        isolate();
+        _cleanup_free_ char *merged = engine_overlay("merged", "volatile,uuid=off,index=off,redirect_dir=nofollow"),
+                            *rootfs = tmp_path("rootfs"), *a = tmp_path("rootfs/a"), *created = tmp_path("rootfs/new"),
+                            *error = NULL;
+        _cleanup_close_ int userns = userns_open(BASE);
+        int r = rootfs_of(userns, merged, rootfs, &error);
+        if (r < 0)
+                fprintf(stderr, "idmap_rootfs: %s\n", error);
+        ASSERT_OK(r);
+        _cleanup_free_ char *options = super_options(rootfs);
+        /* Linux 6.18 shows volatile as fsync=volatile. */
+        ASSERT_TRUE(strstr(options, ",volatile") || strstr(options, ",fsync=volatile"));
+        ASSERT_CONTAINS(options, ",uuid=off");
+        ASSERT_CONTAINS(options, ",userxattr");
+        assert_content(a, "image\n");
+        assert_owner(a, BASE);
+        ASSERT_OK(run_as(BASE, file_create, created));
+        /* Again, as when the container restarts: our volatile work directory is made afresh. */
+        ASSERT_OK(RET_NERRNO(umount2(rootfs, MNT_DETACH)));
+        ASSERT_OK(rootfs_of(userns, merged, rootfs, &error));
+        assert_content(created, "more\n");
+        ASSERT_OK(RET_NERRNO(umount2(rootfs, MNT_DETACH)));
+        ASSERT_OK(RET_NERRNO(umount2(merged, MNT_DETACH)));
+}
+
+TEST(rootfs_refuses_an_overlay_option_it_cannot_keep) {
+        isolate();
+        /* metacopy needs trusted.* xattrs, which a mount in a user namespace cannot use. */
+        _cleanup_free_ char *merged = engine_overlay("merged", "redirect_dir=on,metacopy=on"), *rootfs = tmp_path("rootfs"),
+                            *error = NULL;
+        _cleanup_close_ int userns = userns_open(BASE);
+        ASSERT_EQ(rootfs_of(userns, merged, rootfs, &error), -EINVAL);
+        ASSERT_CONTAINS(error, "cannot create the overlay with the options 'rw,");
+        ASSERT_CONTAINS(error, "metacopy=on");
+        ASSERT_TRUE(!mounted_below(rootfs));
+        ASSERT_OK(RET_NERRNO(umount2(merged, MNT_DETACH)));
+}
+
 /* ---- errors ---- */
 
 TEST(errors_say_why) {
