@@ -298,12 +298,26 @@ static void overlay_helper(int socket, const void *userdata) {
         _cleanup_close_ int fs = RET_NERRNO(fsopen("overlay", FSOPEN_CLOEXEC));
         if (fs < 0)
                 helper_fail(socket, fs, "cannot create an overlay: %s", strerror(-fs));
-        for (size_t i = 1; i < s->n_layers; i++) {
-                char path[64];
-                snprintf(path, sizeof(path), OVERLAY_SCRATCH "/%zu", i);
-                if (fsconfig(fs, FSCONFIG_SET_STRING, "lowerdir+", path, 0) < 0)
-                        overlay_helper_fail(socket, fs, -errno, "use '%s' as a lower layer", s->layers[i]);
-        }
+        /* "lowerdir+" (one layer a call) is Linux 6.8's; before it, "lowerdir" is one value of
+         * at most 255 bytes. The layers' short names, relative to the scratch directory, fit
+         * that for up to 87 layers, which every kernel takes; more need "lowerdir+". */
+        char lower[256] = "";
+        size_t length = 0;
+        for (size_t i = 1; i < s->n_layers && length < sizeof(lower); i++)
+                length += (size_t) snprintf(lower + length, sizeof(lower) - length, "%s%zu", i > 1 ? ":" : "", i);
+        if (length < sizeof(lower)) {
+                if (chdir(OVERLAY_SCRATCH) < 0)
+                        helper_fail(socket, -errno, "cannot enter '%s': %m", OVERLAY_SCRATCH);
+                if (fsconfig(fs, FSCONFIG_SET_STRING, "lowerdir", lower, 0) < 0)
+                        overlay_helper_fail(socket, fs, -errno, "use the %zu lower layers", s->n_layers - 1);
+        } else
+                for (size_t i = 1; i < s->n_layers; i++) {
+                        char path[64];
+                        snprintf(path, sizeof(path), OVERLAY_SCRATCH "/%zu", i);
+                        if (fsconfig(fs, FSCONFIG_SET_STRING, "lowerdir+", path, 0) < 0)
+                                overlay_helper_fail(socket, fs, -errno, "use '%s' as a lower layer (more than 87 layers need Linux 6.8)",
+                                                    s->layers[i]);
+                }
         if (fsconfig(fs, FSCONFIG_SET_STRING, "upperdir", upper, 0) < 0)
                 overlay_helper_fail(socket, fs, -errno, "use '%s' as the upper layer", s->upper);
         if (fsconfig(fs, FSCONFIG_SET_STRING, "workdir", work, 0) < 0)

@@ -296,6 +296,41 @@ TEST(bind_file_read_only) {
 
 /* ---- overlays ---- */
 
+/* Up to 87 layers go as one "lowerdir" value, which Linux 6.1 takes; more as "lowerdir+"
+ * (Linux 6.8). Both stack in order: the top layer wins. */
+static void overlay_of_layers(size_t n) {
+        isolate();
+        _cleanup_free_ char **lower = calloc(n, sizeof(char *));
+        ASSERT_TRUE(lower);
+        for (size_t i = 0; i < n; i++) {
+                char name[32], file[48], content[32];
+                snprintf(name, sizeof(name), "layer%zu", i);
+                snprintf(file, sizeof(file), "layer%zu/f", i);
+                snprintf(content, sizeof(content), "%zu\n", i);
+                make_dir(name);
+                make_file(file, content);
+                lower[i] = tmp_path(name);
+        }
+        make_dir("c");
+        make_dir("c/upper");
+        make_dir("c/work");
+        _cleanup_free_ char *upper = tmp_path("c/upper"), *work = tmp_path("c/work"), *rootfs = tmp_path("rootfs"),
+                            *f = tmp_path("rootfs/f");
+        _cleanup_close_ int userns = userns_open(BASE);
+        overlay(userns, (const char *const *) lower, n, upper, work, rootfs);
+        assert_content(f, "0\n");
+        for (size_t i = 0; i < n; i++)
+                free(lower[i]);
+}
+
+TEST(overlay_of_87_layers_in_one_value) {
+        overlay_of_layers(87);
+}
+
+TEST(overlay_of_100_layers) {
+        overlay_of_layers(100);
+}
+
 TEST(overlay_is_writable_by_the_container) {
         isolate();
         /* An image of two layers, and the container's directory holding upper, work and
