@@ -72,7 +72,9 @@ expect "--pid=container:pause's proc shows the pause's uid_map" 0 "^ *0 +$pause_
         docker_run --pid=container:pause $img cat /proc/1/uid_map
 docker exec -d pause sleep 299
 expect "--pid=container:pause kills a pause process" 0 '^killed$' \
-        docker_run --pid=container:pause $img sh -c 'kill $(pidof "sleep 299" || pgrep -f "sleep 299") && echo killed'
+        docker_run --pid=container:pause $img sh -c 'kill $(ps -o pid,args | awk "/sleep 299\$/ {print \$1}") && echo killed'
+sleep 0.2
+[[ $(in_ns pause 'ps -o args' | grep -c '^sleep 299$') == 0 ]] && pass "the pause's process is gone" || fail "the pause's process is gone"
 expect "--pid=container:pause --privileged mounts a proc of its own" 0 '^ok$' \
         docker_run --privileged --pid=container:pause $img sh -c 'mkdir -p /p && mount -t proc proc /p && test -d /p/1 && echo ok'
 
@@ -80,7 +82,7 @@ expect "--pid=container:pause --privileged mounts a proc of its own" 0 '^ok$' \
 docker run -d --name other --ipc=shareable $img sleep 300 >/dev/null 2>&1
 other_id=$(docker inspect -f '{{.Id}}' other 2>/dev/null)
 expect "joining the network of one container and the IPC of another is refused" 125 \
-        "stockade: can't join both the network namespace of container '$pause_id' and the ipc namespace of container '$other_id': their user namespaces differ" \
+        "stockade: can't join both the network namespace of container '[0-9a-f]{64}' and the ipc namespace of container '$other_id': their user namespaces differ" \
         docker_run --network=container:pause --ipc=container:other $img true
 docker rm -f other >/dev/null 2>&1
 
