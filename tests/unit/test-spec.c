@@ -419,9 +419,9 @@ TEST(fields_refused_with_their_reason) {
         free(c.text);
 }
 
-TEST(namespace_paths_only_of_stockade_containers) {
-        if (geteuid() != 0)
-                test_skip("needs root for a network namespace");
+/* A child that unshares first, then then (0: nothing) and stays until *ret_hold is
+ * closed; returned once its namespace ns is no longer ours. */
+static pid_t namespace_child(int first, int then, const char *ns, int *ret_hold) {
         int pipe_fds[2];
         ASSERT_OK(RET_NERRNO(pipe(pipe_fds)));
         pid_t pid = fork();
@@ -429,16 +429,28 @@ TEST(namespace_paths_only_of_stockade_containers) {
         if (pid == 0) {
                 char c;
                 close(pipe_fds[1]);
-                _exit(unshare(CLONE_NEWNET) < 0 || read(pipe_fds[0], &c, 1) < 0);
+                _exit(unshare(first) < 0 || (then && unshare(then) < 0) || read(pipe_fds[0], &c, 1) < 0);
         }
         close(pipe_fds[0]);
-        snprintf(foreign_netns, sizeof(foreign_netns), "/proc/%d/ns/net", (int) pid);
+        char path[64], ours[64];
+        snprintf(path, sizeof(path), "/proc/%d/ns/%s", (int) pid, ns);
+        snprintf(ours, sizeof(ours), "/proc/self/ns/%s", ns);
         for (int i = 0; i < 100; i++) {
                 struct stat a, b;
-                if (stat(foreign_netns, &a) == 0 && stat("/proc/self/ns/net", &b) == 0 && a.st_ino != b.st_ino)
+                if (stat(path, &a) == 0 && stat(ours, &b) == 0 && a.st_ino != b.st_ino)
                         break;
                 usleep(10000);
         }
+        *ret_hold = pipe_fds[1];
+        return pid;
+}
+
+TEST(namespace_paths_only_of_stockade_containers) {
+        if (geteuid() != 0)
+                test_skip("needs root for a network namespace");
+        int hold;
+        pid_t pid = namespace_child(CLONE_NEWNET, 0, "net", &hold);
+        snprintf(foreign_netns, sizeof(foreign_netns), "/proc/%d/ns/net", (int) pid);
 
         char want[200];
         snprintf(want, sizeof(want), "stockade: can't join the network namespace '%s': it is not a Stockade container's", foreign_netns);
@@ -474,7 +486,7 @@ TEST(namespace_paths_only_of_stockade_containers) {
         assert_refused("plain", foreign_network,
                        "stockade: can't join the network namespace of container 'third': this container was not given its uid range 231072");
         owner_base = 0;
-        close(pipe_fds[1]);
+        close(hold);
         waitpid(pid, NULL, 0);
 }
 
@@ -515,24 +527,10 @@ static void container_file(const Case *c, const char *id) {
 TEST(joins_share_one_user_namespace_and_its_containers_files) {
         if (geteuid() != 0)
                 test_skip("needs root for namespaces");
-        int pipe_fds[2];
-        ASSERT_OK(RET_NERRNO(pipe(pipe_fds)));
-        pid_t pid = fork();
-        ASSERT_TRUE(pid >= 0);
-        if (pid == 0) {
-                char c;
-                close(pipe_fds[1]);
-                _exit(unshare(CLONE_NEWNET) < 0 || unshare(CLONE_NEWUSER | CLONE_NEWIPC) < 0 || read(pipe_fds[0], &c, 1) < 0);
-        }
-        close(pipe_fds[0]);
+        int hold;
+        pid_t pid = namespace_child(CLONE_NEWNET, CLONE_NEWUSER | CLONE_NEWIPC, "ipc", &hold);
         snprintf(child_ns[0], sizeof(child_ns[0]), "/proc/%d/ns/net", (int) pid);
         snprintf(child_ns[1], sizeof(child_ns[1]), "/proc/%d/ns/ipc", (int) pid);
-        for (int i = 0; i < 100; i++) {
-                struct stat a, b;
-                if (stat(child_ns[1], &a) == 0 && stat("/proc/self/ns/ipc", &b) == 0 && a.st_ino != b.st_ino)
-                        break;
-                usleep(10000);
-        }
 
         owner_base = 165536;
         assert_refused("plain", join_child_network_and_ipc,
@@ -552,7 +550,7 @@ TEST(joins_share_one_user_namespace_and_its_containers_files) {
         snprintf(want, sizeof(want), "stockade: can't mount %s: restricted VM path", bind_source);
         assert_refused("plain", join_child_network_and_bind, want);
         owner_base = 0;
-        close(pipe_fds[1]);
+        close(hold);
         waitpid(pid, NULL, 0);
 }
 
