@@ -379,6 +379,7 @@ static int engine_volume(int fd, const SpecPolicy *p, int *ret_origin) {
         return string_in(fstype, volume_fstypes, ELEMENTSOF(volume_fstypes)) ? MANAGED_OWN : MANAGED_NOT;
 }
 
+/* 1: fd lies in the engine's files of container id (containers/ID/). */
 static int below_container_files(int fd, const SpecPolicy *p, const char *id) {
         _cleanup_free_ char *dir = NULL;
         if (asprintf(&dir, "%s/containers/%s", p->engine_root, id) < 0)
@@ -398,16 +399,16 @@ static int engine_managed(int fd, const SpecPolicy *p, bool joins, bool *ret_rea
         }
         if (!p->engine_root)
                 return MANAGED_NOT;
-        int r = below_container_files(fd, p, p->container_id);
+        if (below_container_files(fd, p, p->container_id) > 0)
+                return MANAGED_OWN;
         const cJSON *c, *shared = joins ? p->containers : NULL;
         cJSON_ArrayForEach(c, shared) {
                 const char *id = json_get_string(c, "id");
-                if (r <= 0 && id && container_id_valid(id) && json_is_int(cJSON_GetObjectItemCaseSensitive(c, "uid_base"), p->base, p->base))
-                        r = below_container_files(fd, p, id);
+                if (id && container_id_valid(id) && json_is_int(cJSON_GetObjectItemCaseSensitive(c, "uid_base"), p->base, p->base) &&
+                    below_container_files(fd, p, id) > 0)
+                        return MANAGED_OWN;
         }
-        if (r == -ENOMEM)
-                return r;
-        return r > 0 ? MANAGED_OWN : engine_volume(fd, p, ret_origin);
+        return engine_volume(fd, p, ret_origin);
 }
 
 static int check_bind_source(const char *source, const SpecPolicy *p, bool joins, SpecBind *bind, char **reterr) {
