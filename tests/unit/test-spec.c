@@ -515,10 +515,10 @@ static void join_child_network_and_bind(cJSON *spec) {
         add_bind(spec);
 }
 
-/* The engine's files of another container, made in this case's engine directory. */
-static void container_file(const Case *c, const char *id) {
+/* The engine's files of another container, made in the cases' engine directory. */
+static void container_file(const char *id) {
         char dir[256];
-        snprintf(dir, sizeof(dir), "%s/engine/containers/%s", c->tmp, id);
+        snprintf(dir, sizeof(dir), "%s/engine/containers/%s", test_tmpdir(), id);
         make_dirs(dir);
         touch(dir, "hosts");
         snprintf(bind_source, sizeof(bind_source), "%s/hosts", dir);
@@ -538,15 +538,14 @@ TEST(joins_share_one_user_namespace_and_its_containers_files) {
 
         /* The engine's files of the containers in the shared range, and only of those. */
         Case c = {};
-        case_load(&c, "plain");
-        container_file(&c, "other");
+        container_file("other");
         _cleanup_free_ char *ok = refusal_of(&c, "plain", join_child_network_and_bind);
         ASSERT_TRUE(!ok);
         free(c.text);
         char want[700];
         snprintf(want, sizeof(want), "stockade: can't mount %s: restricted VM path", bind_source);
         assert_refused("plain", add_bind, want);
-        container_file(&c, "third");
+        container_file("third");
         snprintf(want, sizeof(want), "stockade: can't mount %s: restricted VM path", bind_source);
         assert_refused("plain", join_child_network_and_bind, want);
         owner_base = 0;
