@@ -49,19 +49,19 @@ for m in "${members[@]}"; do [[ $(in_ns $m "$nslinks") == "$want" ]] && same=$((
         fail "the members are in the pause's user, network and IPC namespaces" "pause: $want; m1: $(in_ns m1 "$nslinks")"
 
 # Loopback between members: m2 listens, m1 and m3 each send a line.
-docker exec -d m2 sh -c 'nc -l -p 7001 >/tmp/from-a; nc -l -p 7002 >/tmp/from-c'
+docker exec -d m2 sh -c 'nc -l -p 7001 >/tmp/from-m1; nc -l -p 7002 >/tmp/from-m3'
 sent=0
-for _ in $(seq 50); do in_ns m1 'echo hello from a | nc 127.0.0.1 7001' >/dev/null && { sent=1; break; }; sleep 0.1; done
-for _ in $(seq 50); do in_ns m3 'echo hello from c | nc 127.0.0.1 7002' >/dev/null && break; sleep 0.1; done
+for _ in $(seq 50); do in_ns m1 'echo hello from m1 | nc 127.0.0.1 7001' >/dev/null && { sent=1; break; }; sleep 0.1; done
+for _ in $(seq 50); do in_ns m3 'echo hello from m3 | nc 127.0.0.1 7002' >/dev/null && break; sleep 0.1; done
 sleep 0.3
-got=$(in_ns m2 'cat /tmp/from-a /tmp/from-c')
-[[ $sent == 1 && $got == $'hello from a\nhello from c' ]] && pass "members talk over the shared loopback" ||
+got=$(in_ns m2 'cat /tmp/from-m1 /tmp/from-m3')
+[[ $sent == 1 && $got == $'hello from m1\nhello from m3' ]] && pass "members talk over the shared loopback" ||
         fail "members talk over the shared loopback" "m2 got '$got'"
 
 # Shared memory: what one member's root writes in /dev/shm the others see, as root's.
-in_ns m1 'echo shared >/dev/shm/from-a' >/dev/null
-got=$(in_ns m3 'stat -c "%u %g" /dev/shm/from-a | tr "\n" " "; cat /dev/shm/from-a')
-pgot=$(in_ns pause 'stat -c "%u %g" /dev/shm/from-a | tr "\n" " "; cat /dev/shm/from-a')
+in_ns m1 'echo shared >/dev/shm/from-m1' >/dev/null
+got=$(in_ns m3 'stat -c "%u %g" /dev/shm/from-m1 | tr "\n" " "; cat /dev/shm/from-m1')
+pgot=$(in_ns pause 'stat -c "%u %g" /dev/shm/from-m1 | tr "\n" " "; cat /dev/shm/from-m1')
 [[ $got == "0 0 shared" && $pgot == "0 0 shared" ]] && pass "a /dev/shm file of one member is root's and seen by the others" ||
         fail "a /dev/shm file of one member is root's and seen by the others" "m3: '$got', pause: '$pgot'"
 
