@@ -873,8 +873,11 @@ static cJSON *setting_copy(const Agent *a, const char *name) {
 static int method_register(void *userdata, ControlClient *client, const cJSON *params, cJSON **ret, char **ret_message) {
         Agent *a = userdata;
         const char *id = json_get_string(params, "id");
+        const cJSON *share = cJSON_GetObjectItemCaseSensitive(params, "uid_base");
         if (!id || !container_id_valid(id))
                 return invalid_params(ret_message, "'id' must be a container id (1 to 128 of A-Z a-z 0-9 _ . -)");
+        if (share && !json_is_int(share, 1, UINT32_MAX))
+                return invalid_params(ret_message, "'uid_base' must be the first uid of a range another container holds");
 
         cJSON *json = cJSON_CreateObject();
         if (!eci_enabled(a)) {
@@ -885,7 +888,7 @@ static int method_register(void *userdata, ControlClient *client, const cJSON *p
 
         uint32_t base;
         _cleanup_free_ char *why = NULL;
-        int r = containers_register(a->containers, id, &base, &why);
+        int r = containers_register(a->containers, id, share ? (uint32_t) share->valuedouble : 0, &base, &why);
         if (r < 0) {
                 cJSON_Delete(json);
                 return message(ret_message, JSONRPC_REJECTED, "stockade: no uid range for container '%s': %s", id, why ? why : strerror(-r));
@@ -904,7 +907,8 @@ static int method_register(void *userdata, ControlClient *client, const cJSON *p
         cJSON_AddItemToObject(json, "socket_images", setting_copy(a, "enhancedContainerIsolation.dockerSocketMount.imageList.images"));
         if (containers_listener(a->containers))
                 cJSON_AddStringToObject(json, "seccomp_listener", containers_listener(a->containers));
-        log_info("Container '%s' registered with uids %" PRIu32 "-%" PRIu32, id, base, base + UID_RANGE_SIZE - 1);
+        log_info("Container '%s' registered with uids %" PRIu32 "-%" PRIu32 "%s", id, base, base + UID_RANGE_SIZE - 1,
+                 share ? ", shared with the containers whose namespaces it joins" : "");
         notify_status(a);
         *ret = json;
         return 0;

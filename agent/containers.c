@@ -440,9 +440,9 @@ Containers *containers_free(Containers *cs) {
         return NULL;
 }
 
-int containers_register(Containers *cs, const char *id, uint32_t *ret_base, char **reterr) {
-        uint32_t base;
-        int r = uid_ranges_acquire(cs->ranges, id, &base, reterr);
+int containers_register(Containers *cs, const char *id, uint32_t share_base, uint32_t *ret_base, char **reterr) {
+        uint32_t base = share_base;
+        int r = share_base ? uid_ranges_share(cs->ranges, id, share_base, reterr) : uid_ranges_acquire(cs->ranges, id, &base, reterr);
         if (r < 0)
                 return r;
         r = container_add(cs, id, base);

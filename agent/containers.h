@@ -29,8 +29,9 @@ int containers_listen(Containers *c, const char *path, char **reterr);
 /* The socket path, NULL when not listening. */
 const char *containers_listener(const Containers *c);
 
-/* The container's range, allocating one. */
-int containers_register(Containers *c, const char *id, uint32_t *ret_base, char **reterr);
+/* The container's range: allocated, or with share_base (not 0) the range at that base,
+ * which another container holds (the one whose namespaces it joins). */
+int containers_register(Containers *c, const char *id, uint32_t share_base, uint32_t *ret_base, char **reterr);
 int containers_release(Containers *c, const char *id);
 /* How many broker helpers run at once and how many calls wait (BROKER_LIMITS_DEFAULT
  * until set). */

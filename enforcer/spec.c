@@ -15,6 +15,7 @@
 #include "seccomp-profile.h"
 #include "source.h"
 #include "spec.h"
+#include "uidrange.h"
 #include "util.h"
 
 /* Device nodes a container may have, privileged or not. */
@@ -70,10 +71,23 @@ static const struct {
         { "network", CLONE_NEWNET }, { "pid", CLONE_NEWPID }, { "ipc", CLONE_NEWIPC }, { "uts", CLONE_NEWUTS },
 };
 
-/* A namespace path is joined only when it is another Stockade container's, checked on
- * an open fd that the caller then pins for runc. ids collects those containers. */
+/* The id of another container that holds the range at base, NULL when none does. */
+static const char *range_holder(const SpecPolicy *p, uint32_t base) {
+        const cJSON *c;
+        cJSON_ArrayForEach(c, p->containers) {
+                const char *id = json_get_string(c, "id");
+                if (id && container_id_valid(id) && !streq(id, p->container_id) &&
+                    json_is_int(cJSON_GetObjectItemCaseSensitive(c, "uid_base"), base, base))
+                        return id;
+        }
+        return NULL;
+}
+
+/* A namespace path is joined only when it is another Stockade container's: the user
+ * namespace that owns it maps a range the agent gave out. Checked on an open fd that the
+ * caller then pins for runc, with that user namespace (*ret_userns). */
 static int check_namespace_path(const char *type, int clone_flag, const char *path, const SpecPolicy *p, int *ret_fd,
-                                char ids[][129], size_t *n_ids, char **reterr) {
+                                int *ret_userns, uint32_t *ret_base, const char **ret_holder, char **reterr) {
         /* Opened for reading only once it is known to be a namespace file: a spec names it,
          * and opening a device as root can have effects. */
         _cleanup_close_ int path_fd = RET_NERRNO(open(path, O_PATH | O_CLOEXEC)), fd = -EBADF;
@@ -95,41 +109,78 @@ static int check_namespace_path(const char *type, int clone_flag, const char *pa
         if (st.st_dev == vm_st.st_dev && st.st_ino == vm_st.st_ino)
                 return error_set(reterr, -EPERM, "stockade: containers can't share the %s namespace with the VM", type);
 
-        char id[129] = "";
-        int r = p->namespace_owner ? p->namespace_owner(p->userdata, fd, id) : 0;
-        if (r <= 0)
+        _cleanup_close_ int userns = RET_NERRNO(ioctl(fd, NS_GET_USERNS));
+        uint32_t base;
+        const char *holder = userns >= 0 && p->userns_base && p->userns_base(p->userdata, userns, &base) >= 0 ? range_holder(p, base) : NULL;
+        if (!holder)
                 return error_set(reterr, -EPERM, "stockade: can't join the %s namespace '%s': it is not a Stockade container's", type, path);
-        if (*n_ids < 4)
-                snprintf(ids[(*n_ids)++], 129, "%s", id);
         *ret_fd = TAKE_FD(fd);
+        *ret_userns = TAKE_FD(userns);
+        *ret_base = base;
+        *ret_holder = holder;
         return 0;
 }
 
-static int check_namespaces(cJSON *linux_obj, const SpecPolicy *p, SpecBinds *binds, char ids[][129], size_t *n_ids, char **reterr) {
-        cJSON *namespaces = ensure_array(linux_obj, "namespaces");
-        if (!namespaces)
-                return -ENOMEM;
+static bool same_inode(int a, int b) {
+        struct stat sa, sb;
+        return fstat(a, &sa) >= 0 && fstat(b, &sb) >= 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
 
+/* The namespaces joined, and the user namespace that owns them all, which the container
+ * joins too: its processes then have the same ids and capabilities over the namespaces
+ * it shares as the containers it joins (a new proc of a joined pid namespace, signals,
+ * shared memory owners). */
+static int check_joins(cJSON *namespaces, const SpecPolicy *p, SpecBinds *binds, char **reterr) {
+        _cleanup_close_ int userns = -EBADF;
+        const char *first_type = NULL, *first_holder = NULL;
+        uint32_t base = 0;
         for (size_t i = 0; i < ELEMENTSOF(namespace_kinds); i++) {
                 const char *type = namespace_kinds[i].type;
                 const cJSON *ns, *found = NULL;
                 cJSON_ArrayForEach(ns, namespaces)
                         if (streq(json_get_string(ns, "type") ?: "", type))
                                 found = ns;
-                const char *path = json_get_string(found, "path");
+                const char *path = json_get_string(found, "path"), *holder = NULL;
                 if (!found)
                         return error_set(reterr, -EPERM, "stockade: containers can't share the %s namespace with the VM", type);
                 if (!path || path[0] == '\0')
                         continue;
-                int fd = -EBADF;
-                int r = check_namespace_path(type, namespace_kinds[i].clone_flag, path, p, &fd, ids, n_ids, reterr);
+                int fd = -EBADF, owner = -EBADF;
+                int r = check_namespace_path(type, namespace_kinds[i].clone_flag, path, p, &fd, &owner, &base, &holder, reterr);
                 if (r < 0)
                         return r;
                 binds->joins[binds->n_joins++] = (SpecJoin) { .type = type, .fd = fd };
+                if (userns < 0) {
+                        userns = owner;
+                        first_type = type, first_holder = holder;
+                        continue;
+                }
+                bool same = same_inode(userns, owner);
+                safe_close(owner);
+                if (!same)
+                        return error_set(reterr, -EPERM, "stockade: can't join both the %s namespace of container '%s' and the %s namespace of container '%s': their user namespaces differ",
+                                         first_type, first_holder, type, holder);
         }
+        if (userns < 0)
+                return 0;
+        if (base != p->base)
+                return error_set(reterr, -EPERM, "stockade: can't join the %s namespace of container '%s': this container was not given its uid range %" PRIu32,
+                                 first_type, first_holder, base);
+        binds->joins[binds->n_joins++] = (SpecJoin) { .type = "user", .fd = TAKE_FD(userns) };
+        return 0;
+}
 
-        /* A user namespace of our own and a cgroup namespace, whatever was asked; no
-         * namespace of the VM's or anyone's by path for these three. */
+static int check_namespaces(cJSON *linux_obj, const SpecPolicy *p, SpecBinds *binds, char **reterr) {
+        cJSON *namespaces = ensure_array(linux_obj, "namespaces");
+        if (!namespaces)
+                return -ENOMEM;
+        int r = check_joins(namespaces, p, binds, reterr);
+        if (r < 0)
+                return r;
+
+        /* A user namespace (our own, or pinned later as the joined one) and a cgroup
+         * namespace, whatever was asked; no namespace of the VM's or anyone's by path for
+         * these three. */
         cJSON *ns, *next;
         for (ns = namespaces->child; ns; ns = next) {
                 next = ns->next;
@@ -153,6 +204,8 @@ static int check_namespaces(cJSON *linux_obj, const SpecPolicy *p, SpecBinds *bi
         return 0;
 }
 
+/* Also for a user namespace joined by path: runc 1.1.5 does not write the maps then, but
+ * refuses a user namespace without them ("no uid mappings found"). */
 static int set_id_mappings(cJSON *linux_obj, const SpecPolicy *p) {
         const char *names[] = { "uidMappings", "gidMappings" };
         for (size_t i = 0; i < ELEMENTSOF(names); i++) {
@@ -334,9 +387,18 @@ static int engine_volume(int fd, const SpecPolicy *p, int *ret_origin) {
         return string_in(fstype, volume_fstypes, ELEMENTSOF(volume_fstypes)) ? MANAGED_OWN : MANAGED_NOT;
 }
 
+/* 1: fd lies in the engine's files of container id (containers/ID/). */
+static int below_container_files(int fd, const SpecPolicy *p, const char *id) {
+        _cleanup_free_ char *dir = NULL;
+        if (asprintf(&dir, "%s/containers/%s", p->engine_root, id) < 0)
+                return -ENOMEM;
+        return source_below(fd, dir);
+}
+
 /* What the engine manages for this container: its init binary (read-only), its own
- * containers/ID/ files and those of the containers whose namespaces it joins, volumes. */
-static int engine_managed(int fd, const SpecPolicy *p, char ids[][129], size_t n_ids, bool *ret_read_only, int *ret_origin) {
+ * containers/ID/ files and, when it joins namespaces, those of the containers in the range
+ * it shares, volumes. */
+static int engine_managed(int fd, const SpecPolicy *p, bool joins, bool *ret_read_only, int *ret_origin) {
         struct stat st, init;
         if (p->engine_init && fstat(fd, &st) >= 0 && stat(p->engine_init, &init) >= 0 && S_ISREG(st.st_mode) &&
             st.st_dev == init.st_dev && st.st_ino == init.st_ino) {
@@ -345,18 +407,19 @@ static int engine_managed(int fd, const SpecPolicy *p, char ids[][129], size_t n
         }
         if (!p->engine_root)
                 return MANAGED_NOT;
-        for (size_t i = 0; i <= n_ids; i++) {
-                _cleanup_free_ char *dir = NULL;
-                if (asprintf(&dir, "%s/containers/%s", p->engine_root, i == n_ids ? p->container_id : ids[i]) < 0)
-                        return -ENOMEM;
-                if (source_below(fd, dir) > 0)
+        if (below_container_files(fd, p, p->container_id) > 0)
+                return MANAGED_OWN;
+        const cJSON *c, *shared = joins ? p->containers : NULL;
+        cJSON_ArrayForEach(c, shared) {
+                const char *id = json_get_string(c, "id");
+                if (id && container_id_valid(id) && json_is_int(cJSON_GetObjectItemCaseSensitive(c, "uid_base"), p->base, p->base) &&
+                    below_container_files(fd, p, id) > 0)
                         return MANAGED_OWN;
         }
         return engine_volume(fd, p, ret_origin);
 }
 
-static int check_bind_source(const char *source, const SpecPolicy *p, char ids[][129], size_t n_ids, SpecBind *bind,
-                             char **reterr) {
+static int check_bind_source(const char *source, const SpecPolicy *p, bool joins, SpecBind *bind, char **reterr) {
         _cleanup_close_ int fd = -EBADF, origin = -EBADF;
         int r = source_open(source, &fd);
         if (r < 0)
@@ -374,7 +437,7 @@ static int check_bind_source(const char *source, const SpecPolicy *p, char ids[]
         }
 
         bool read_only = false;
-        r = engine_managed(fd, p, ids, n_ids, &read_only, &origin);
+        r = engine_managed(fd, p, joins, &read_only, &origin);
         if (r < 0)
                 return error_set(reterr, r, "stockade: can't mount %s: %s", source, strerror(-r));
         int checked = r == MANAGED_ORIGIN ? origin : fd;
@@ -386,7 +449,7 @@ static int check_bind_source(const char *source, const SpecPolicy *p, char ids[]
         return 0;
 }
 
-static int check_mounts(cJSON *spec, const SpecPolicy *p, char ids[][129], size_t n_ids, SpecBinds *binds, char **reterr) {
+static int check_mounts(cJSON *spec, const SpecPolicy *p, SpecBinds *binds, char **reterr) {
         cJSON *mounts = cJSON_GetObjectItemCaseSensitive(spec, "mounts"), *m;
         int index = 0;
         cJSON_ArrayForEach(m, mounts) {
@@ -399,7 +462,7 @@ static int check_mounts(cJSON *spec, const SpecPolicy *p, char ids[][129], size_
                                 return error_set(reterr, -E2BIG, "stockade: more than %d bind mounts", SPEC_BINDS_MAX);
                         SpecBind *b = &binds->binds[binds->n];
                         *b = (SpecBind) { .index = index, .recursive = recursive, .fd = -EBADF };
-                        int r = check_bind_source(source, p, ids, n_ids, b, reterr);
+                        int r = check_bind_source(source, p, binds->n_joins > 0, b, reterr);
                         if (r < 0)
                                 return r;
                         binds->n++;
@@ -556,19 +619,17 @@ int spec_rewrite(cJSON *spec, const SpecPolicy *p, SpecBinds *ret_binds, char **
         keep_fields(cJSON_GetObjectItemCaseSensitive(linux_obj, "resources"), resources_fields, ELEMENTSOF(resources_fields));
 
         _cleanup_(spec_binds_done) SpecBinds binds = SPEC_BINDS_NULL;
-        char joined[ELEMENTSOF(binds.joins)][129];
-        size_t n_joined = 0;
         int r = check_hooks(spec, p, reterr);
         if (r >= 0)
                 r = check_annotations(spec, reterr);
         if (r >= 0)
-                r = check_namespaces(linux_obj, p, &binds, joined, &n_joined, reterr);
+                r = check_namespaces(linux_obj, p, &binds, reterr);
         if (r >= 0)
                 r = check_user(process, p, reterr);
         if (r >= 0)
                 r = check_root(spec, p, &binds, reterr);
         if (r >= 0)
-                r = check_mounts(spec, p, joined, n_joined, &binds, reterr);
+                r = check_mounts(spec, p, &binds, reterr);
         if (r < 0)
                 return r;
 

@@ -34,9 +34,10 @@ typedef struct SpecPolicy {
         const char *engine_init;    /* the engine's init binary (docker run --init), also the engine's own */
         const char *engine_socket;  /* mounting it needs engine_socket_allowed() */
         int (*engine_socket_allowed)(void *userdata); /* 1 yes, 0 no, <0 cannot tell */
-        /* The id (at most 128 characters) of the Stockade container whose namespace ns_fd
-         * is: 1 found, 0 not a Stockade container's, <0 cannot tell. */
-        int (*namespace_owner)(void *userdata, int ns_fd, char ret_id[static 129]);
+        /* The first VM id of the range that the user namespace userns_fd maps ("0 BASE count"):
+         * 0, <0 when it maps anything else or cannot tell. */
+        int (*userns_base)(void *userdata, int userns_fd, uint32_t *ret_base);
+        const cJSON *containers;    /* [{"id", "uid_base"}]: the containers Stockade runs */
         void *userdata;
         const char *proc_root;      /* "/proc": the VM's namespaces are the runtime's own, proc_root/self/ns/ */
         const char *listener_path;  /* the agent's seccomp socket: vetted calls are trapped for it; NULL: none */
@@ -50,9 +51,10 @@ typedef struct SpecBind {
         int fd;
 } SpecBind;
 
-/* A namespace of another Stockade container that this one joins, open. */
+/* A namespace of another Stockade container that this one joins, open; joining one means
+ * joining the user namespace that owns it too, and sharing that container's range. */
 typedef struct SpecJoin {
-        const char *type; /* "network", "pid", "ipc" or "uts" */
+        const char *type; /* "network", "pid", "ipc", "uts" or "user" */
         int fd;
 } SpecJoin;
 
@@ -60,7 +62,7 @@ typedef struct SpecBinds {
         int root_fd;     /* the root filesystem */
         SpecBind binds[SPEC_BINDS_MAX];
         size_t n;
-        SpecJoin joins[4];
+        SpecJoin joins[5];
         size_t n_joins;
 } SpecBinds;
 

@@ -246,7 +246,6 @@ typedef struct Registration {
         const char *engine_socket;
         const char *id;
         const cJSON *images;     /* the admin's imageList for the engine socket */
-        const cJSON *containers; /* [{"id", "uid_base"}]: the containers Stockade runs */
 } Registration;
 
 static int engine_get(const char *socket_path, const char *request, char **ret_body) {
@@ -313,7 +312,7 @@ static int engine_socket_allowed(void *userdata) {
 
 /* The first id of the user namespace userns_fd's map ("0 BASE COUNT"), read by a child
  * that joins it: a namespace's own map reads relative to its parent there. */
-static int userns_base(int userns_fd, uint32_t *ret_base) {
+static int userns_base(void *userdata, int userns_fd, uint32_t *ret_base) {
         int pipe_fds[2];
         if (pipe2(pipe_fds, O_CLOEXEC) < 0)
                 return -errno;
@@ -348,23 +347,18 @@ static int userns_base(int userns_fd, uint32_t *ret_base) {
         return 0;
 }
 
-/* A namespace is a Stockade container's when the user namespace that owns it maps that
- * container's range, and nothing else. */
-static int namespace_owner(void *userdata, int ns_fd, char ret_id[static 129]) {
-        const Registration *reg = userdata;
-        _cleanup_close_ int userns = RET_NERRNO(ioctl(ns_fd, NS_GET_USERNS));
-        if (userns < 0)
-                return userns == -EPERM ? 0 : userns;
-        uint32_t base = 0;
-        if (userns_base(userns, &base) < 0)
-                return 0;
-        const cJSON *c;
-        cJSON_ArrayForEach(c, reg->containers) {
-                const char *id = json_get_string(c, "id");
-                if (id && strlen(id) <= 128 && json_is_int(cJSON_GetObjectItemCaseSensitive(c, "uid_base"), base, base)) {
-                        snprintf(ret_id, 129, "%s", id);
-                        return 1;
-                }
+/* The range of the containers whose namespaces the spec joins, as the paths show before
+ * they are checked: the agent gives this container the same range, and the spec's check
+ * refuses the container if the namespaces it checks are not in that range. 0: none. */
+static uint32_t joined_base(const cJSON *spec) {
+        const cJSON *ns;
+        cJSON_ArrayForEach(ns, cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(spec, "linux"), "namespaces")) {
+                const char *path = json_get_string(ns, "path");
+                _cleanup_close_ int fd = path ? open(path, O_RDONLY | O_CLOEXEC) : -EBADF;
+                _cleanup_close_ int userns = fd >= 0 ? ioctl(fd, NS_GET_USERNS) : -EBADF;
+                uint32_t base;
+                if (userns >= 0 && userns_base(NULL, userns, &base) >= 0)
+                        return base;
         }
         return 0;
 }
@@ -406,8 +400,11 @@ static int pin_namespace(cJSON *spec, const SpecJoin *join, const char *dir, cha
                 return error_set(reterr, fd < 0 ? fd : -errno, "stockade: cannot pin the %s namespace at '%s': %m", join->type, target);
         cJSON *ns;
         cJSON_ArrayForEach(ns, cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(spec, "linux"), "namespaces"))
-                if (streq(json_get_string(ns, "type") ?: "", join->type))
-                        cJSON_ReplaceItemInObjectCaseSensitive(ns, "path", cJSON_CreateString(target));
+                if (streq(json_get_string(ns, "type") ?: "", join->type)) {
+                        cJSON_DeleteItemFromObjectCaseSensitive(ns, "path");
+                        if (!cJSON_AddStringToObject(ns, "path", target))
+                                return -ENOMEM;
+                }
         return 0;
 }
 
@@ -492,6 +489,13 @@ static int cmd_create(const Invocation *inv, const RuntimeConfig *rc) {
         if (!inv->id || !container_id_valid(inv->id))
                 return fail(inv, "stockade: a valid container id is required");
 
+        /* Read before registering: a container that joins another's namespaces shares its range. */
+        _cleanup_free_ char *config = bundle_path(inv, "config.json"), *text = NULL;
+        size_t size;
+        int read_r = config ? read_full_file(AT_FDCWD, config, SPEC_MAX_SIZE, &text, &size) : -ENOMEM;
+        _cleanup_json_ cJSON *spec = read_r >= 0 ? cJSON_ParseWithLength(text, size) : NULL;
+        uint32_t share_base = joined_base(spec);
+
         _cleanup_(control_client_freep) ControlConnection *c = NULL;
         _cleanup_free_ char *why = NULL;
         _cleanup_json_ cJSON *reply = NULL;
@@ -499,6 +503,8 @@ static int cmd_create(const Invocation *inv, const RuntimeConfig *rc) {
         if (r >= 0) {
                 cJSON *params = cJSON_CreateObject();
                 cJSON_AddStringToObject(params, "id", inv->id);
+                if (share_base)
+                        cJSON_AddNumberToObject(params, "uid_base", share_base);
                 r = control_client_call(c, "container.register", params, &reply, &why);
                 /* The agent's own refusal says why in its words. */
                 if (r == -EPERM || r == -EREMOTEIO)
@@ -514,7 +520,6 @@ static int cmd_create(const Invocation *inv, const RuntimeConfig *rc) {
                 .engine_socket = json_get_string(reply, "engine_socket"),
                 .id = inv->id,
                 .images = cJSON_GetObjectItemCaseSensitive(reply, "socket_images"),
-                .containers = cJSON_GetObjectItemCaseSensitive(reply, "containers"),
         };
         const char *restricted[128], *shares[128], *storage[32], *hooks[32];
         const cJSON *uid_base = cJSON_GetObjectItemCaseSensitive(reply, "uid_base"), *count = cJSON_GetObjectItemCaseSensitive(reply, "count");
@@ -529,7 +534,8 @@ static int cmd_create(const Invocation *inv, const RuntimeConfig *rc) {
                 .engine_init = json_get_string(reply, "engine_init"),
                 .engine_socket = reg.engine_socket,
                 .engine_socket_allowed = engine_socket_allowed,
-                .namespace_owner = namespace_owner,
+                .userns_base = userns_base,
+                .containers = cJSON_GetObjectItemCaseSensitive(reply, "containers"),
                 .userdata = &reg,
                 .proc_root = "/proc",
                 .listener_path = json_get_string(reply, "seccomp_listener"),
@@ -551,14 +557,10 @@ static int cmd_create(const Invocation *inv, const RuntimeConfig *rc) {
         policy.base = (uint32_t) uid_base->valuedouble;
         policy.count = (uint32_t) count->valuedouble;
 
-        _cleanup_free_ char *config = bundle_path(inv, "config.json"), *text = NULL;
-        size_t size;
-        r = config ? read_full_file(AT_FDCWD, config, SPEC_MAX_SIZE, &text, &size) : -ENOMEM;
-        _cleanup_json_ cJSON *spec = r >= 0 ? cJSON_ParseWithLength(text, size) : NULL;
         _cleanup_(spec_binds_done) SpecBinds binds = SPEC_BINDS_NULL;
         free(why);
         why = NULL;
-        if (r < 0)
+        if ((r = read_r) < 0)
                 r = error_set(&why, r, "stockade: cannot read '%s': %s", config ? config : "config.json", strerror(-r));
         else if (!spec)
                 r = error_set(&why, -EBADMSG, "stockade: '%s' is not valid JSON", config);

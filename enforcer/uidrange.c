@@ -109,24 +109,8 @@ static Allocation *find(UidRanges *r, const char *owner) {
         return NULL;
 }
 
-int uid_ranges_acquire(UidRanges *r, const char *owner, uint32_t *ret_base, char **reterr) {
-        Allocation *a = find(r, owner);
-        if (a) {
-                *ret_base = r->first + a->index * r->size;
-                return 0;
-        }
-
-        uint32_t index;
-        for (index = 0; index < r->max; index++) {
-                bool taken = false;
-                for (size_t i = 0; i < r->n && !taken; i++)
-                        taken = r->items[i].index == index;
-                if (!taken)
-                        break;
-        }
-        if (index == r->max)
-                return error_set(reterr, -ENOSPC, "all %" PRIu32 " uid ranges are in use", r->max);
-
+/* Gives owner the range at index, on disk before it counts. */
+static int record(UidRanges *r, const char *owner, uint32_t index, char **reterr) {
         int q = add(r, owner, index);
         if (q >= 0)
                 q = save(r);
@@ -135,8 +119,43 @@ int uid_ranges_acquire(UidRanges *r, const char *owner, uint32_t *ret_base, char
                         free(r->items[--r->n].owner);
                 return error_set(reterr, q, "cannot record the uid range: %s", strerror(-q));
         }
+        return 0;
+}
+
+static bool held(const UidRanges *r, uint32_t index) {
+        for (size_t i = 0; i < r->n; i++)
+                if (r->items[i].index == index)
+                        return true;
+        return false;
+}
+
+int uid_ranges_acquire(UidRanges *r, const char *owner, uint32_t *ret_base, char **reterr) {
+        Allocation *a = find(r, owner);
+        if (a) {
+                *ret_base = r->first + a->index * r->size;
+                return 0;
+        }
+
+        uint32_t index = 0;
+        while (index < r->max && held(r, index))
+                index++;
+        if (index == r->max)
+                return error_set(reterr, -ENOSPC, "all %" PRIu32 " uid ranges are in use", r->max);
+        int q = record(r, owner, index, reterr);
+        if (q < 0)
+                return q;
         *ret_base = r->first + index * r->size;
         return 0;
+}
+
+int uid_ranges_share(UidRanges *r, const char *owner, uint32_t base, char **reterr) {
+        uint32_t index = (base - r->first) / r->size;
+        if (base < r->first || (base - r->first) % r->size != 0 || index >= r->max || !held(r, index))
+                return error_set(reterr, -ENOENT, "no container holds the uid range %" PRIu32, base);
+        Allocation *a = find(r, owner);
+        if (a && a->index != index)
+                return error_set(reterr, -EEXIST, "'%s' has the uid range %" PRIu32 " already", owner, r->first + a->index * r->size);
+        return a ? 0 : record(r, owner, index, reterr);
 }
 
 int uid_ranges_release(UidRanges *r, const char *owner) {

@@ -2,8 +2,9 @@
 #pragma once
 
 /* Exclusive uid/gid ranges for containers: "first", "first + size", ... one per container,
- * recorded in a JSON file (written crash-safe) so that a restarted agent hands out the
- * same ranges and never gives one range to two containers. */
+ * or per group of containers that share namespaces, recorded in a JSON file (written
+ * crash-safe) so that a restarted agent hands out the same ranges and never gives one
+ * range to two containers that do not share it. */
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -24,6 +25,10 @@ DEFINE_POINTER_CLEANUP(UidRanges, uid_ranges_free);
 
 /* The owner's range, allocating the lowest free one; -ENOSPC when all max are taken. */
 int uid_ranges_acquire(UidRanges *r, const char *owner, uint32_t *ret_base, char **reterr);
+/* Gives owner the range at base, which another owner holds (containers that share
+ * namespaces share a user namespace): -ENOENT when no one holds it, -EEXIST when owner
+ * has another. A range is free again when its last owner releases it. */
+int uid_ranges_share(UidRanges *r, const char *owner, uint32_t base, char **reterr);
 /* -ENOENT when owner has none. */
 int uid_ranges_release(UidRanges *r, const char *owner);
 size_t uid_ranges_count(const UidRanges *r);

@@ -107,6 +107,20 @@ sleep 0.2
 make_spec "s['linux']['namespaces'][1]['path'] = '/proc/$netns_pid/ns/net'"
 expect "a foreign network namespace is refused" 1 "stockade: can't join the network namespace '/proc/$netns_pid/ns/net': it is not a Stockade container's" \
         runtime create --bundle "$bundle" foreign
+# A network namespace whose user namespace maps a range as a Stockade container's does,
+# a range no container holds: the agent does not give it out.
+unshare --user --net sleep 60 &
+lookalike_pid=$!
+on_exit "kill $lookalike_pid 2>/dev/null"
+for _ in $(seq 50); do
+        u=$(readlink /proc/$lookalike_pid/ns/user)
+        [[ -n $u && $u != $(readlink /proc/self/ns/user) ]] && break
+        sleep 0.05
+done
+echo "0 296608 65536" >/proc/$lookalike_pid/uid_map && echo "0 296608 65536" >/proc/$lookalike_pid/gid_map
+make_spec "s['linux']['namespaces'][1]['path'] = '/proc/$lookalike_pid/ns/net'"
+expect "a namespace of a look-alike user namespace is refused" 1 "stockade: no uid range for container 'lookalike': no container holds the uid range 296608" \
+        runtime create --bundle "$bundle" lookalike
 make_spec "s['linux']['namespaces'].append({'type': 'user', 'path': '/proc/$netns_pid/ns/user'})"
 expect "a user namespace path is refused" 1 "stockade: containers can't join the user namespace" runtime create --bundle "$bundle" userns
 make_spec "s['linux']['namespaces'][4]['path'] = '/proc/1/ns/mnt'"

@@ -92,18 +92,23 @@ static void case_load(Case *c, const char *name) {
         cJSON_Delete(spec);
 }
 
-/* A namespace is "another Stockade container's" when the test says so. */
-static int owner_id(void *userdata, int ns_fd, char ret_id[static 129]) {
-        const char *id = userdata;
-        if (!id)
-                return 0;
-        snprintf(ret_id, 129, "%s", id);
-        return 1;
+/* Every user namespace maps the range at owner_base, or none (0). */
+static uint32_t owner_base;
+
+static int userns_base_stub(void *userdata, int userns_fd, uint32_t *ret_base) {
+        if (!owner_base)
+                return -ENOENT;
+        *ret_base = owner_base;
+        return 0;
 }
 
 static SpecPolicy policy_for(const Case *c, const char *const *restricted, size_t n) {
         static char engine[256], share[256];
         static const char *storage[1], *shares[1], *hooks[] = { "/bin/true" };
+        static cJSON *containers;
+        /* As the agent tells a container that shares the range of "other". */
+        if (!containers)
+                containers = cJSON_Parse("[{\"id\": \"other\", \"uid_base\": 165536}, {\"id\": \"third\", \"uid_base\": 231072}]");
         snprintf(engine, sizeof(engine), "%s/engine", c->tmp);
         snprintf(share, sizeof(share), "%s/srv", c->tmp);
         storage[0] = engine, shares[0] = share;
@@ -120,7 +125,8 @@ static SpecPolicy policy_for(const Case *c, const char *const *restricted, size_
                 .n_storage = 1,
                 .hooks = hooks,
                 .n_hooks = 1,
-                .namespace_owner = owner_id,
+                .userns_base = userns_base_stub,
+                .containers = containers,
                 .engine_root = engine,
                 .engine_socket = "/nonexistent/docker.sock",
                 .proc_root = "/proc",
@@ -199,10 +205,10 @@ TEST(golden_volume) {
 }
 
 /* Loads case name, edited by edit (if any), and rewrites it with /etc/docker restricted:
- * the refusal's text. owner: the container id namespace paths belong to, or none. */
-static const char *owner;
+ * the refusal's text. */
 
-static char *refusal_of(Case *c, const char *name, void (*edit)(cJSON *spec)) {
+/* As refusal_of(), with the result in *ret_json and *binds when it is not refused. */
+static char *rewrite_edited(Case *c, const char *name, void (*edit)(cJSON *spec), cJSON **ret_json, SpecBinds *binds) {
         case_load(c, name);
         if (edit) {
                 cJSON *spec = cJSON_Parse(c->text);
@@ -213,10 +219,13 @@ static char *refusal_of(Case *c, const char *name, void (*edit)(cJSON *spec)) {
         }
         const char *restricted[] = { "/etc/docker" };
         SpecPolicy p = policy_for(c, restricted, 1);
-        p.userdata = (void *) owner;
+        return rewrite(c, &p, ret_json, binds);
+}
+
+static char *refusal_of(Case *c, const char *name, void (*edit)(cJSON *spec)) {
         cJSON *out = NULL;
         _cleanup_(spec_binds_done) SpecBinds binds = SPEC_BINDS_NULL;
-        char *why = rewrite(c, &p, &out, &binds);
+        char *why = rewrite_edited(c, name, edit, &out, &binds);
         cJSON_Delete(why ? NULL : out);
         return why;
 }
@@ -410,9 +419,9 @@ TEST(fields_refused_with_their_reason) {
         free(c.text);
 }
 
-TEST(namespace_paths_only_of_stockade_containers) {
-        if (geteuid() != 0)
-                test_skip("needs root for a network namespace");
+/* A child that unshares first, then then (0: nothing) and stays until *ret_hold is
+ * closed; returned once its namespace ns is no longer ours. */
+static pid_t namespace_child(int first, int then, const char *ns, int *ret_hold) {
         int pipe_fds[2];
         ASSERT_OK(RET_NERRNO(pipe(pipe_fds)));
         pid_t pid = fork();
@@ -420,28 +429,127 @@ TEST(namespace_paths_only_of_stockade_containers) {
         if (pid == 0) {
                 char c;
                 close(pipe_fds[1]);
-                _exit(unshare(CLONE_NEWNET) < 0 || read(pipe_fds[0], &c, 1) < 0);
+                _exit(unshare(first) < 0 || (then && unshare(then) < 0) || read(pipe_fds[0], &c, 1) < 0);
         }
         close(pipe_fds[0]);
-        snprintf(foreign_netns, sizeof(foreign_netns), "/proc/%d/ns/net", (int) pid);
+        char path[64], ours[64];
+        snprintf(path, sizeof(path), "/proc/%d/ns/%s", (int) pid, ns);
+        snprintf(ours, sizeof(ours), "/proc/self/ns/%s", ns);
         for (int i = 0; i < 100; i++) {
                 struct stat a, b;
-                if (stat(foreign_netns, &a) == 0 && stat("/proc/self/ns/net", &b) == 0 && a.st_ino != b.st_ino)
+                if (stat(path, &a) == 0 && stat(ours, &b) == 0 && a.st_ino != b.st_ino)
                         break;
                 usleep(10000);
         }
+        *ret_hold = pipe_fds[1];
+        return pid;
+}
+
+TEST(namespace_paths_only_of_stockade_containers) {
+        if (geteuid() != 0)
+                test_skip("needs root for a network namespace");
+        int hold;
+        pid_t pid = namespace_child(CLONE_NEWNET, 0, "net", &hold);
+        snprintf(foreign_netns, sizeof(foreign_netns), "/proc/%d/ns/net", (int) pid);
 
         char want[200];
         snprintf(want, sizeof(want), "stockade: can't join the network namespace '%s': it is not a Stockade container's", foreign_netns);
         assert_refused("plain", foreign_network, want);
 
-        owner = "other";
+        /* A namespace in the range of "other", which the agent gave this container too:
+         * joined, and its user namespace with it (pinned by the caller; the maps stay,
+         * as runc 1.1.5 wants them). */
+        owner_base = 165536;
         Case c = {};
-        _cleanup_free_ char *ok = refusal_of(&c, "plain", foreign_network);
+        cJSON *out = NULL;
+        _cleanup_(spec_binds_done) SpecBinds binds = SPEC_BINDS_NULL;
+        _cleanup_free_ char *ok = rewrite_edited(&c, "plain", foreign_network, &out, &binds);
+        ASSERT_TRUE(!ok);
+        ASSERT_EQ(binds.n_joins, 2);
+        ASSERT_STREQ(binds.joins[0].type, "network");
+        ASSERT_STREQ(binds.joins[1].type, "user");
+        struct stat joined, vm_user;
+        ASSERT_OK(RET_NERRNO(fstat(binds.joins[1].fd, &joined)));
+        ASSERT_OK(RET_NERRNO(stat("/proc/self/ns/user", &vm_user)));
+        ASSERT_EQ(joined.st_ino, vm_user.st_ino);
+        const cJSON *linux_obj = cJSON_GetObjectItem(out, "linux"), *n;
+        int users = 0;
+        cJSON_ArrayForEach(n, cJSON_GetObjectItem(linux_obj, "namespaces"))
+                users += streq(json_get_string(n, "type"), "user");
+        ASSERT_EQ(users, 1);
+        ASSERT_TRUE(json_is_int(cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(linux_obj, "uidMappings"), 0), "hostID"), 165536, 165536));
+        cJSON_Delete(out);
+        free(c.text);
+
+        /* A Stockade container's, but of a range this container was not given. */
+        owner_base = 231072;
+        assert_refused("plain", foreign_network,
+                       "stockade: can't join the network namespace of container 'third': this container was not given its uid range 231072");
+        owner_base = 0;
+        close(hold);
+        waitpid(pid, NULL, 0);
+}
+
+static char child_ns[2][64];   /* a network namespace of the VM's user namespace, an IPC namespace of another */
+static char bind_source[512];
+
+static void join_child_network(cJSON *spec) {
+        join_namespace(spec, "network", child_ns[0]);
+}
+
+static void join_child_network_and_ipc(cJSON *spec) {
+        join_namespace(spec, "network", child_ns[0]);
+        join_namespace(spec, "ipc", child_ns[1]);
+}
+
+static void add_bind(cJSON *spec) {
+        cJSON *m = cJSON_CreateObject();
+        cJSON_AddStringToObject(m, "destination", "/x");
+        cJSON_AddStringToObject(m, "type", "bind");
+        cJSON_AddStringToObject(m, "source", bind_source);
+        cJSON_AddItemToArray(cJSON_GetObjectItem(spec, "mounts"), m);
+}
+
+static void join_child_network_and_bind(cJSON *spec) {
+        join_child_network(spec);
+        add_bind(spec);
+}
+
+/* The engine's files of another container, made in the cases' engine directory. */
+static void container_file(const char *id) {
+        char dir[256];
+        snprintf(dir, sizeof(dir), "%s/engine/containers/%s", test_tmpdir(), id);
+        make_dirs(dir);
+        touch(dir, "hosts");
+        snprintf(bind_source, sizeof(bind_source), "%s/hosts", dir);
+}
+
+TEST(joins_share_one_user_namespace_and_its_containers_files) {
+        if (geteuid() != 0)
+                test_skip("needs root for namespaces");
+        int hold;
+        pid_t pid = namespace_child(CLONE_NEWNET, CLONE_NEWUSER | CLONE_NEWIPC, "ipc", &hold);
+        snprintf(child_ns[0], sizeof(child_ns[0]), "/proc/%d/ns/net", (int) pid);
+        snprintf(child_ns[1], sizeof(child_ns[1]), "/proc/%d/ns/ipc", (int) pid);
+
+        owner_base = 165536;
+        assert_refused("plain", join_child_network_and_ipc,
+                       "stockade: can't join both the network namespace of container 'other' and the ipc namespace of container 'other': their user namespaces differ");
+
+        /* The engine's files of the containers in the shared range, and only of those. */
+        Case c = {};
+        container_file("other");
+        _cleanup_free_ char *ok = refusal_of(&c, "plain", join_child_network_and_bind);
         ASSERT_TRUE(!ok);
         free(c.text);
-        owner = NULL;
-        close(pipe_fds[1]);
+        char want[700];
+        snprintf(want, sizeof(want), "stockade: can't mount %s: restricted VM path", bind_source);
+        assert_refused("plain", add_bind, want);
+        container_file("third");
+        snprintf(want, sizeof(want), "stockade: can't mount %s: restricted VM path", bind_source);
+        assert_refused("plain", join_child_network_and_bind, want);
+        owner_base = 0;
+        close(hold);
         waitpid(pid, NULL, 0);
 }
 
