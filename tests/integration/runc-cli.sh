@@ -88,7 +88,8 @@ expect "exec -p FILE" 0 '^exec ok$' runtime exec -p "$SCRATCH/process.json" deta
 [[ $(sha256sum <"$SCRATCH/process.json") == "$sum" ]] && pass "exec -p leaves the process file as it was" ||
         fail "exec -p leaves the process file as it was" "it was rewritten"
 expect "exec -p /dev/fd/N" 0 '^exec ok$' runtime exec -p <(cat "$SCRATCH/process.json") detached
-expect "exec --process=FILE, exit status forwarded" 7 '' runtime exec --process="$SCRATCH/process.json" detached sh -c 'exit 7'
+sed 's|"/bin/echo", "exec ok"|"/bin/sh", "-c", "exit 7"|' "$SCRATCH/process.json" >"$SCRATCH/process-7.json"
+expect "exec --process=FILE, exit status forwarded" 7 '' runtime exec --process="$SCRATCH/process-7.json" detached
 expect "delete --force after run --detach" 0 '' runtime delete --force detached
 nothing_left "run --detach + delete: range and mounts are given back"
 
