@@ -93,6 +93,35 @@ expect "exec --process=FILE, exit status forwarded" 7 '' runtime exec --process=
 expect "delete --force after run --detach" 0 '' runtime delete --force detached
 nothing_left "run --detach + delete: range and mounts are given back"
 
+# ---- runc 1.1's options keep working ----
+rt=("$STOCKADE_BIN/stockade-runc" --stockade-config "$SCRATCH/etc/stockaded.json" -root "${roots[0]}")
+(cd "$SCRATCH" && "${rt[@]}" run --detach --pid-file flags.pid --no-pivot --no-new-keyring --preserve-fds 1 \
+        -bundle="$SCRATCH/b-sleep" flags </dev/null >/dev/null 2>"$SCRATCH/flags.err" 3</dev/null)
+pid=$(cat "$SCRATCH/flags.pid" 2>/dev/null)
+[[ -n $pid && -e /proc/$pid ]] && pass "run --detach --pid-file (relative) --no-pivot --no-new-keyring --preserve-fds 1 -bundle=DIR" ||
+        fail "run --detach --pid-file (relative) --no-pivot --no-new-keyring --preserve-fds 1 -bundle=DIR" "$(cat "$SCRATCH/flags.err")"
+expect "exec --detach" 0 '' runtime exec --detach flags /bin/sh -c 'echo detached >/tmp/mark'
+sleep 0.2
+expect "... its process ran" 0 '^detached$' runtime exec flags cat /tmp/mark
+expect "update -r FILE" 0 '' sh -c "echo '{\"pids\": {\"limit\": 100}}' | \"\$@\" update -r - flags" _ "${rt[@]}"
+expect "kill --all" 0 '' runtime kill --all flags KILL
+for _ in $(seq 50); do runtime state flags 2>/dev/null | grep -q '"stopped"' && break; sleep 0.1; done
+expect "... the container stopped" 0 '"status": "stopped"' runtime state flags
+expect "delete -f" 0 '' runtime delete -f flags
+nothing_left "run --detach + kill --all + delete -f: range and mounts are given back"
+expect "run --keep keeps the stopped container" 3 '^hello from 0$' runtime run --keep --bundle "$SCRATCH/b-run" kept
+expect "... runc still has it" 0 '"status": "stopped"' runtime state kept
+[[ $(running) == 1 ]] && pass "... and so does Stockade" || fail "... and so does Stockade" "$(running) registered"
+expect "... until delete" 0 '' runtime delete kept
+nothing_left "run --keep + delete: range and mounts are given back"
+
+# ---- leftovers of a container runc forgot ----
+runtime create --bundle "$SCRATCH/b-sleep" forgotten </dev/null >/dev/null 2>&1
+runc --root "${roots[0]}" delete --force forgotten # runc alone: Stockade's mounts and range stay
+expect "create reclaims what a container of the same id left behind" 0 '' runtime create --bundle "$SCRATCH/b-sleep" forgotten
+expect "... and delete gives it all back" 0 '' runtime delete --force forgotten
+nothing_left "nothing left of the forgotten container"
+
 # ---- help is runc's ----
 expect "run -h prints runc's help" 0 'runc run - create and run a container' runtime run -h
 expect "create --help prints runc's help" 0 'runc create - create a container' runtime create --help
