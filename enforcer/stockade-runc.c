@@ -167,7 +167,7 @@ static int parse_invocation(int argc, char *argv[], Invocation *inv) {
 
         bool creates = streq(inv->command, "create") || streq(inv->command, "run"), execs = streq(inv->command, "exec");
         const char *const *values = creates ? create_value_options : exec_value_options;
-        size_t n_values = creates ? ELEMENTSOF(create_value_options) : ELEMENTSOF(exec_value_options);
+        size_t n_values = creates ? ELEMENTSOF(create_value_options) : execs ? ELEMENTSOF(exec_value_options) : 0; /* delete: none */
         bool options_end = !creates && !execs && !streq(inv->command, "delete");
         for (; i < argc; i++) {
                 int first = inv->n_argv;
