@@ -20,7 +20,8 @@ roots=("$SCRATCH/root-a" "$SCRATCH/root-b")
 on_exit 'for r in "${roots[@]}"; do for c in $(runc --root "$r" list -q 2>/dev/null); do runc --root "$r" delete --force "$c"; done; done >/dev/null 2>&1'
 on_exit 'grep -F " $SCRATCH/run/" /proc/self/mountinfo | cut -d" " -f5 | sort -r | xargs -r -n1 umount -l'
 
-runtime() { "$STOCKADE_BIN/stockade-runc" --stockade-config "$SCRATCH/etc/stockaded.json" --root "${roots[0]}" "$@"; }
+rt=("$STOCKADE_BIN/stockade-runc" --stockade-config "$SCRATCH/etc/stockaded.json" --root "${roots[0]}")
+runtime() { "${rt[@]}" "$@"; }
 rootfs=$SCRATCH/docker/data/rootfs-cli
 mkdir -p "$rootfs/bin" "$rootfs/proc" "$rootfs/tmp"
 cp "$(command -v busybox)" "$rootfs/bin/busybox"
@@ -67,6 +68,21 @@ nothing_left "foreground run again: range and mounts are given back"
 (cd "$SCRATCH/b-run" && expect "foreground run with the bundle as working directory" 3 '^hello from 0$' runtime run fg)
 nothing_left "... and gives everything back"
 
+# ---- a signal sent to the runtime reaches the container ----
+make_bundle "$SCRATCH/b-trap" "s['process']['args'] = ['/bin/sh', '-c', 'trap \"echo got TERM; exit 42\" TERM; echo ready; sleep 30 & wait']"
+"${rt[@]}" run --bundle "$SCRATCH/b-trap" trapped </dev/null >"$SCRATCH/trap.out" 2>&1 &
+wrapper=$!
+for _ in $(seq 50); do grep -q ready "$SCRATCH/trap.out" && break; sleep 0.1; done
+kill -TERM "$wrapper"
+wait "$wrapper"
+rc=$?
+if [[ $rc == 42 ]] && grep -q '^got TERM$' "$SCRATCH/trap.out"; then
+        pass "SIGTERM to a foreground run reaches the container, its exit status comes back"
+else
+        fail "SIGTERM to a foreground run reaches the container, its exit status comes back" "exit status $rc: $(cat "$SCRATCH/trap.out")"
+fi
+nothing_left "... and everything is given back"
+
 # ---- create leaves the caller's files alone ----
 make_bundle "$SCRATCH/b-sleep" "s['process']['args'] = ['/bin/sleep', '300']"
 sum=$(sha256sum <"$SCRATCH/b-sleep/config.json")
@@ -94,8 +110,7 @@ expect "delete --force after run --detach" 0 '' runtime delete --force detached
 nothing_left "run --detach + delete: range and mounts are given back"
 
 # ---- runc 1.1's options keep working ----
-rt=("$STOCKADE_BIN/stockade-runc" --stockade-config "$SCRATCH/etc/stockaded.json" -root "${roots[0]}")
-(cd "$SCRATCH" && "${rt[@]}" run --detach --pid-file flags.pid --no-pivot --no-new-keyring --preserve-fds 1 \
+(cd "$SCRATCH" && "$STOCKADE_BIN/stockade-runc" --stockade-config "$SCRATCH/etc/stockaded.json" -root "${roots[0]}" run --detach --pid-file flags.pid --no-pivot --no-new-keyring --preserve-fds 1 \
         -bundle="$SCRATCH/b-sleep" flags </dev/null >/dev/null 2>"$SCRATCH/flags.err" 3</dev/null)
 pid=$(cat "$SCRATCH/flags.pid" 2>/dev/null)
 [[ -n $pid && -e /proc/$pid ]] && pass "run --detach --pid-file (relative) --no-pivot --no-new-keyring --preserve-fds 1 -bundle=DIR" ||
