@@ -51,6 +51,7 @@ typedef struct Invocation {
         int command_at;   /* the command's index in runc_argv */
         int path_at;      /* the caller's last --bundle (create, run) or --process (exec) in runc_argv, 0: none */
         bool path_joined; /* given as "--name=value" */
+        char *path_option; /* "--name=value" made by set_path_option() */
         const char *config_path;
         const char *command;
         const char *log_path; /* runc's --log, where the engine looks for the error */
@@ -67,6 +68,17 @@ typedef struct RuntimeConfig {
         char *runc;
         char *run_dir;
 } RuntimeConfig;
+
+static void invocation_done(Invocation *inv) {
+        free(inv->runc_argv);
+        free(inv->path_option);
+}
+
+static void runtime_config_done(RuntimeConfig *rc) {
+        free(rc->control);
+        free(rc->runc);
+        free(rc->run_dir);
+}
 
 /* Tells the user: on stderr and, in runc's JSON log format, where the engine reads
  * runc's errors from. */
@@ -194,8 +206,7 @@ static int parse_invocation(int argc, char *argv[], Invocation *inv) {
 }
 
 /* Points runc at path instead of the caller's --bundle or --process (the last one given is
- * the one runc reads), or adds the option after the command. The string made here lives
- * as long as the process. */
+ * the one runc reads), or adds the option after the command. */
 static int set_path_option(Invocation *inv, const char *option, const char *path) {
         if (inv->path_at > 0 && !inv->path_joined) {
                 inv->runc_argv[inv->path_at + 1] = (char *) path;
@@ -204,13 +215,14 @@ static int set_path_option(Invocation *inv, const char *option, const char *path
         char *joined = NULL;
         if (asprintf(&joined, "%s=%s", option, path) < 0)
                 return -ENOMEM;
+        inv->path_option = joined;
         if (inv->path_at == 0) {
                 inv->path_at = inv->command_at + 1;
                 memmove(&inv->runc_argv[inv->path_at + 1], &inv->runc_argv[inv->path_at],
                         (size_t) (inv->n_argv - inv->path_at + 1) * sizeof(char *));
                 inv->n_argv++;
         }
-        inv->runc_argv[inv->path_at] = joined;
+        inv->runc_argv[inv->path_at] = inv->path_option;
         inv->path_joined = true;
         return 0;
 }
@@ -836,8 +848,8 @@ static int cmd_delete(const Invocation *inv, const RuntimeConfig *rc) {
 }
 
 int main(int argc, char *argv[]) {
-        Invocation inv = {};
-        RuntimeConfig rc = {};
+        _cleanup_(invocation_done) Invocation inv = {};
+        _cleanup_(runtime_config_done) RuntimeConfig rc = {};
         if (parse_invocation(argc, argv, &inv) < 0) {
                 fprintf(stderr, "stockade-runc: out of memory\n");
                 return EXIT_FAILURE;
