@@ -870,12 +870,27 @@ static cJSON *setting_copy(const Agent *a, const char *name) {
         return cJSON_Duplicate(v, true);
 }
 
-static int method_register(void *userdata, ControlClient *client, const cJSON *params, cJSON **ret, char **ret_message) {
-        Agent *a = userdata;
-        const char *id = json_get_string(params, "id");
-        const cJSON *share = cJSON_GetObjectItemCaseSensitive(params, "uid_base");
+/* A container is (runtime root, id): params {"id", "root"}; a runtime that sends no root
+ * registers the bare id, as before roots were. */
+static int container_key_from(const cJSON *params, char **ret_key, char **ret_message) {
+        const char *id = json_get_string(params, "id"), *root = json_get_string(params, "root");
         if (!id || !container_id_valid(id))
                 return invalid_params(ret_message, "'id' must be a container id (1 to 128 of A-Z a-z 0-9 _ . -)");
+        int r = root || !cJSON_GetObjectItemCaseSensitive(params, "root") ? container_key(root, id, ret_key) : -EINVAL;
+        if (r == -EINVAL)
+                return message(ret_message, JSONRPC_INVALID_PARAMS,
+                               "'root' must be the runtime's root directory (an absolute path of at most %u bytes)", CONTAINER_ROOT_MAX);
+        return r;
+}
+
+static int method_register(void *userdata, ControlClient *client, const cJSON *params, cJSON **ret, char **ret_message) {
+        Agent *a = userdata;
+        _cleanup_free_ char *key = NULL;
+        int r = container_key_from(params, &key, ret_message);
+        if (r < 0)
+                return r;
+        const char *id = container_key_id(key);
+        const cJSON *share = cJSON_GetObjectItemCaseSensitive(params, "uid_base");
         if (share && !json_is_int(share, 1, UINT32_MAX))
                 return invalid_params(ret_message, "'uid_base' must be the first uid of a range another container holds");
 
@@ -888,7 +903,7 @@ static int method_register(void *userdata, ControlClient *client, const cJSON *p
 
         uint32_t base;
         _cleanup_free_ char *why = NULL;
-        int r = containers_register(a->containers, id, share ? (uint32_t) share->valuedouble : 0, &base, &why);
+        r = containers_register(a->containers, key, share ? (uint32_t) share->valuedouble : 0, &base, &why);
         if (r < 0) {
                 cJSON_Delete(json);
                 return message(ret_message, JSONRPC_REJECTED, "stockade: no uid range for container '%s': %s", id, why ? why : strerror(-r));
@@ -907,7 +922,7 @@ static int method_register(void *userdata, ControlClient *client, const cJSON *p
         cJSON_AddItemToObject(json, "socket_images", setting_copy(a, "enhancedContainerIsolation.dockerSocketMount.imageList.images"));
         if (containers_listener(a->containers))
                 cJSON_AddStringToObject(json, "seccomp_listener", containers_listener(a->containers));
-        log_info("Container '%s' registered with uids %" PRIu32 "-%" PRIu32 "%s", id, base, base + UID_RANGE_SIZE - 1,
+        log_info("Container '%s' registered with uids %" PRIu32 "-%" PRIu32 "%s", key, base, base + UID_RANGE_SIZE - 1,
                  share ? ", shared with the containers whose namespaces it joins" : "");
         notify_status(a);
         *ret = json;
@@ -916,14 +931,18 @@ static int method_register(void *userdata, ControlClient *client, const cJSON *p
 
 static int method_release(void *userdata, ControlClient *client, const cJSON *params, cJSON **ret, char **ret_message) {
         Agent *a = userdata;
-        const char *id = json_get_string(params, "id");
-        if (!id || !container_id_valid(id))
-                return invalid_params(ret_message, "'id' must be a container id");
-        int r = containers_release(a->containers, id);
+        _cleanup_free_ char *key = NULL;
+        int r = container_key_from(params, &key, ret_message);
+        if (r < 0)
+                return r;
+        r = containers_release(a->containers, key);
+        /* A container registered before roots were holds its range by its bare id. */
+        if (r == -ENOENT && !streq(key, container_key_id(key)))
+                r = containers_release(a->containers, container_key_id(key));
         if (r < 0 && r != -ENOENT)
-                return message(ret_message, JSONRPC_INTERNAL_ERROR, "cannot release the uid range of '%s': %s", id, strerror(-r));
+                return message(ret_message, JSONRPC_INTERNAL_ERROR, "cannot release the uid range of '%s': %s", key, strerror(-r));
         if (r >= 0)
-                log_info("Container '%s' released", id);
+                log_info("Container '%s' released", key);
         cJSON *json = cJSON_CreateObject();
         cJSON_AddBoolToObject(json, "released", r >= 0);
         *ret = json;

@@ -43,7 +43,8 @@ typedef struct ListenerClient {
 
 struct Container {
         Containers *owner;
-        char *id;
+        char *key; /* "ROOT/ID", or the bare id of a record from before roots were */
+        const char *id; /* in key */
         uint32_t base;
         BrokerContainer *broker; /* from the first notify fd (the init's) until init exits */
         ev_io exit_io; /* the init's pidfd */
@@ -102,14 +103,14 @@ static Container *container_free(Container *c) {
         if (!c)
                 return NULL;
         container_stop_broker(c);
-        free(c->id);
+        free(c->key);
         free(c);
         return NULL;
 }
 
-static Container *container_find(const Containers *cs, const char *id) {
+static Container *container_find(const Containers *cs, const char *key) {
         for (Container *c = cs->list; c; c = c->next)
-                if (streq(c->id, id))
+                if (streq(c->key, key))
                         return c;
         return NULL;
 }
@@ -123,14 +124,15 @@ static void container_unlink(Containers *cs, Container *c) {
 }
 
 /* The record of a container with a range, made when missing. */
-static int container_add(Containers *cs, const char *id, uint32_t base) {
-        Container *c = container_find(cs, id);
+static int container_add(Containers *cs, const char *key, uint32_t base) {
+        Container *c = container_find(cs, key);
         if (!c) {
                 c = calloc(1, sizeof(Container));
-                if (!c || !(c->id = strdup(id))) {
+                if (!c || !(c->key = strdup(key))) {
                         free(c);
                         return -ENOMEM;
                 }
+                c->id = container_key_id(c->key);
                 c->owner = cs;
                 c->next = cs->list;
                 cs->list = c;
@@ -412,8 +414,8 @@ int containers_new(struct ev_loop *loop, const char *state_dir, containers_repor
         /* Containers registered before a restart: a docker exec into one is vetted again. */
         for (size_t i = 0; i < uid_ranges_count(cs->ranges); i++) {
                 uint32_t base;
-                const char *id = uid_ranges_get(cs->ranges, i, &base);
-                if ((r = container_add(cs, id, base)) < 0)
+                const char *key = uid_ranges_get(cs->ranges, i, &base);
+                if ((r = container_add(cs, key, base)) < 0)
                         return r;
         }
         *ret = TAKE_PTR(cs);
@@ -440,26 +442,26 @@ Containers *containers_free(Containers *cs) {
         return NULL;
 }
 
-int containers_register(Containers *cs, const char *id, uint32_t share_base, uint32_t *ret_base, char **reterr) {
+int containers_register(Containers *cs, const char *key, uint32_t share_base, uint32_t *ret_base, char **reterr) {
         uint32_t base = share_base;
-        int r = share_base ? uid_ranges_share(cs->ranges, id, share_base, reterr) : uid_ranges_acquire(cs->ranges, id, &base, reterr);
+        int r = share_base ? uid_ranges_share(cs->ranges, key, share_base, reterr) : uid_ranges_acquire(cs->ranges, key, &base, reterr);
         if (r < 0)
                 return r;
-        r = container_add(cs, id, base);
+        r = container_add(cs, key, base);
         if (r < 0)
                 return r;
         *ret_base = base;
         return 0;
 }
 
-int containers_release(Containers *cs, const char *id) {
-        Container *c = container_find(cs, id);
+int containers_release(Containers *cs, const char *key) {
+        Container *c = container_find(cs, key);
         if (c) {
                 container_unlink(cs, c);
                 container_free(c);
                 dequeue_all(cs);
         }
-        return uid_ranges_release(cs->ranges, id);
+        return uid_ranges_release(cs->ranges, key);
 }
 
 int containers_set_limits(Containers *cs, const BrokerLimits *limits) {
@@ -479,6 +481,11 @@ cJSON *containers_status(const Containers *cs) {
         for (const Container *c = cs->list; c; c = c->next) {
                 cJSON *item = cJSON_CreateObject();
                 cJSON_AddStringToObject(item, "id", c->id);
+                if (c->id != c->key) { /* "ROOT/ID"; "/ID" for the root "/" */
+                        size_t n = (size_t) (c->id - c->key) - 1;
+                        _cleanup_free_ char *root = strndup(c->key, n ? n : 1);
+                        cJSON_AddStringToObject(item, "root", root ?: "");
+                }
                 cJSON_AddNumberToObject(item, "pid", c->broker ? broker_container_init_pid(c->broker) : 0);
                 cJSON_AddNumberToObject(item, "uid_base", c->base);
                 cJSON_AddNumberToObject(item, "allowed", (double) c->allowed);

@@ -29,15 +29,17 @@ int containers_listen(Containers *c, const char *path, char **reterr);
 /* The socket path, NULL when not listening. */
 const char *containers_listener(const Containers *c);
 
-/* The container's range: allocated, or with share_base (not 0) the range at that base,
- * which another container holds (the one whose namespaces it joins). */
-int containers_register(Containers *c, const char *id, uint32_t share_base, uint32_t *ret_base, char **reterr);
-int containers_release(Containers *c, const char *id);
+/* The range of the container key ("ROOT/ID", see container_key()): allocated, or with
+ * share_base (not 0) the range at that base, which another container holds (the one whose
+ * namespaces it joins). */
+int containers_register(Containers *c, const char *key, uint32_t share_base, uint32_t *ret_base, char **reterr);
+int containers_release(Containers *c, const char *key);
 /* How many broker helpers run at once and how many calls wait (BROKER_LIMITS_DEFAULT
  * until set). */
 int containers_set_limits(Containers *c, const BrokerLimits *limits);
 const BrokerLimits *containers_limits(const Containers *c);
 size_t containers_count(const Containers *c);
-/* [{"id", "pid", "uid_base", "allowed", "denied", "helpers", "queued"}]: allowed and denied
- * count answered calls; helpers and queued are the calls at work and waiting now. */
+/* [{"id", "root", "pid", "uid_base", "allowed", "denied", "helpers", "queued"}]: root is the
+ * runtime's (missing from a record made before roots were); allowed and denied count
+ * answered calls; helpers and queued are the calls at work and waiting now. */
 cJSON *containers_status(const Containers *c);

@@ -339,7 +339,7 @@ static int collect_entries(const cJSON *engine_rules, Entry **ret, size_t *ret_n
         return 0;
 }
 
-int seccomp_profile_narrow(cJSON *linux_obj, const char *listener_path, const char *container_id) {
+int seccomp_profile_narrow(cJSON *linux_obj, const char *listener_path, const char *metadata) {
         _cleanup_json_ cJSON *engine = cJSON_DetachItemFromObjectCaseSensitive(linux_obj, "seccomp");
         cJSON *seccomp = cJSON_AddObjectToObject(linux_obj, "seccomp");
         if (!seccomp)
@@ -381,7 +381,7 @@ int seccomp_profile_narrow(cJSON *linux_obj, const char *listener_path, const ch
                 return r;
         /* The metadata ties the notify fd to the registered container. */
         if (n.trapped && (!cJSON_AddStringToObject(seccomp, "listenerPath", listener_path) ||
-                          !cJSON_AddStringToObject(seccomp, "listenerMetadata", container_id)))
+                          !cJSON_AddStringToObject(seccomp, "listenerMetadata", metadata)))
                 return -ENOMEM;
         return 0;
 }

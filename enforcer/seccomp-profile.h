@@ -13,5 +13,5 @@
 #include "json.h"
 
 /* Rewrites linux_obj's "seccomp" in place. listener_path may be NULL (nothing trapped);
- * container_id becomes the listener metadata. */
-int seccomp_profile_narrow(cJSON *linux_obj, const char *listener_path, const char *container_id);
+ * metadata becomes the listener metadata. */
+int seccomp_profile_narrow(cJSON *linux_obj, const char *listener_path, const char *metadata);

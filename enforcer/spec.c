@@ -640,7 +640,7 @@ int spec_rewrite(cJSON *spec, const SpecPolicy *p, SpecBinds *ret_binds, char **
             (r = set_device_rules(linux_obj)) < 0 ||
             (r = ensure_paths(linux_obj, "maskedPaths", masked_paths, ELEMENTSOF(masked_paths))) < 0 ||
             (r = ensure_paths(linux_obj, "readonlyPaths", readonly_paths, ELEMENTSOF(readonly_paths))) < 0 ||
-            (r = seccomp_profile_narrow(linux_obj, p->listener_path, p->container_id)) < 0)
+            (r = seccomp_profile_narrow(linux_obj, p->listener_path, p->listener_metadata)) < 0)
                 return error_set(reterr, r, "stockade: cannot rewrite config.json: %s", strerror(-r));
 
         *ret_binds = binds;

@@ -41,6 +41,7 @@ typedef struct SpecPolicy {
         void *userdata;
         const char *proc_root;      /* "/proc": the VM's namespaces are the runtime's own, proc_root/self/ns/ */
         const char *listener_path;  /* the agent's seccomp socket: vetted calls are trapped for it; NULL: none */
+        const char *listener_metadata; /* tells the agent which container a notify fd is for: its key */
 } SpecPolicy;
 
 /* Each source is open (O_PATH) from the check on: the caller mounts what was checked. */

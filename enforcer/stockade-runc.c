@@ -31,13 +31,13 @@
 #define ENGINE_API_MAX (1024 * 1024)
 #define ENGINE_API_TIMEOUT_MS 3000
 
-/* runc's global options that take a value as the next argument. */
-static const char *const global_value_options[] = { "--root", "--log", "--log-format", "--criu", "--rootless" };
-/* Options of create/run/exec/delete that take a value. */
-static const char *const command_value_options[] = {
-        "--bundle", "-b", "--console-socket", "--pid-file", "--preserve-fds", "--process", "-p",
-        "--cwd", "--env", "-e", "--user", "-u", "--additional-gids", "-g", "--cap", "-c",
-        "--process-label", "--apparmor", "--cgroup",
+/* runc 1.1's options that take a value, as Go's flag package reads them: "-name" or
+ * "--name", the value joined by '=' or as the next argument. */
+static const char *const global_value_options[] = { "root", "log", "log-format", "criu", "rootless", "stockade-config" };
+static const char *const create_value_options[] = { "bundle", "b", "console-socket", "pid-file", "preserve-fds" };
+static const char *const exec_value_options[] = {
+        "console-socket", "cwd", "env", "e", "user", "u", "additional-gids", "g", "process", "p", "pid-file",
+        "process-label", "apparmor", "cap", "c", "preserve-fds", "cgroup",
 };
 
 /* Commands that act on what create set up, or on nothing: they go to runc as they are. */
@@ -46,14 +46,21 @@ static const char *const passed_commands[] = {
 };
 
 typedef struct Invocation {
-        char **runc_argv; /* our own option removed, argv[0] = "runc" */
+        char **runc_argv; /* our own option removed, argv[0] = "runc"; room for one more */
+        int n_argv;
+        int command_at;   /* the command's index in runc_argv */
+        int path_at;      /* the caller's last --bundle (create, run) or --process (exec) in runc_argv, 0: none */
+        bool path_joined; /* given as "--name=value" */
+        char *path_option; /* "--name=value" made by set_path_option() */
         const char *config_path;
         const char *command;
         const char *log_path; /* runc's --log, where the engine looks for the error */
         bool log_json;
+        const char *root;     /* runc's --root; NULL: its default */
         const char *bundle;
         const char *process; /* exec --process */
         const char *id;
+        bool help;
 } Invocation;
 
 typedef struct RuntimeConfig {
@@ -61,6 +68,17 @@ typedef struct RuntimeConfig {
         char *runc;
         char *run_dir;
 } RuntimeConfig;
+
+static void invocation_done(Invocation *inv) {
+        free(inv->runc_argv);
+        free(inv->path_option);
+}
+
+static void runtime_config_done(RuntimeConfig *rc) {
+        free(rc->control);
+        free(rc->runc);
+        free(rc->run_dir);
+}
 
 /* Tells the user: on stderr and, in runc's JSON log format, where the engine reads
  * runc's errors from. */
@@ -101,68 +119,111 @@ static bool in_list(const char *arg, const char *const *list, size_t n) {
         return false;
 }
 
-/* "--name=value" or "--name value": returns the value when arg is option name. */
-static const char *option_value(char **argv, int *i, const char *name) {
-        size_t n = strlen(name);
-        if (strncmp(argv[*i], name, n) == 0 && argv[*i][n] == '=')
-                return argv[*i] + n + 1;
-        if (streq(argv[*i], name) && argv[*i + 1])
-                return argv[++*i];
-        return NULL;
+/* An option as Go's flag package reads it ("-name", "--name", "-name=value"): its name and
+ * joined value. false for a positional argument. */
+static bool option_split(const char *arg, char name[static 64], const char **ret_value) {
+        if (arg[0] != '-' || arg[1] == '\0')
+                return false;
+        arg += arg[1] == '-' ? 2 : 1;
+        const char *eq = strchr(arg, '=');
+        size_t n = eq ? (size_t) (eq - arg) : strlen(arg);
+        snprintf(name, 64, "%.*s", (int) (n < 64 ? n : 63), arg);
+        *ret_value = eq ? eq + 1 : NULL;
+        return true;
 }
 
+/* A boolean flag's value as Go reads it ("-h" alone is true). */
+static bool flag_true(const char *value) {
+        return !value || in_list(value, (const char *const[]) { "1", "t", "T", "true", "TRUE", "True" }, 6);
+}
+
+/* Reads options the way runc 1.1 does: global ones up to the command; then the command's,
+ * which for create, run and delete may also follow the container id (exec's process
+ * arguments follow it), up to "--". */
 static int parse_invocation(int argc, char *argv[], Invocation *inv) {
         inv->config_path = STOCKADE_CONFIG_DEFAULT;
-        inv->runc_argv = calloc((size_t) argc + 1, sizeof(char *));
+        inv->runc_argv = calloc((size_t) argc + 2, sizeof(char *));
         if (!inv->runc_argv)
                 return -ENOMEM;
-        int n = 0;
-        inv->runc_argv[n++] = (char *) "runc";
+        inv->runc_argv[inv->n_argv++] = (char *) "runc";
 
+        char name[64];
+        const char *value;
         int i = 1;
-        for (; i < argc && argv[i][0] == '-'; i++) {
-                const char *v;
-                if ((v = option_value(argv, &i, "--stockade-config"))) {
-                        inv->config_path = v;
+        for (; i < argc && !streq(argv[i], "--") && option_split(argv[i], name, &value); i++) {
+                int first = i;
+                if (!value && in_list(name, global_value_options, ELEMENTSOF(global_value_options)) && i + 1 < argc)
+                        value = argv[++i];
+                if (streq(name, "stockade-config")) {
+                        inv->config_path = value ?: inv->config_path;
                         continue;
                 }
-                inv->runc_argv[n++] = argv[i];
-                if ((v = option_value(argv, &i, "--log"))) {
-                        inv->log_path = v;
-                        if (argv[i] == v)
-                                inv->runc_argv[n++] = argv[i];
-                } else if ((v = option_value(argv, &i, "--log-format"))) {
-                        inv->log_json = streq(v, "json");
-                        if (argv[i] == v)
-                                inv->runc_argv[n++] = argv[i];
-                } else if (!strchr(argv[i], '=') && in_list(argv[i], global_value_options, ELEMENTSOF(global_value_options)) && i + 1 < argc)
-                        inv->runc_argv[n++] = argv[++i];
+                for (int k = first; k <= i; k++)
+                        inv->runc_argv[inv->n_argv++] = argv[k];
+                if (streq(name, "root"))
+                        inv->root = value;
+                else if (streq(name, "log"))
+                        inv->log_path = value;
+                else if (streq(name, "log-format"))
+                        inv->log_json = value && streq(value, "json");
+                else if (streq(name, "h") || streq(name, "help"))
+                        inv->help = flag_true(value);
         }
+        if (i < argc && streq(argv[i], "--"))
+                inv->runc_argv[inv->n_argv++] = argv[i++];
         if (i >= argc)
                 return 0;
         inv->command = argv[i];
+        inv->command_at = inv->n_argv;
+        inv->runc_argv[inv->n_argv++] = argv[i++];
 
-        /* The command's own options; the container id is the first positional argument. */
+        bool creates = streq(inv->command, "create") || streq(inv->command, "run"), execs = streq(inv->command, "exec");
+        const char *const *values = creates ? create_value_options : exec_value_options;
+        size_t n_values = creates ? ELEMENTSOF(create_value_options) : execs ? ELEMENTSOF(exec_value_options) : 0; /* delete: none */
+        bool options_end = !creates && !execs && !streq(inv->command, "delete");
         for (; i < argc; i++) {
-                inv->runc_argv[n++] = argv[i];
-                if (argv[i] == inv->command)
+                int first = inv->n_argv;
+                inv->runc_argv[inv->n_argv++] = argv[i];
+                if (!options_end && streq(argv[i], "--")) {
+                        options_end = true;
                         continue;
-                const char *v;
-                if ((v = option_value(argv, &i, "--bundle")) || (v = option_value(argv, &i, "-b")))
-                        inv->bundle = v;
-                else if ((v = option_value(argv, &i, "--process")) || (v = option_value(argv, &i, "-p")))
-                        inv->process = v;
-                else if (argv[i][0] == '-') {
-                        if (!strchr(argv[i], '=') && in_list(argv[i], command_value_options, ELEMENTSOF(command_value_options)) && i + 1 < argc)
-                                inv->runc_argv[n++] = argv[++i];
+                }
+                if (options_end || !option_split(argv[i], name, &value)) {
+                        inv->id = inv->id ?: argv[i];
+                        options_end = options_end || execs;
                         continue;
-                } else if (!inv->id)
-                        inv->id = argv[i];
-                else
-                        continue;
-                if (argv[i] != inv->runc_argv[n - 1])
-                        inv->runc_argv[n++] = argv[i];
+                }
+                if (!value && in_list(name, values, n_values) && i + 1 < argc)
+                        inv->runc_argv[inv->n_argv++] = (char *) (value = argv[++i]);
+                if ((creates && (streq(name, "bundle") || streq(name, "b"))) || (execs && (streq(name, "process") || streq(name, "p")))) {
+                        *(creates ? &inv->bundle : &inv->process) = value;
+                        inv->path_at = first;
+                        inv->path_joined = inv->n_argv == first + 1;
+                } else if (streq(name, "h") || streq(name, "help"))
+                        inv->help = flag_true(value);
         }
+        return 0;
+}
+
+/* Points runc at path instead of the caller's --bundle or --process (the last one given is
+ * the one runc reads), or adds the option after the command. */
+static int set_path_option(Invocation *inv, const char *option, const char *path) {
+        if (inv->path_at > 0 && !inv->path_joined) {
+                inv->runc_argv[inv->path_at + 1] = (char *) path;
+                return 0;
+        }
+        char *joined = NULL;
+        if (asprintf(&joined, "%s=%s", option, path) < 0)
+                return -ENOMEM;
+        inv->path_option = joined;
+        if (inv->path_at == 0) {
+                inv->path_at = inv->command_at + 1;
+                memmove(&inv->runc_argv[inv->path_at + 1], &inv->runc_argv[inv->path_at],
+                        (size_t) (inv->n_argv - inv->path_at + 1) * sizeof(char *));
+                inv->n_argv++;
+        }
+        inv->runc_argv[inv->path_at] = inv->path_option;
+        inv->path_joined = true;
         return 0;
 }
 
@@ -455,12 +516,6 @@ static int write_spec(const char *path, const cJSON *spec) {
         return write_file_atomic(dfd, basename(name_copy), text, strlen(text), 0644);
 }
 
-static int container_dir(const char *run_dir, const char *id, char *out, size_t size) {
-        if ((size_t) snprintf(out, size, "%s/containers/%s", run_dir, id) >= size)
-                return -ENAMETOOLONG;
-        return 0;
-}
-
 static int mkdir_p(const char *path, mode_t mode) {
         char buf[PATH_MAX];
         snprintf(buf, sizeof(buf), "%s", path);
@@ -474,20 +529,177 @@ static int mkdir_p(const char *path, mode_t mode) {
         return mkdir(buf, mode) < 0 && errno != EEXIST ? -errno : 0;
 }
 
-static int release(const RuntimeConfig *rc, const char *id) {
-        _cleanup_(control_client_freep) ControlConnection *c = NULL;
-        int r = control_client_connect(rc->control, &c, NULL);
-        if (r < 0)
-                return r;
-        cJSON *params = cJSON_CreateObject();
-        cJSON_AddStringToObject(params, "id", id);
-        _cleanup_json_ cJSON *result = NULL;
-        return control_client_call(c, "container.release", params, &result, NULL);
+/* ---- a container: (runc's root, id) ---- */
+
+typedef struct Container {
+        const char *id;
+        char *root;          /* absolute, as runc makes it */
+        char *key;           /* what the agent knows it by, "ROOT/ID" */
+        char dir[PATH_MAX];  /* Stockade's files for it: the spec runc reads, the ID-mapped mounts */
+} Container;
+
+static void container_done(Container *c) {
+        free(c->root);
+        free(c->key);
 }
 
-static int cmd_create(const Invocation *inv, const RuntimeConfig *rc) {
+/* path (absolute) cleaned lexically, as Go's filepath.Clean does: runc's root is
+ * filepath.Abs(--root). */
+static char *path_clean(const char *path) {
+        _cleanup_free_ char *copy = strdup(path);
+        char *out = malloc(strlen(path) + 2);
+        if (!copy || !out) {
+                free(out);
+                return NULL;
+        }
+        size_t n = 0;
+        char *save = NULL;
+        for (char *c = strtok_r(copy, "/", &save); c; c = strtok_r(NULL, "/", &save)) {
+                if (streq(c, "..")) {
+                        while (n > 0 && out[--n] != '/')
+                                ;
+                } else if (!streq(c, "."))
+                        n += (size_t) sprintf(out + n, "/%s", c);
+        }
+        if (n == 0)
+                out[n++] = '/';
+        out[n] = '\0';
+        return out;
+}
+
+/* The container's root, key and directory: runDir/containers/HASH-ID, HASH of the root,
+ * so the same id under two roots gets two. */
+static int container_open(const Invocation *inv, const RuntimeConfig *rc, Container *ret) {
+        const char *root = inv->root ?: "/run/runc";
+        _cleanup_free_ char *cwd = root[0] == '/' ? NULL : getcwd(NULL, 0), *absolute = NULL;
+        if (root[0] != '/' && !cwd)
+                return -errno;
+        if (asprintf(&absolute, "%s/%s", cwd ?: "", root) < 0)
+                return -ENOMEM;
+        *ret = (Container) { .id = inv->id, .root = path_clean(absolute) };
+        if (!ret->root)
+                return -ENOMEM;
+        int r = container_key(ret->root, inv->id, &ret->key);
+        if (r < 0)
+                return r;
+        uint64_t hash = 0xcbf29ce484222325u; /* FNV-1a */
+        for (const char *p = ret->root; *p; p++)
+                hash = (hash ^ (unsigned char) *p) * 0x100000001b3u;
+        if ((size_t) snprintf(ret->dir, sizeof(ret->dir), "%s/containers/%016" PRIx64 "-%s", rc->run_dir, hash, inv->id) >=
+            sizeof(ret->dir))
+                return -ENAMETOOLONG;
+        return 0;
+}
+
+/* Does runc keep state for it (created, running or stopped, not yet deleted)? */
+static bool runc_has_state(const Container *c) {
+        _cleanup_free_ char *path = NULL;
+        struct stat st;
+        if (asprintf(&path, "%s/%s/state.json", c->root, c->id) < 0)
+                return true;
+        return stat(path, &st) == 0 || errno != ENOENT;
+}
+
+/* Removes Stockade's files for it: its spec and the ID-mapped mounts. */
+static void remove_files(const Container *c) {
+        char spec[PATH_MAX + 16];
+        _cleanup_free_ char *why = NULL;
+        snprintf(spec, sizeof(spec), "%s/config.json", c->dir);
+        (void) unlink(spec);
+        if (idmap_teardown(c->dir, &why) < 0)
+                fprintf(stderr, "stockade: %s\n", why ? why : "cannot remove the container's mounts");
+}
+
+static cJSON *container_params(const Container *c) {
+        cJSON *params = cJSON_CreateObject();
+        cJSON_AddStringToObject(params, "id", c->id);
+        cJSON_AddStringToObject(params, "root", c->root);
+        return params;
+}
+
+/* Gives back what create took. */
+static int give_back(const RuntimeConfig *rc, const Container *c) {
+        remove_files(c);
+        _cleanup_(control_client_freep) ControlConnection *conn = NULL;
+        int r = control_client_connect(rc->control, &conn, NULL);
+        if (r < 0)
+                return r;
+        _cleanup_json_ cJSON *result = NULL;
+        return control_client_call(conn, "container.release", container_params(c), &result, NULL);
+}
+
+/* Runs runc as a child and waits for it, passing on every signal sent to us (those of a
+ * terminal reach runc's process group themselves), so that what create, run or exec took
+ * can be given back when runc is done. */
+static int run_runc(const Invocation *inv, const char *runc, int *ret_status) {
+        sigset_t all, old;
+        sigfillset(&all);
+        signal(SIGCHLD, SIG_DFL);
+        sigprocmask(SIG_BLOCK, &all, &old);
+        pid_t pid = fork();
+        if (pid < 0) {
+                int r = -errno;
+                sigprocmask(SIG_SETMASK, &old, NULL);
+                return r;
+        }
+        if (pid == 0) {
+                sigprocmask(SIG_SETMASK, &old, NULL);
+                execv(runc, inv->runc_argv);
+                fprintf(stderr, "stockade: cannot run '%s': %m\n", runc);
+                _exit(127);
+        }
+        for (;;) {
+                siginfo_t si;
+                if (sigwaitinfo(&all, &si) < 0)
+                        continue;
+                if (si.si_signo != SIGCHLD) {
+                        if (si.si_code <= 0) /* sent by a process (SI_USER, SI_QUEUE, SI_TKILL) */
+                                (void) kill(pid, si.si_signo);
+                } else if (waitpid(pid, ret_status, WNOHANG) == pid)
+                        break;
+        }
+        sigprocmask(SIG_SETMASK, &old, NULL);
+        return 0;
+}
+
+/* Ends as runc ended: its exit status, or the signal that killed it. */
+static int exit_like(int status) {
+        if (WIFSIGNALED(status)) {
+                signal(WTERMSIG(status), SIG_DFL);
+                raise(WTERMSIG(status));
+                return 128 + WTERMSIG(status);
+        }
+        return WEXITSTATUS(status);
+}
+
+/* The agent traps calls for itself: a second listener would receive the container's notify
+ * fd and could answer for the agent. */
+static int check_listener(const cJSON *spec, const char *agent_listener, char **reterr) {
+        const cJSON *seccomp = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(spec, "linux"), "seccomp");
+        const char *path = json_get_string(seccomp, "listenerPath");
+        if (path && !(agent_listener && streq(path, agent_listener)))
+                return error_set(reterr, -EPERM,
+                                 "stockade: the spec's seccomp listenerPath '%s' is refused: the agent is the only seccomp listener a container may have",
+                                 path);
+        return 0;
+}
+
+/* create and run: the spec runc reads is Stockade's copy in the container's directory, the
+ * caller's bundle is left as it was. Whenever runc ends without state for the container (a
+ * foreground run is over, or runc failed), what it took is given back. */
+static int cmd_create(Invocation *inv, const RuntimeConfig *rc) {
         if (!inv->id || !container_id_valid(inv->id))
                 return fail(inv, "stockade: a valid container id is required");
+        _cleanup_(container_done) Container ct = {};
+        int r = container_open(inv, rc, &ct);
+        if (r < 0)
+                return fail(inv, "stockade: cannot place container '%s' of '%s' in '%s': %s", inv->id, inv->root ?: "/run/runc",
+                            rc->run_dir, strerror(-r));
+        /* runc refuses an id it holds: leave that container's files alone. */
+        if (runc_has_state(&ct))
+                return exec_runc(inv, rc->runc);
+        /* What a container of this id left when it ended without runc's delete. */
+        remove_files(&ct);
 
         /* Read before registering: a container that joins another's namespaces shares its range. */
         _cleanup_free_ char *config = bundle_path(inv, "config.json"), *text = NULL;
@@ -499,11 +711,10 @@ static int cmd_create(const Invocation *inv, const RuntimeConfig *rc) {
         _cleanup_(control_client_freep) ControlConnection *c = NULL;
         _cleanup_free_ char *why = NULL;
         _cleanup_json_ cJSON *reply = NULL;
-        int r = control_client_connect(rc->control, &c, &why);
+        r = control_client_connect(rc->control, &c, &why);
         if (r >= 0) {
-                cJSON *params = cJSON_CreateObject();
-                cJSON_AddStringToObject(params, "id", inv->id);
-                if (share_base)
+                cJSON *params = container_params(&ct);
+                if (params && share_base)
                         cJSON_AddNumberToObject(params, "uid_base", share_base);
                 r = control_client_call(c, "container.register", params, &reply, &why);
                 /* The agent's own refusal says why in its words. */
@@ -539,24 +750,25 @@ static int cmd_create(const Invocation *inv, const RuntimeConfig *rc) {
                 .userdata = &reg,
                 .proc_root = "/proc",
                 .listener_path = json_get_string(reply, "seccomp_listener"),
+                .listener_metadata = ct.key,
         };
-        char dir[PATH_MAX];
         if (!json_is_int(count, 1, UID_RANGE_SIZE) || !json_is_int(uid_base, 1, UINT32_MAX - UID_RANGE_SIZE) ||
             strings_from(cJSON_GetObjectItemCaseSensitive(reply, "restricted"), restricted, ELEMENTSOF(restricted), &policy.n_restricted) < 0 ||
             strings_from(cJSON_GetObjectItemCaseSensitive(reply, "shares"), shares, ELEMENTSOF(shares), &policy.n_shares) < 0 ||
             strings_from(cJSON_GetObjectItemCaseSensitive(reply, "storage"), storage, ELEMENTSOF(storage), &policy.n_storage) < 0 ||
-            strings_from(cJSON_GetObjectItemCaseSensitive(reply, "hooks"), hooks, ELEMENTSOF(hooks), &policy.n_hooks) < 0 ||
-            container_dir(rc->run_dir, inv->id, dir, sizeof(dir)) < 0)
+            strings_from(cJSON_GetObjectItemCaseSensitive(reply, "hooks"), hooks, ELEMENTSOF(hooks), &policy.n_hooks) < 0)
                 r = fail(inv, "stockade: the agent's reply is malformed");
         else if ((r = spec_read_cap_bound(&policy.cap_bound)) < 0)
                 r = fail(inv, "stockade: cannot read the capability bounding set: %s", strerror(-r));
         if (r != 0) {
-                (void) release(rc, inv->id);
+                (void) give_back(rc, &ct);
                 return EXIT_FAILURE;
         }
         policy.base = (uint32_t) uid_base->valuedouble;
         policy.count = (uint32_t) count->valuedouble;
 
+        char copy[PATH_MAX + 16];
+        snprintf(copy, sizeof(copy), "%s/config.json", ct.dir);
         _cleanup_(spec_binds_done) SpecBinds binds = SPEC_BINDS_NULL;
         free(why);
         why = NULL;
@@ -564,70 +776,83 @@ static int cmd_create(const Invocation *inv, const RuntimeConfig *rc) {
                 r = error_set(&why, r, "stockade: cannot read '%s': %s", config ? config : "config.json", strerror(-r));
         else if (!spec)
                 r = error_set(&why, -EBADMSG, "stockade: '%s' is not valid JSON", config);
-        else
+        else if ((r = check_listener(spec, policy.listener_path, &why)) >= 0)
                 r = spec_rewrite(spec, &policy, &binds, &why);
         if (r >= 0)
-                r = mkdir_p(dir, 0711) < 0 ? error_set(&why, -errno, "stockade: cannot create '%s': %m", dir) : 0;
+                r = mkdir_p(ct.dir, 0711) < 0 ? error_set(&why, -errno, "stockade: cannot create '%s': %m", ct.dir) : 0;
         if (r >= 0)
-                r = prepare_mounts(spec, &binds, dir, policy.base, policy.count, &why);
-        if (r >= 0 && (r = write_spec(config, spec)) < 0)
-                r = error_set(&why, r, "stockade: cannot write '%s': %s", config, strerror(-r));
+                r = prepare_mounts(spec, &binds, ct.dir, policy.base, policy.count, &why);
+        if (r >= 0 && (r = write_spec(copy, spec)) < 0)
+                r = error_set(&why, r, "stockade: cannot write '%s': %s", copy, strerror(-r));
+        if (r >= 0)
+                r = set_path_option(inv, "--bundle", ct.dir);
         if (r < 0) {
-                (void) idmap_teardown(dir, NULL);
-                (void) release(rc, inv->id);
+                (void) give_back(rc, &ct);
                 return fail(inv, "%s", why ? why : strerror(-r));
         }
-        return exec_runc(inv, rc->runc);
-}
 
-static int cmd_exec(const Invocation *inv, const RuntimeConfig *rc) {
-        if (inv->process) {
-                uint64_t bound;
-                _cleanup_free_ char *text = NULL;
-                size_t size;
-                int r = spec_read_cap_bound(&bound);
-                if (r >= 0)
-                        r = read_full_file(AT_FDCWD, inv->process, SPEC_MAX_SIZE, &text, &size);
-                _cleanup_json_ cJSON *process = r >= 0 ? cJSON_ParseWithLength(text, size) : NULL;
-                if (!cJSON_IsObject(process))
-                        return fail(inv, "stockade: cannot read the process spec '%s'", inv->process);
-                spec_clamp_process(process, bound);
-                if ((r = write_spec(inv->process, process)) < 0)
-                        return fail(inv, "stockade: cannot write '%s': %s", inv->process, strerror(-r));
-        }
-        return exec_runc(inv, rc->runc);
-}
-
-/* Runs runc's delete first (it refuses a running container without --force), then removes
- * the ID-mapped mounts and gives the uid range back. */
-static int cmd_delete(const Invocation *inv, const RuntimeConfig *rc) {
-        pid_t pid = fork();
-        if (pid < 0)
-                return fail(inv, "stockade: fork: %s", strerror(errno));
-        if (pid == 0) {
-                execv(rc->runc, inv->runc_argv);
-                _exit(127);
-        }
         int status;
-        while (waitpid(pid, &status, 0) < 0)
-                if (errno != EINTR)
-                        return fail(inv, "stockade: waitpid: %s", strerror(errno));
-        int rc_exit = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-        if (rc_exit != 0 || !inv->id || !container_id_valid(inv->id))
-                return rc_exit;
+        if ((r = run_runc(inv, rc->runc, &status)) < 0)
+                status = W_EXITCODE(fail(inv, "stockade: cannot run '%s': %s", rc->runc, strerror(-r)), 0);
+        if (!runc_has_state(&ct) && give_back(rc, &ct) < 0)
+                fprintf(stderr, "stockade: the agent is not reachable at '%s': the uid range of '%s' stays reserved\n", rc->control, ct.key);
+        return exit_like(status);
+}
 
-        char dir[PATH_MAX];
-        _cleanup_free_ char *why = NULL;
-        if (container_dir(rc->run_dir, inv->id, dir, sizeof(dir)) >= 0 && idmap_teardown(dir, &why) < 0)
-                fprintf(stderr, "stockade: %s\n", why ? why : "cannot remove the container's mounts");
-        if (release(rc, inv->id) < 0)
-                return fail(inv, "stockade: the agent is not reachable at '%s': the uid range of '%s' stays reserved", rc->control, inv->id);
-        return 0;
+/* exec --process: runc reads a copy clamped to the runtime's capabilities, in runDir; the
+ * caller's file (perhaps a pipe, /dev/fd/N) is only read. */
+static int cmd_exec(Invocation *inv, const RuntimeConfig *rc) {
+        if (!inv->process)
+                return exec_runc(inv, rc->runc);
+        uint64_t bound;
+        _cleanup_free_ char *text = NULL;
+        size_t size;
+        int r = spec_read_cap_bound(&bound);
+        if (r >= 0)
+                r = read_full_file(AT_FDCWD, inv->process, SPEC_MAX_SIZE, &text, &size);
+        _cleanup_json_ cJSON *process = r >= 0 ? cJSON_ParseWithLength(text, size) : NULL;
+        if (!cJSON_IsObject(process))
+                return fail(inv, "stockade: cannot read the process spec '%s'", inv->process);
+        spec_clamp_process(process, bound);
+
+        _cleanup_free_ char *clamped = cJSON_PrintUnformatted(process);
+        char path[PATH_MAX];
+        if ((size_t) snprintf(path, sizeof(path), "%s/process-XXXXXX", rc->run_dir) >= sizeof(path))
+                return fail(inv, "stockade: the run directory '%s' is too long", rc->run_dir);
+        _cleanup_close_ int fd = mkostemp(path, O_CLOEXEC);
+        if (fd < 0 || !clamped || (r = write_all(fd, clamped, strlen(clamped))) < 0 || (r = set_path_option(inv, "--process", path)) < 0) {
+                r = fd < 0 ? -errno : clamped ? r : -ENOMEM;
+                if (fd >= 0)
+                        (void) unlink(path);
+                return fail(inv, "stockade: cannot write the process spec in '%s': %s", rc->run_dir, strerror(-r));
+        }
+        fd = safe_close(fd);
+        int status;
+        r = run_runc(inv, rc->runc, &status);
+        (void) unlink(path);
+        if (r < 0)
+                return fail(inv, "stockade: cannot run '%s': %s", rc->runc, strerror(-r));
+        return exit_like(status);
+}
+
+/* Runs runc's delete first (it refuses a running container without --force); once runc
+ * holds no state for the container, removes its mounts and gives the range back. */
+static int cmd_delete(const Invocation *inv, const RuntimeConfig *rc) {
+        int status;
+        int r = run_runc(inv, rc->runc, &status);
+        if (r < 0)
+                return fail(inv, "stockade: cannot run '%s': %s", rc->runc, strerror(-r));
+        _cleanup_(container_done) Container ct = {};
+        if (!inv->id || !container_id_valid(inv->id) || container_open(inv, rc, &ct) < 0 || runc_has_state(&ct))
+                return exit_like(status);
+        if (give_back(rc, &ct) < 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0)
+                return fail(inv, "stockade: the agent is not reachable at '%s': the uid range of '%s' stays reserved", rc->control, ct.key);
+        return exit_like(status);
 }
 
 int main(int argc, char *argv[]) {
-        Invocation inv = {};
-        RuntimeConfig rc = {};
+        _cleanup_(invocation_done) Invocation inv = {};
+        _cleanup_(runtime_config_done) RuntimeConfig rc = {};
         if (parse_invocation(argc, argv, &inv) < 0) {
                 fprintf(stderr, "stockade-runc: out of memory\n");
                 return EXIT_FAILURE;
@@ -637,7 +862,8 @@ int main(int argc, char *argv[]) {
                 return fail(&inv, "stockade: cannot read the configuration '%s': %s", inv.config_path,
                             r == -EPERM ? "it must be root's and writable by root only, as must the directories above it" : strerror(-r));
 
-        if (!inv.command || in_list(inv.command, passed_commands, ELEMENTSOF(passed_commands)))
+        /* runc prints its help and does nothing else. */
+        if (!inv.command || inv.help || in_list(inv.command, passed_commands, ELEMENTSOF(passed_commands)))
                 return exec_runc(&inv, rc.runc);
         if (streq(inv.command, "create") || streq(inv.command, "run"))
                 return cmd_create(&inv, &rc);

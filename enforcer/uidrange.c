@@ -26,6 +26,26 @@ bool container_id_valid(const char *id) {
         return strspn(id, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-") == n;
 }
 
+int container_key(const char *root, const char *id, char **ret) {
+        if (!container_id_valid(id) || (root && (root[0] != '/' || strlen(root) > CONTAINER_ROOT_MAX)))
+                return -EINVAL;
+        char *key = NULL;
+        if (asprintf(&key, "%s%s%s", root ?: "", root && !streq(root, "/") ? "/" : "", id) < 0)
+                return -ENOMEM;
+        *ret = key;
+        return 0;
+}
+
+const char *container_key_id(const char *key) {
+        const char *slash = strrchr(key, '/');
+        return slash ? slash + 1 : key;
+}
+
+bool container_key_valid(const char *key) {
+        const char *id = container_key_id(key);
+        return container_id_valid(id) && (id == key || (key[0] == '/' && (size_t) (id - key) <= CONTAINER_ROOT_MAX + 1));
+}
+
 UidRanges *uid_ranges_free(UidRanges *r) {
         if (!r)
                 return NULL;
@@ -92,7 +112,7 @@ int uid_ranges_open(int dir_fd, const char *name, uint32_t first, uint32_t size,
         cJSON_ArrayForEach(item, map) {
                 double base = cJSON_GetNumberValue(item);
                 if (!json_is_int(item, first, (int64_t) first + (int64_t) (max - 1) * size) ||
-                    ((int64_t) base - first) % size != 0 || !container_id_valid(item->string))
+                    ((int64_t) base - first) % size != 0 || !container_key_valid(item->string))
                         return error_set(reterr, -EBADMSG, "%s: malformed entry '%s'", name, item->string);
                 q = add(r, item->string, (uint32_t) (((int64_t) base - first) / size));
                 if (q < 0)

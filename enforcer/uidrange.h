@@ -37,3 +37,12 @@ const char *uid_ranges_get(const UidRanges *r, size_t i, uint32_t *ret_base);
 
 /* Runc's rule for container ids: 1 to 128 of [A-Za-z0-9_.-], not starting with '.'. */
 bool container_id_valid(const char *id);
+
+/* A container is (runtime root, id), the owner of its range "ROOT/ID" (root absolute, at
+ * most CONTAINER_ROOT_MAX bytes). A bare id is an owner recorded before roots were. */
+#define CONTAINER_ROOT_MAX 3072u
+/* root NULL: the bare id. -EINVAL when root or id is not valid. */
+int container_key(const char *root, const char *id, char **ret);
+bool container_key_valid(const char *key);
+/* The id in a key. */
+const char *container_key_id(const char *key);

@@ -46,7 +46,6 @@ PY
 # without the engine's own second or so per container): a bind must never show /etc.
 cp -a "$SCRATCH/image/." "$rootfs/"
 make_spec "s['mounts'].append({'destination': '/x', 'type': 'bind', 'source': '$share/link', 'options': ['rbind']}); s['process']['args'] = ['/bin/true']"
-cp "$bundle/config.json" race.json
 flips=10000
 docker run -d --name flipper -v "$share:/s" $img sh -c \
         "i=0; while [ \$i -lt $flips ]; do ln -sfn /etc /s/link; ln -sfn harmless /s/link; usleep 2000; i=\$((i + 1)); done; echo \$i >/s/flips-done" \
@@ -55,10 +54,9 @@ runs=0 won=0 mounted=0
 while [[ ! -e $share/flips-done ]] && docker ps -q --filter name=flipper | grep -q .; do
         id=race$runs
         runs=$((runs + 1))
-        cp race.json "$bundle/config.json" # the runtime rewrites the bundle's copy
         runtime create --bundle "$bundle" "$id" >/dev/null 2>&1 || continue
         mounted=$((mounted + 1))
-        bound=$SCRATCH/run/containers/$id/mounts/0
+        bound=$(echo "$SCRATCH"/run/containers/*-"$id"/mounts/0) # runDir/containers/HASH-OF-ROOT-ID
         [[ -e $bound/os-release || -e $bound/passwd ]] && won=$((won + 1))
         runtime delete --force "$id" >/dev/null 2>&1
 done

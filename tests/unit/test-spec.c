@@ -131,6 +131,7 @@ static SpecPolicy policy_for(const Case *c, const char *const *restricted, size_
                 .engine_socket = "/nonexistent/docker.sock",
                 .proc_root = "/proc",
                 .listener_path = "/run/stockade/seccomp.sock",
+                .listener_metadata = c->id,
         };
 }
 

@@ -2,6 +2,7 @@
 #include <fcntl.h>
 
 #include "enforcer/uidrange.h"
+#include "util.h"
 #include "test.h"
 
 static UidRanges *open_ranges(uint32_t max) {
@@ -100,4 +101,49 @@ TEST(container_ids) {
         ASSERT_TRUE(!container_id_valid(""));
         ASSERT_TRUE(!container_id_valid(".hidden"));
         ASSERT_TRUE(!container_id_valid("a/b"));
+}
+
+TEST(keys_are_root_and_id) {
+        _cleanup_free_ char *a = NULL, *b = NULL, *bare = NULL, *top = NULL;
+        ASSERT_OK(container_key("/run/runc", "web", &a));
+        ASSERT_OK(container_key("/run/docker/runtime-runc/moby", "web", &b));
+        ASSERT_OK(container_key(NULL, "web", &bare));
+        ASSERT_OK(container_key("/", "web", &top));
+        ASSERT_STREQ(a, "/run/runc/web");
+        ASSERT_STREQ(bare, "web");
+        ASSERT_STREQ(top, "/web");
+        ASSERT_STREQ(container_key_id(b), "web");
+        ASSERT_TRUE(container_key_valid(a) && container_key_valid(bare) && container_key_valid(top));
+        ASSERT_TRUE(!container_key_valid("run/runc/web") && !container_key_valid("/run/runc/"));
+        ASSERT_EQ(container_key("run", "web", &a), -EINVAL);
+        ASSERT_EQ(container_key("/run", "a/b", &a), -EINVAL);
+
+        /* The same id under two roots holds two ranges; releasing one leaves the other. */
+        UidRanges *r = open_ranges(8);
+        uint32_t base_a, base_b, again;
+        ASSERT_OK(uid_ranges_acquire(r, a, &base_a, NULL));
+        ASSERT_OK(uid_ranges_acquire(r, b, &base_b, NULL));
+        ASSERT_TRUE(base_a != base_b);
+        ASSERT_OK(uid_ranges_release(r, a));
+        ASSERT_OK(uid_ranges_acquire(r, b, &again, NULL));
+        ASSERT_EQ(again, base_b);
+        ASSERT_OK(uid_ranges_release(r, b));
+        uid_ranges_free(r);
+}
+
+TEST(ranges_json_of_bare_ids_still_loads) {
+        int dfd = open(test_tmpdir(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        ASSERT_TRUE(dfd >= 0);
+        const char *old = "{\"containers\": {\"web\": 100000, \"db\": 165536}, \"first\": 100000, \"size\": 65536}";
+        ASSERT_OK(write_file_atomic(dfd, "ranges.json", old, strlen(old), 0600));
+        close(dfd);
+        UidRanges *r = open_ranges(8);
+        ASSERT_EQ(uid_ranges_count(r), 2);
+        uint32_t base;
+        ASSERT_OK(uid_ranges_acquire(r, "/run/runc/web", &base, NULL));
+        ASSERT_EQ(base, 231072);
+        ASSERT_OK(uid_ranges_release(r, "web"));
+        ASSERT_OK(uid_ranges_release(r, "db"));
+        ASSERT_OK(uid_ranges_release(r, "/run/runc/web"));
+        uid_ranges_free(r);
 }
