@@ -85,7 +85,7 @@ tests-build: $(BINS) $(UNIT_BINS) $(REPLAY_BINS) $(BENCH_BINS)
 # libFuzzer builds use clang and their own objects.
 $(FUZZ_DIR)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CLANG) $(FUZZ_CFLAGS) -c $< -o $@
+	$(CLANG) $(FUZZ_CFLAGS) -MMD -MP -c $< -o $@
 
 $(FUZZ_DIR)/fuzz-%: $(FUZZ_DIR)/obj/tests/fuzz/fuzz-%.o $(FUZZ_LIB_OBJS)
 	$(CLANG) -fsanitize=fuzzer,address,undefined $^ -o $@ $(PKG_LIBS)
@@ -124,4 +124,4 @@ install: all
 clean:
 	rm -rf build build.log
 
--include $(shell find $(BUILDDIR)/obj -name '*.d' 2>/dev/null)
+-include $(shell find $(BUILDDIR)/obj $(FUZZ_DIR)/obj -name '*.d' 2>/dev/null)
