@@ -1,0 +1,236 @@
+#!/usr/bin/env bash
+# The VM suite: boots a Debian 12 guest with Stockade installed as README.md's "Installing
+# on a VM" section says, once per kernel (6.1, Debian 12's default, and 6.12), runs
+# tests/vm/check.sh inside it and prints its PASS:/FAIL:/SKIP: lines for tests/run.
+#
+#   tests/vm/run.sh [--kernel 6.1|6.12]... [--interactive] [--keep]
+#
+# --interactive boots the first kernel with a root shell on this terminal instead of the
+# checks (log in as root, password "stockade"; the check script is on /dev/vdb, label
+# PAYLOAD; Ctrl-A X quits QEMU). --keep leaves the work directory (disks, serial logs).
+# STOCKADE_VM=skip skips the suite; STOCKADE_VM_CACHE moves the image cache
+# (default /var/cache/stockade-vm); STOCKADE_VM_TIMEOUT bounds each boot (default 900 s).
+#
+# The guest has no network (-nic none) and no vsock device: vsock is exercised inside it
+# through the loopback transport only. Nothing it does reaches this machine.
+set -uo pipefail
+
+top=$(cd "$(dirname "$0")/../.." && pwd)
+here=$top/tests/vm
+build=${STOCKADE_BIN:+$(dirname "$STOCKADE_BIN")}
+build=${build:-$top/build}
+kernels=()
+interactive=0 keep=0
+while [[ $# -gt 0 ]]; do
+        case $1 in
+        --kernel) kernels+=("$2"); shift 2 ;;
+        --interactive) interactive=1; shift ;;
+        --keep) keep=1; shift ;;
+        *) echo "usage: tests/vm/run.sh [--kernel 6.1|6.12]... [--interactive] [--keep]" >&2; exit 2 ;;
+        esac
+done
+[[ ${#kernels[@]} -gt 0 ]] || kernels=(6.12 6.1)
+
+skip() { echo "SKIP: vm: $*"; exit 0; }
+
+[[ ${STOCKADE_VM:-} == skip ]] && skip "STOCKADE_VM=skip"
+[[ -n ${STOCKADE_SANITIZED:-} ]] && skip "sanitizer builds are not installed into the guest"
+[[ $(id -u) -eq 0 ]] || skip "building the guest image and installing into it need root"
+[[ $(uname -m) == x86_64 ]] || skip "the guest is x86_64 and this machine is $(uname -m)"
+if ! command -v qemu-system-x86_64 >/dev/null || ! command -v mmdebstrap >/dev/null; then
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+                qemu-system-x86 mmdebstrap >/dev/null 2>&1
+        command -v qemu-system-x86_64 >/dev/null || skip "qemu-system-x86_64 is missing and could not be installed"
+        command -v mmdebstrap >/dev/null || skip "mmdebstrap is missing and could not be installed"
+fi
+for c in mkfs.ext4 systemctl systemd-sysusers timeout; do
+        command -v "$c" >/dev/null || skip "$c is missing"
+done
+
+# KVM only where it can run a stock kernel: hardware virtualisation and not kvm_pvm (which
+# runs PVM guests only; see ../shared/VM.md). Else TCG, which is slow but works anywhere.
+if [[ -w /dev/kvm ]] && grep -qwE 'vmx|svm' /proc/cpuinfo && [[ ! -d /sys/module/kvm_pvm ]]; then
+        accel=(-accel kvm -cpu host)
+else
+        accel=(-accel tcg,thread=multi -cpu max)
+fi
+
+start=$SECONDS
+image=$("$here/image.sh") || { echo "FAIL: vm: building the guest image failed"; exit 1; }
+echo "# vm: image $image ($(cat "$image/done")), ready after $((SECONDS - start)) s; ${accel[*]:0:2}"
+
+work=$(mktemp -d /var/tmp/stockade-vm.XXXXXX)
+qemu_pids=()
+cleanup() {
+        local pid
+        for pid in "${qemu_pids[@]}"; do
+                kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
+        done
+        if [[ $keep -eq 1 ]]; then
+                echo "# vm: kept $work"
+        else
+                rm -rf "$work"
+        fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# ---- the per-run copy, Stockade installed as README.md says ----
+t=$SECONDS
+root=$work/root
+cp -a "$image/root" "$root" || { echo "FAIL: vm: copying the image failed"; exit 1; }
+
+# install_stockade ROOT: README.md, "Installing on a VM", with DESTDIR=ROOT. Each step
+# names the README's; keep them in step.
+install_stockade() {
+        local dest=$1 admin=$work/admin
+        mkdir -p "$admin"
+        # 2. Build and install.
+        make -C "$top" --no-print-directory -s install DESTDIR="$dest" PREFIX=/usr/local BUILDDIR="$build" \
+                >"$work/install.log" 2>&1 || { cat "$work/install.log"; return 1; }
+        # 3. The group that may read the agent's status.
+        systemd-sysusers --root="$dest" >/dev/null 2>&1 || return 1
+        # 4. The trust root (made here, as an administrator would on their own machine) and
+        #    a first signed settings bundle, committed to the state directory so that the
+        #    settings are enforced from the first boot, before any network.
+        local ctl=$build/bin/stockadectl
+        (cd "$admin" &&
+                "$ctl" keygen --out admin1 >/dev/null && "$ctl" keygen --out admin2 >/dev/null &&
+                "$ctl" root init --threshold 2 --key admin1.pub --key admin2.pub \
+                        --sign admin1.key --sign admin2.key >root.json &&
+                "$ctl" sign --key admin1.key --key admin2.key --org acme --serial 1 --valid-for 30d \
+                        "$here/admin-settings.json" >bundle.json) || return 1
+        install -d -m 0755 "$dest/etc/stockade"
+        install -m 0644 "$admin/root.json" "$dest/etc/stockade/root.json"
+        install -d -m 0700 "$dest/var/lib/stockade"
+        "$ctl" verify --root "$dest/etc/stockade/root.json" --org acme --state-dir "$dest/var/lib/stockade" \
+                --commit "$admin/bundle.json" >/dev/null || return 1
+        # 5. The agent's configuration. The vsock addresses are the test's: the guest's own
+        #    CID 1 through the loopback transport (a desktop VM names the host, vsock:2:PORT),
+        #    and one that accepts CID 2 only, to see a CID 1 peer refused.
+        install -m 0644 "$here/stockaded.json" "$dest/etc/stockade/stockaded.json"
+        # 6. Enable the units.
+        systemctl --root="$dest" enable stockaded.socket stockaded.service >/dev/null 2>&1 || return 1
+}
+install_stockade "$root" || { echo "FAIL: vm: installing Stockade as README.md says failed"; exit 1; }
+# The test's own: the vsock loopback transport, loaded at boot, and a shorter watchdog
+# interval so that the hung-agent check waits 10 s rather than 30.
+echo vsock_loopback >"$root/etc/modules-load.d/stockade-vm.conf"
+mkdir -p "$root/etc/systemd/system/stockaded.service.d"
+printf '[Service]\nWatchdogSec=10\n' >"$root/etc/systemd/system/stockaded.service.d/vm-test.conf"
+
+truncate -s 6G "$work/root.img"
+mkfs.ext4 -q -F -L root -d "$root" "$work/root.img" || { echo "FAIL: vm: mkfs.ext4 -d failed"; exit 1; }
+rm -rf "$root"
+mkdir -p "$work/payload"
+cp "$here/check.sh" "$work/payload/"
+truncate -s 16M "$work/payload.img"
+mkfs.ext4 -q -F -L PAYLOAD -d "$work/payload" "$work/payload.img" || exit 1
+echo "# vm: per-run disk with Stockade installed in $((SECONDS - t)) s"
+
+kernel_files() { # VERSION -> vmlinuz [initrd]
+        local k
+        for k in "$image"/vmlinuz-"$1".*; do
+                [[ -f $k ]] || continue
+                local v=${k##*/vmlinuz-}
+                echo "$k"
+                # 6.12 cloud has virtio and ext4 built in; 6.1 needs its modules.
+                [[ $1 != 6.12 && -f $image/initrd.img-$v ]] && echo "$image/initrd.img-$v"
+                return 0
+        done
+        return 1
+}
+
+qemu_args() { # KERNEL_VERSION -> the common QEMU command line
+        local files
+        mapfile -t files < <(kernel_files "$1")
+        echo qemu-system-x86_64 "${accel[@]}" -smp 2 -m 2048 -kernel "${files[0]}"
+        [[ ${#files[@]} -gt 1 ]] && echo -initrd "${files[1]}"
+        if [[ ${#files[@]} -gt 1 ]]; then
+                echo -drive "file=$work/root.img,format=raw,if=virtio,snapshot=on" \
+                        -drive "file=$work/payload.img,format=raw,if=virtio,readonly=on"
+        else
+                # No initramfs: the disks are NVMe, which 6.12 cloud has built in.
+                echo -drive "file=$work/root.img,format=raw,if=none,id=root,snapshot=on" \
+                        -device nvme,serial=root,drive=root \
+                        -drive "file=$work/payload.img,format=raw,if=none,id=payload,readonly=on" \
+                        -device nvme,serial=payload,drive=payload
+        fi
+        echo -nic none -display none -vga none -no-reboot
+}
+
+root_device() { # KERNEL_VERSION -> root=
+        local files
+        mapfile -t files < <(kernel_files "$1")
+        if [[ ${#files[@]} -gt 1 ]]; then echo /dev/vda; else echo /dev/nvme0n1; fi
+}
+
+if [[ $interactive -eq 1 ]]; then
+        k=${kernels[0]}
+        kernel_files "$k" >/dev/null || { echo "vm: no $k kernel in $image" >&2; exit 1; }
+        # shellcheck disable=SC2046
+        $(qemu_args "$k") -serial mon:stdio \
+                -append "root=$(root_device "$k") rw console=ttyS0 apparmor=0 panic=-1"
+        exit 0
+fi
+
+# boot K: one batch boot of kernel K in the background; its pid in qemu_pids.
+qemu_pids=()
+boot() {
+        local k=$1
+        : >"$work/console-$k.log"
+        : >"$work/results-$k.txt"
+        # shellcheck disable=SC2046
+        timeout "${STOCKADE_VM_TIMEOUT:-900}" $(qemu_args "$k") -monitor none \
+                -serial "file:$work/console-$k.log" -serial "file:$work/results-$k.txt" \
+                -append "root=$(root_device "$k") rw console=ttyS0 apparmor=0 panic=-1 stockade.check" \
+                >"$work/qemu-$k.log" 2>&1 &
+        qemu_pids+=($!)
+}
+
+# The kernels boot at the same time: under TCG one guest keeps this machine's CPUs only
+# partly busy. A guest that printed its END marker but is slow to power off is stopped.
+t=$SECONDS
+booted=()
+for k in "${kernels[@]}"; do
+        if kernel_files "$k" >/dev/null; then
+                boot "$k"
+                booted+=("$k")
+        else
+                echo "FAIL: vm: $k: no such kernel in the image ($image)"
+        fi
+done
+declare -A ended=()
+while :; do
+        alive=0
+        for i in "${!booted[@]}"; do
+                k=${booted[$i]} pid=${qemu_pids[$i]}
+                kill -0 "$pid" 2>/dev/null || continue
+                alive=1
+                if grep -q '^END stockade-vm-check' "$work/results-$k.txt"; then
+                        ended[$k]=${ended[$k]:-$SECONDS}
+                        [[ $((SECONDS - ended[$k])) -ge 20 ]] && kill "$pid" 2>/dev/null
+                fi
+        done
+        [[ $alive -eq 0 ]] && break
+        sleep 2
+done
+for i in "${!booted[@]}"; do
+        k=${booted[$i]}
+        wait "${qemu_pids[$i]}"
+        rc=$?
+        results=$work/results-$k.txt
+        if grep -q '^END stockade-vm-check' "$results"; then
+                sed -n '/^BEGIN stockade-vm-check/,/^END stockade-vm-check/p' "$results" |
+                        grep -E '^(PASS|FAIL|SKIP): |^# ' | sed 's/^\(PASS\|FAIL\|SKIP\): /\1: vm: /'
+                grep -q '^check.sh exit status 0' "$results" ||
+                        echo "FAIL: vm: $k: $(grep '^check.sh exit status' "$results" || echo 'check.sh did not finish')"
+        else
+                echo "FAIL: vm: $k: the guest did not finish its checks (QEMU exit status $rc after $((SECONDS - t)) s)"
+                grep -E '^(PASS|FAIL|SKIP): ' "$results" | sed 's/^\(PASS\|FAIL\|SKIP\): /\1: vm: /'
+                tail -n 25 "$work/console-$k.log" | sed 's/^/# console: /'
+        fi
+done
+qemu_pids=()
+echo "# vm: ${booted[*]}: boots and checks in $((SECONDS - t)) s"
+echo "# vm: $((SECONDS - start)) s in all"
