@@ -12,8 +12,15 @@ tmp=$(mktemp -d)
 pass() { echo "PASS: $k: $1"; }
 fail() { echo "FAIL: $k: $1${2:+ ($2)}"; }
 skip() { echo "SKIP: $k: $1${2:+ ($2)}"; }
-# One line of what a command printed, for a failure's reason.
-oneline() { tr '\n' ' ' <"$1" | sed 's/  */ /g' | cut -c1-300; }
+# One line of what a command printed, for a failure's reason, with the kernel's last
+# overlayfs complaint when there is one (EINVAL alone does not say which option).
+oneline() {
+        local kmsg
+        kmsg=$(dmesg 2>/dev/null | grep -o 'overlayfs: unrecognized mount option.*' | tail -n 1)
+        { tr '\n' ' ' <"$1" | sed 's/  */ /g' | cut -c1-300; } | tr -d '\n'
+        [[ -n $kmsg ]] && grep -q 'overlay' "$1" && printf ' [dmesg: %s]' "$kmsg"
+        echo
+}
 mono() { systemctl show -P "$2" "$1"; }
 ctl() { timeout 20 stockadectl "$@"; }
 drun() { timeout 180 docker run --rm "$@"; }
@@ -120,7 +127,7 @@ else
         fail "journal: the agent's entries carry CODE_FILE=/CODE_LINE=" \
                 "$(journalctl -u stockaded.service -n 5 --no-pager -o cat 2>&1 | tr '\n' '|' | cut -c1-300)"
 fi
-if grep -q '"STOCKADE_EVENT":"lock.tampered"' "$tmp/journal"; then
+if grep '"STOCKADE_EVENT":"lock.tampered"' "$tmp/journal" | grep -q '"STOCKADE_DATA":'; then
         pass "journal has STOCKADE_EVENT=lock.tampered and STOCKADE_DATA= ($events)"
 else
         fail "journal has STOCKADE_EVENT=lock.tampered" "STOCKADE_EVENT values: '$events'"
