@@ -27,6 +27,52 @@ drun() { timeout 180 docker run --rm "$@"; }
 
 echo "# guest kernel $(uname -r), $(nproc) CPUs, up $(cut -d' ' -f1 /proc/uptime) s"
 
+# Powers the guest off a few seconds after this script ends (the runner must still print
+# its END marker). A transient timer, as minbase has no D-Bus for systemd-run.
+poweroff_soon() {
+        printf '[Timer]\nOnActiveSec=3\n' >/run/systemd/system/vm-poweroff.timer
+        printf '[Service]\nExecStart=/bin/systemctl poweroff\n' >/run/systemd/system/vm-poweroff.service
+        systemctl daemon-reload && systemctl start vm-poweroff.timer
+}
+
+# ---- a second boot of the same disk (run.sh boots the first kernel's disk twice) ----
+state=/var/lib/stockade-vm-test
+if [[ -e $state/first-boot ]]; then
+        echo "# second boot of this disk"
+        status=$(systemctl show -P StatusText stockaded.service)
+        if [[ $status == *"from acme"* && $status == *"ECI locked"* ]]; then
+                pass "reboot: the last verified settings are enforced from boot, no network ('$status')"
+        else
+                fail "reboot: the last verified settings are enforced from boot" "STATUS='$status'"
+        fi
+        if ctl status --json >"$tmp/status" 2>&1 && grep -Eq '"serial":[[:space:]]*1[,[:space:]]' "$tmp/status" &&
+                grep -Eq '"serial":[[:space:]]*1[,[:space:]}]' /var/lib/stockade/state.json; then
+                pass "reboot: serial 1 in force and kept in state.json"
+        else
+                fail "reboot: serial 1 in force and kept in state.json" "$(oneline /var/lib/stockade/state.json)"
+        fi
+        if (echo '{}' >>/etc/docker/daemon.json) 2>/dev/null; then
+                fail "reboot: /etc/docker/daemon.json is locked again" "the write succeeded"
+        else
+                pass "reboot: /etc/docker/daemon.json is locked again"
+        fi
+        before=$(cat "$state/survivor-map" 2>/dev/null)
+        if [[ $(docker inspect -f '{{.State.Running}}' survivor 2>&1) == true ]]; then
+                skip "reboot: the range of a container that did not survive is free" "it survived"
+        else
+                map=$(drun "$img" cat /proc/self/uid_map 2>"$tmp/err" | tr -s ' ' | sed 's/^ //')
+                if [[ -n $before && $map == "$before" ]]; then
+                        pass "reboot: the range of a container that did not survive is free again ('$map')"
+                else
+                        fail "reboot: the range of a container that did not survive is free again" \
+                                "before the reboot '$before', now '$map': $(oneline "$tmp/err")"
+                fi
+        fi
+        rm -rf "$tmp"
+        poweroff_soon
+        exit 0
+fi
+
 # ---- order: socket, then the agent ready, then containerd, then dockerd ----
 sock=$(mono stockaded.socket ActiveEnterTimestampMonotonic)
 agent_start=$(mono stockaded.service ExecMainStartTimestampMonotonic)
@@ -253,4 +299,14 @@ else
         kill -CONT "$agent_pid" 2>/dev/null
 fi
 
+# ---- into a reboot: a container left running (on the disk booted twice) ----
+docker rm -f survivor >/dev/null 2>&1
+mkdir -p "$state"
+if timeout 180 docker run -d --name survivor "$img" sleep 100000 >/dev/null 2>"$tmp/err"; then
+        pid=$(docker inspect -f '{{.State.Pid}}' survivor)
+        tr -s ' ' <"/proc/$pid/uid_map" | sed 's/^ //' >"$state/survivor-map"
+fi
+touch "$state/first-boot"
+sync
 rm -rf "$tmp"
+poweroff_soon

@@ -65,12 +65,16 @@ rm -f "$image_err"
 echo "# vm: image $image ($(cat "$image/done")), ready after $((SECONDS - start)) s; ${accel[*]:0:2}"
 
 work=$(mktemp -d /var/tmp/stockade-vm.XXXXXX)
-qemu_pids=()
+session_pids=()
 cleanup() {
-        local pid
-        for pid in "${qemu_pids[@]}"; do
-                kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
+        local f
+        for f in "${session_pids[@]}"; do
+                kill "$f" 2>/dev/null
         done
+        for f in "$work"/pid-*; do
+                [[ -f $f ]] && kill "$(cat "$f")" 2>/dev/null
+        done
+        wait
         if [[ $keep -eq 1 ]]; then
                 echo "# vm: kept $work"
         else
@@ -146,17 +150,17 @@ kernel_files() { # VERSION -> vmlinuz [initrd]
         return 1
 }
 
-qemu_args() { # KERNEL_VERSION -> the common QEMU command line
-        local files
+qemu_args() { # KERNEL_VERSION [DISK [snapshot=on|off]] -> the common QEMU command line
+        local files disk=${2:-$work/root.img} snap=${3:-on}
         mapfile -t files < <(kernel_files "$1")
         echo qemu-system-x86_64 "${accel[@]}" -smp 2 -m 2048 -kernel "${files[0]}"
         [[ ${#files[@]} -gt 1 ]] && echo -initrd "${files[1]}"
         if [[ ${#files[@]} -gt 1 ]]; then
-                echo -drive "file=$work/root.img,format=raw,if=virtio,snapshot=on" \
+                echo -drive "file=$disk,format=raw,if=virtio,snapshot=$snap" \
                         -drive "file=$work/payload.img,format=raw,if=virtio,readonly=on"
         else
                 # No initramfs: the disks are NVMe, which 6.12 cloud has built in.
-                echo -drive "file=$work/root.img,format=raw,if=none,id=root,snapshot=on" \
+                echo -drive "file=$disk,format=raw,if=none,id=root,snapshot=$snap" \
                         -device nvme,serial=root,drive=root \
                         -drive "file=$work/payload.img,format=raw,if=none,id=payload,readonly=on" \
                         -device nvme,serial=payload,drive=payload
@@ -179,66 +183,84 @@ if [[ $interactive -eq 1 ]]; then
         exit 0
 fi
 
-# boot K: one batch boot of kernel K in the background; its pid in qemu_pids.
-qemu_pids=()
+# boot K TAG DISK SNAPSHOT GRACE: one batch boot of kernel K; results in results-TAG.txt.
+# A guest that printed its END marker and has not powered off GRACE s later is stopped.
 boot() {
-        local k=$1
-        : >"$work/console-$k.log"
-        : >"$work/results-$k.txt"
+        local k=$1 tag=$2 disk=$3 snap=$4 grace=$5 ended=
+        : >"$work/console-$tag.log"
+        : >"$work/results-$tag.txt"
         # shellcheck disable=SC2046
-        timeout "${STOCKADE_VM_TIMEOUT:-600}" $(qemu_args "$k") -monitor none \
-                -serial "file:$work/console-$k.log" -serial "file:$work/results-$k.txt" \
+        timeout "${STOCKADE_VM_TIMEOUT:-600}" $(qemu_args "$k" "$disk" "$snap") -monitor none \
+                -serial "file:$work/console-$tag.log" -serial "file:$work/results-$tag.txt" \
                 -append "root=$(root_device "$k") rw console=ttyS0 apparmor=0 panic=-1 stockade.check" \
-                >"$work/qemu-$k.log" 2>&1 &
-        qemu_pids+=($!)
+                >"$work/qemu-$tag.log" 2>&1 &
+        local pid=$!
+        echo "$pid" >"$work/pid-$tag"
+        while kill -0 "$pid" 2>/dev/null; do
+                if grep -q '^END stockade-vm-check' "$work/results-$tag.txt"; then
+                        ended=${ended:-$SECONDS}
+                        [[ $((SECONDS - ended)) -ge $grace ]] && kill "$pid" 2>/dev/null
+                fi
+                sleep 2
+        done
+        wait "$pid"
+        echo $? >"$work/rc-$tag"
+        rm -f "$work/pid-$tag"
+}
+
+# session K FIRST: kernel K's boots. The first kernel boots a disk of its own twice (the
+# second boot checks what a reboot keeps and frees), the others the shared disk in
+# snapshot mode, once.
+session() {
+        local k=$1
+        if [[ $2 -eq 1 ]]; then
+                cp --sparse=always "$work/root.img" "$work/root-$k.img" && sync "$work/root-$k.img" || return
+                boot "$k" "$k" "$work/root-$k.img" off 90
+                # Seen once here: QEMU's first reads of the fresh copy failed with EPERM
+                # ("aio failed") and the kernel found no root; the next boot was fine.
+                if ! grep -q '^BEGIN stockade-vm-check' "$work/results-$k.txt" && grep -q 'aio failed' "$work/qemu-$k.log"; then
+                        echo "# vm: $k: QEMU could not read the disk ($(head -n 1 "$work/qemu-$k.log")); booting again" \
+                                >"$work/retry-$k"
+                        boot "$k" "$k" "$work/root-$k.img" off 90
+                fi
+                boot "$k" "$k-reboot" "$work/root-$k.img" off 90
+        else
+                boot "$k" "$k" "$work/root.img" on 4
+        fi
 }
 
 # The kernels boot at the same time: under TCG one guest keeps this machine's CPUs only
-# partly busy. A guest that printed its END marker is stopped a few seconds later: the
-# unit's SuccessAction=poweroff-force has not powered the guests off here (not understood
-# yet), and the root disk is in snapshot mode, so nothing is lost.
+# partly busy.
 t=$SECONDS
-booted=()
+booted=() tags=() session_pids=()
 for k in "${kernels[@]}"; do
         if kernel_files "$k" >/dev/null; then
-                boot "$k"
+                first=$([[ ${#booted[@]} -eq 0 ]] && echo 1 || echo 0)
+                session "$k" "$first" &
+                session_pids+=($!)
                 booted+=("$k")
+                tags+=("$k")
+                [[ $first -eq 1 ]] && tags+=("$k-reboot")
         else
                 echo "FAIL: vm: $k: no such kernel in the image ($image)"
         fi
 done
-declare -A ended=()
-while :; do
-        alive=0
-        for i in "${!booted[@]}"; do
-                k=${booted[$i]} pid=${qemu_pids[$i]}
-                kill -0 "$pid" 2>/dev/null || continue
-                alive=1
-                if grep -q '^END stockade-vm-check' "$work/results-$k.txt"; then
-                        ended[$k]=${ended[$k]:-$SECONDS}
-                        # The disk is in snapshot mode: nothing is lost.
-                        [[ $((SECONDS - ended[$k])) -ge 4 ]] && kill "$pid" 2>/dev/null
-                fi
-        done
-        [[ $alive -eq 0 ]] && break
-        sleep 2
-done
-for i in "${!booted[@]}"; do
-        k=${booted[$i]}
-        wait "${qemu_pids[$i]}"
-        rc=$?
-        results=$work/results-$k.txt
-        if grep -q '^END stockade-vm-check' "$results"; then
+wait "${session_pids[@]}"
+session_pids=()
+for tag in "${tags[@]}"; do
+        [[ -f $work/retry-$tag ]] && cat "$work/retry-$tag"
+        results=$work/results-$tag.txt
+        rc=$(cat "$work/rc-$tag" 2>/dev/null || echo none)
+        if grep -q '^END stockade-vm-check' "$results" 2>/dev/null; then
                 sed -n '/^BEGIN stockade-vm-check/,/^END stockade-vm-check/p' "$results" |
                         grep -E '^(PASS|FAIL|SKIP): |^# ' | sed 's/^\(PASS\|FAIL\|SKIP\): /\1: vm: /'
                 grep -q '^check.sh exit status 0' "$results" ||
-                        echo "FAIL: vm: $k: $(grep '^check.sh exit status' "$results" || echo 'check.sh did not finish')"
+                        echo "FAIL: vm: $tag: $(grep '^check.sh exit status' "$results" || echo 'check.sh did not finish')"
         else
-                echo "FAIL: vm: $k: the guest did not finish its checks (QEMU exit status $rc after $((SECONDS - t)) s)"
-                grep -E '^(PASS|FAIL|SKIP): ' "$results" | sed 's/^\(PASS\|FAIL\|SKIP\): /\1: vm: /'
-                tail -n 25 "$work/console-$k.log" | sed 's/^/# console: /'
+                echo "FAIL: vm: $tag: the guest did not finish its checks (QEMU exit status $rc)"
+                grep -E '^(PASS|FAIL|SKIP): ' "$results" 2>/dev/null | sed 's/^\(PASS\|FAIL\|SKIP\): /\1: vm: /'
+                tail -n 25 "$work/console-$tag.log" 2>/dev/null | sed 's/^/# console: /'
         fi
 done
-qemu_pids=()
 echo "# vm: ${booted[*]}: boots and checks in $((SECONDS - t)) s"
 echo "# vm: $((SECONDS - start)) s in all"
