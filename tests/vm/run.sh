@@ -9,7 +9,8 @@
 # checks (log in as root, password "stockade"; the check script is on /dev/vdb, label
 # PAYLOAD; Ctrl-A X quits QEMU). --keep leaves the work directory (disks, serial logs).
 # STOCKADE_VM=skip skips the suite; STOCKADE_VM_CACHE moves the image cache
-# (default /var/cache/stockade-vm); STOCKADE_VM_TIMEOUT bounds each boot (default 600 s).
+# (default /var/cache/stockade-vm); STOCKADE_VM_TIMEOUT bounds each boot (default 600 s);
+# STOCKADE_VM_REBOOT=0 leaves out the second boot of the first kernel's disk.
 #
 # The guest has no network (-nic none) and no vsock device: vsock is exercised inside it
 # through the loopback transport only. Nothing it does reaches this machine.
@@ -196,16 +197,38 @@ boot() {
                 >"$work/qemu-$tag.log" 2>&1 &
         local pid=$!
         echo "$pid" >"$work/pid-$tag"
+        local killed=0
         while kill -0 "$pid" 2>/dev/null; do
                 if grep -q '^END stockade-vm-check' "$work/results-$tag.txt"; then
                         ended=${ended:-$SECONDS}
-                        [[ $((SECONDS - ended)) -ge $grace ]] && kill "$pid" 2>/dev/null
+                        [[ $((SECONDS - ended)) -ge $grace ]] && kill "$pid" 2>/dev/null && killed=1
                 fi
                 sleep 2
         done
         wait "$pid"
         echo $? >"$work/rc-$tag"
+        # Shutting down is the guest's own: the agent must not hold it up.
+        if [[ -n $ended && $grace -gt 4 ]]; then
+                if [[ $killed -eq 0 ]]; then
+                        echo "PASS: $tag: the guest powered off $((SECONDS - ended)) s after the checks" >"$work/poweroff-$tag"
+                else
+                        echo "FAIL: $tag: the guest powered off within $grace s after the checks ($(grep -ao 'Job [^ ]* running' "$work/console-$tag.log" | tail -n 1))" >"$work/poweroff-$tag"
+                fi
+        fi
         rm -f "$work/pid-$tag"
+}
+
+# Seen here on boots of the writable disk (not of snapshots), one in three or so: QEMU's
+# NVMe reads fail with EPERM ("aio failed: Operation not permitted") and the kernel finds
+# no root; the same disk boots fine the next time. Not understood yet: booted once more.
+boot_retry() {
+        local tag=$2
+        boot "$@"
+        if ! grep -q '^BEGIN stockade-vm-check' "$work/results-$tag.txt" && grep -q 'aio failed' "$work/qemu-$tag.log"; then
+                echo "# vm: $tag: QEMU could not read the disk ($(head -n 1 "$work/qemu-$tag.log")); booting again" \
+                        >"$work/retry-$tag"
+                boot "$@"
+        fi
 }
 
 # session K FIRST: kernel K's boots. The first kernel boots a disk of its own twice (the
@@ -213,17 +236,10 @@ boot() {
 # snapshot mode, once.
 session() {
         local k=$1
-        if [[ $2 -eq 1 ]]; then
+        if [[ $2 -eq 1 && ${STOCKADE_VM_REBOOT:-1} -eq 1 ]]; then
                 cp --sparse=always "$work/root.img" "$work/root-$k.img" && sync "$work/root-$k.img" || return
-                boot "$k" "$k" "$work/root-$k.img" off 90
-                # Seen once here: QEMU's first reads of the fresh copy failed with EPERM
-                # ("aio failed") and the kernel found no root; the next boot was fine.
-                if ! grep -q '^BEGIN stockade-vm-check' "$work/results-$k.txt" && grep -q 'aio failed' "$work/qemu-$k.log"; then
-                        echo "# vm: $k: QEMU could not read the disk ($(head -n 1 "$work/qemu-$k.log")); booting again" \
-                                >"$work/retry-$k"
-                        boot "$k" "$k" "$work/root-$k.img" off 90
-                fi
-                boot "$k" "$k-reboot" "$work/root-$k.img" off 90
+                boot_retry "$k" "$k" "$work/root-$k.img" off 90
+                boot_retry "$k" "$k-reboot" "$work/root-$k.img" off 90
         else
                 boot "$k" "$k" "$work/root.img" on 4
         fi
@@ -254,6 +270,7 @@ for tag in "${tags[@]}"; do
         if grep -q '^END stockade-vm-check' "$results" 2>/dev/null; then
                 sed -n '/^BEGIN stockade-vm-check/,/^END stockade-vm-check/p' "$results" |
                         grep -E '^(PASS|FAIL|SKIP): |^# ' | sed 's/^\(PASS\|FAIL\|SKIP\): /\1: vm: /'
+                [[ -f $work/poweroff-$tag ]] && sed 's/^\(PASS\|FAIL\): /\1: vm: /' "$work/poweroff-$tag"
                 grep -q '^check.sh exit status 0' "$results" ||
                         echo "FAIL: vm: $tag: $(grep '^check.sh exit status' "$results" || echo 'check.sh did not finish')"
         else
