@@ -102,6 +102,91 @@ static char *path_join(const char *dir, const char *name) {
         return p;
 }
 
+static int fd_mount_id(int fd, uint64_t *ret) {
+        struct statx stx;
+        if (statx(fd, "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW, STATX_MNT_ID, &stx) < 0)
+                return -errno;
+        if (!(stx.stx_mask & STATX_MNT_ID))
+                return -EOPNOTSUPP;
+        *ret = stx.stx_mnt_id;
+        return 0;
+}
+
+/* openat2() for a system where it answers ENOSYS: a seccomp filter that cannot read its
+ * flags refuses it outright (systemd's RestrictSUIDSGID=, which the shipped unit sets).
+ * The same resolution one component at a time, each step an O_PATH | O_NOFOLLOW open
+ * relative to the fd of the step before, so no name is looked up twice and a symlink
+ * swapped in at any moment is seen as one: RESOLVE_NO_SYMLINKS refuses a symlink (magic
+ * links included) in any component but a trailing one opened O_PATH | O_NOFOLLOW, which
+ * is the symlink itself, as openat2() does; RESOLVE_BENEATH refuses absolute paths and
+ * ".." outright (stricter than openat2(), our paths have neither); RESOLVE_NO_XDEV
+ * compares mount ids. The resolutions this file uses only: RESOLVE_NO_SYMLINKS is
+ * required, and RESOLVE_NO_XDEV only with O_PATH (a final open that crossed a mount
+ * must have had no effect before it is refused). */
+static int open_walk(int dir_fd, const char *path, int flags, mode_t mode, uint64_t resolve) {
+        if (!(resolve & RESOLVE_NO_SYMLINKS) || ((resolve & RESOLVE_NO_XDEV) && !(flags & O_PATH)) ||
+            (resolve & ~(uint64_t) (RESOLVE_NO_SYMLINKS | RESOLVE_BENEATH | RESOLVE_NO_XDEV)))
+                return -EINVAL;
+        if (*path == '\0')
+                return -ENOENT;
+        bool absolute = *path == '/';
+        if (absolute && (resolve & RESOLVE_BENEATH))
+                return -EXDEV;
+
+        _cleanup_close_ int cur = RET_NERRNO(absolute ? open("/", O_PATH | O_DIRECTORY | O_CLOEXEC)
+                                                      : openat(dir_fd, ".", O_PATH | O_DIRECTORY | O_CLOEXEC));
+        if (cur < 0)
+                return cur;
+        uint64_t mnt_id = 0;
+        int r;
+        if ((resolve & RESOLVE_NO_XDEV) && (r = fd_mount_id(cur, &mnt_id)) < 0)
+                return r;
+
+        _cleanup_free_ char *copy = strdup(path);
+        if (!copy)
+                return -ENOMEM;
+        char *p = copy;
+        for (;;) {
+                while (*p == '/')
+                        p++;
+                char *name = p;
+                p += strcspn(p, "/");
+                bool last = *p == '\0' || p[strspn(p, "/")] == '\0';
+                *p = '\0';
+                if (!last)
+                        p++;
+                if (*name == '\0')
+                        /* "/" or "dir/": what the walk stands on is the result. */
+                        return RET_NERRNO(openat(cur, ".", (flags & ~(O_CREAT | O_TRUNC)) | O_DIRECTORY, 0));
+                if (streq(name, "..") && (resolve & RESOLVE_BENEATH))
+                        return -EXDEV;
+
+                _cleanup_close_ int next = RET_NERRNO(
+                        last ? openat(cur, name, flags, mode) : openat(cur, name, O_PATH | O_NOFOLLOW | O_CLOEXEC));
+                if (next < 0)
+                        return next;
+                struct stat st;
+                if (fstat(next, &st) < 0)
+                        return -errno;
+                if (!last && S_ISLNK(st.st_mode))
+                        return -ELOOP;
+                if (!last && !S_ISDIR(st.st_mode))
+                        return -ENOTDIR;
+                if (resolve & RESOLVE_NO_XDEV) {
+                        uint64_t id;
+                        r = fd_mount_id(next, &id);
+                        if (r < 0)
+                                return r;
+                        if (id != mnt_id)
+                                return -EXDEV;
+                }
+                if (last)
+                        return TAKE_FD(next);
+                safe_close(cur);
+                cur = TAKE_FD(next);
+        }
+}
+
 static int openat2_fd(int dir_fd, const char *path, int flags, mode_t mode, uint64_t resolve) {
         /* openat2() refuses O_PATH with other flags than these. */
         flags |= O_NOFOLLOW | O_CLOEXEC | (flags & O_PATH ? 0 : O_NOCTTY);
@@ -110,7 +195,10 @@ static int openat2_fd(int dir_fd, const char *path, int flags, mode_t mode, uint
                 .mode = flags & O_CREAT ? mode : 0,
                 .resolve = resolve,
         };
-        return RET_NERRNO((int) syscall(SYS_openat2, dir_fd, path, &how, sizeof(how)));
+        int r = RET_NERRNO((int) syscall(SYS_openat2, dir_fd, path, &how, sizeof(how)));
+        if (r == -ENOSYS)
+                return open_walk(dir_fd, path, flags, (mode_t) how.mode, resolve);
+        return r;
 }
 
 /* Refuses symlinks in every component: an entry replaced by a symlink must not lead us to

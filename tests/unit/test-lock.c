@@ -1,16 +1,22 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* File locks: read-only bind mounts, the immutable attribute, tamper detection and repair.
  * Each test body runs in a child with its own private mount namespace, so its mounts
- * vanish with it; the immutable attributes it leaves on disk are cleared afterwards. */
+ * vanish with it; the immutable attributes it leaves on disk are cleared afterwards.
+ * Each body runs twice: as is, and (NAME_without_openat2) under a seccomp filter that
+ * answers openat2() with ENOSYS, as systemd's RestrictSUIDSGID= does in the shipped unit,
+ * so the locks' component-walk fallback passes the same tests. */
 #include <fcntl.h>
 #include <ftw.h>
 #include <limits.h>
 #include <linux/fs.h>
+#include <linux/openat2.h>
 #include <poll.h>
 #include <sched.h>
+#include <seccomp.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 
 #include "enforcer/lock.h"
@@ -47,7 +53,20 @@ static int clear_immutable(const char *path, const struct stat *st, int flag, st
         return 0;
 }
 
-static void run_isolated(void (*body)(void)) {
+/* What systemd's RestrictSUIDSGID= does to openat2(): it cannot inspect the flags behind
+ * the pointer, so it refuses the call outright. */
+static void refuse_openat2(void) {
+        scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
+        ASSERT_TRUE(ctx);
+        ASSERT_OK(seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(openat2), 0));
+        ASSERT_OK(seccomp_load(ctx));
+        seccomp_release(ctx);
+        struct open_how how = { .flags = O_PATH | O_CLOEXEC };
+        ASSERT_EQ(syscall(SYS_openat2, AT_FDCWD, "/", &how, sizeof(how)), -1);
+        ASSERT_EQ(errno, ENOSYS);
+}
+
+static void run_isolated(void (*body)(void), bool without_openat2) {
         fflush(NULL);
         pid_t pid = fork();
         ASSERT_TRUE(pid >= 0);
@@ -57,6 +76,8 @@ static void run_isolated(void (*body)(void)) {
                         test_skip("mount namespaces and bind mounts need root");
                 ASSERT_OK(r);
                 ASSERT_OK(RET_NERRNO(mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL)));
+                if (without_openat2)
+                        refuse_openat2();
                 body();
                 fflush(NULL);
                 _exit(0);
@@ -76,7 +97,10 @@ static void run_isolated(void (*body)(void)) {
 #define LOCK_TEST(n)                             \
         static void body_##n(void);              \
         TEST(n) {                                \
-                run_isolated(body_##n);          \
+                run_isolated(body_##n, false);   \
+        }                                        \
+        TEST(n##_without_openat2) {              \
+                run_isolated(body_##n, true);    \
         }                                        \
         static void body_##n(void)
 
@@ -594,4 +618,31 @@ LOCK_TEST(directory_with_other_file_types_is_refused) {
         ASSERT_EQ(lockset_add(set, dir, &why), -EINVAL);
         ASSERT_CONTAINS(why, "/conf/fifo' is neither a regular file, a directory nor a symlink");
         ASSERT_EQ(mount_count(dir), 0);
+}
+
+/* A subdirectory swapped for a symlink to a directory outside, holding a file of the same
+ * name: neither the check nor the repair goes through the symlink (openat2's
+ * RESOLVE_NO_SYMLINKS, or the component walk of _without_openat2). */
+LOCK_TEST(directory_replaced_by_a_symlink_is_not_followed) {
+        DirFixture f = {};
+        dir_fixture_init(&f);
+        _cleanup_free_ char *outside = tmp_path("outside"), *decoy = tmp_path("outside/b.json");
+        _cleanup_free_ char *sub = dir_fixture_path(&f, true, "sub"), *b = dir_fixture_path(&f, true, "sub/b.json");
+        ASSERT_OK(RET_NERRNO(mkdir(outside, 0755)));
+        make_file(decoy, "decoy\n", 0644);
+        alt_unlock(&f, "");
+        alt_unlock(&f, "sub");
+        alt_unlock(&f, "sub/b.json");
+        ASSERT_OK(RET_NERRNO(unlink(b)));
+        ASSERT_OK(RET_NERRNO(rmdir(sub)));
+        ASSERT_OK(RET_NERRNO(symlink(outside, sub)));
+
+        assert_dir_repaired(&f, "replaced by another file");
+        struct stat st;
+        ASSERT_OK(RET_NERRNO(lstat(sub, &st)));
+        ASSERT_TRUE(S_ISDIR(st.st_mode));
+        assert_content(decoy, "decoy\n");
+        ASSERT_OK(RET_NERRNO(stat(decoy, &st)));
+        ASSERT_EQ(st.st_mode & 07777, 0644);
+        dir_fixture_done(&f);
 }

@@ -1,0 +1,312 @@
+#!/bin/bash
+# Runs inside the guest (tests/vm/run.sh puts it on the PAYLOAD disk; the guest's
+# stockade-vm-check.service runs it once the machine is up). One PASS:/FAIL:/SKIP: line per
+# check, each naming what it saw when it fails. Nothing here leaves the guest: no network,
+# vsock only through the loopback transport (CID 1).
+set -u
+export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+k=$(uname -r | cut -d. -f1,2)
+img=vmtest/busybox
+tmp=$(mktemp -d)
+
+pass() { echo "PASS: $k: $1"; }
+fail() { echo "FAIL: $k: $1${2:+ ($2)}"; }
+skip() { echo "SKIP: $k: $1${2:+ ($2)}"; }
+# One line of what a command printed, for a failure's reason, with the kernel's last
+# overlayfs complaint when there is one (EINVAL alone does not say which option).
+oneline() {
+        local kmsg
+        kmsg=$(dmesg 2>/dev/null | grep -o 'overlayfs: unrecognized mount option.*' | tail -n 1)
+        { tr '\n' ' ' <"$1" | sed 's/  */ /g' | cut -c1-300; } | tr -d '\n'
+        [[ -n $kmsg ]] && grep -q 'overlay' "$1" && printf ' [dmesg: %s]' "$kmsg"
+        echo
+}
+mono() { systemctl show -P "$2" "$1"; }
+ctl() { timeout 20 stockadectl "$@"; }
+drun() { timeout 180 docker run --rm "$@"; }
+
+echo "# guest kernel $(uname -r), $(nproc) CPUs, up $(cut -d' ' -f1 /proc/uptime) s"
+
+# Powers the guest off a few seconds after this script ends (the runner must still print
+# its END marker). A transient timer, as minbase has no D-Bus for systemd-run.
+poweroff_soon() {
+        printf '[Timer]\nOnActiveSec=3\n' >/run/systemd/system/vm-poweroff.timer
+        printf '[Service]\nExecStart=/bin/systemctl poweroff\n' >/run/systemd/system/vm-poweroff.service
+        systemctl daemon-reload && systemctl start vm-poweroff.timer
+}
+
+# ---- a second boot of the same disk (run.sh boots the first kernel's disk twice) ----
+state=/var/lib/stockade-vm-test
+if [[ -e $state/first-boot ]]; then
+        echo "# second boot of this disk"
+        status=$(systemctl show -P StatusText stockaded.service)
+        if [[ $status == *"from acme"* && $status == *"ECI locked"* ]]; then
+                pass "reboot: the last verified settings are enforced from boot, no network ('$status')"
+        else
+                fail "reboot: the last verified settings are enforced from boot" "STATUS='$status'"
+        fi
+        if ctl status --json >"$tmp/status" 2>&1 && grep -Eq '"serial":[[:space:]]*1[,[:space:]]' "$tmp/status" &&
+                grep -Eq '"serial":[[:space:]]*1[,[:space:]}]' /var/lib/stockade/state.json; then
+                pass "reboot: serial 1 in force and kept in state.json"
+        else
+                fail "reboot: serial 1 in force and kept in state.json" "$(oneline /var/lib/stockade/state.json)"
+        fi
+        if (echo '{}' >>/etc/docker/daemon.json) 2>/dev/null; then
+                fail "reboot: /etc/docker/daemon.json is locked again" "the write succeeded"
+        else
+                pass "reboot: /etc/docker/daemon.json is locked again"
+        fi
+        before=$(cat "$state/survivor-map" 2>/dev/null)
+        if [[ $(docker inspect -f '{{.State.Running}}' survivor 2>&1) == true ]]; then
+                skip "reboot: the range of a container that did not survive is free" "it survived"
+        else
+                map=$(drun "$img" cat /proc/self/uid_map 2>"$tmp/err" | tr -s ' ' | sed 's/^ //')
+                if [[ -n $before && $map == "$before" ]]; then
+                        pass "reboot: the range of a container that did not survive is free again ('$map')"
+                else
+                        fail "reboot: the range of a container that did not survive is free again" \
+                                "before the reboot '$before', now '$map': $(oneline "$tmp/err")"
+                fi
+        fi
+        rm -rf "$tmp"
+        poweroff_soon
+        exit 0
+fi
+
+# ---- order: socket, then the agent ready, then containerd, then dockerd ----
+sock=$(mono stockaded.socket ActiveEnterTimestampMonotonic)
+agent_start=$(mono stockaded.service ExecMainStartTimestampMonotonic)
+agent_ready=$(mono stockaded.service ActiveEnterTimestampMonotonic)
+ctrd=$(mono containerd.service ExecMainStartTimestampMonotonic)
+dockerd=$(mono docker.service ExecMainStartTimestampMonotonic)
+order="socket $sock, agent started $agent_start, ready $agent_ready, containerd $ctrd, dockerd $dockerd (us)"
+if [[ $sock -gt 0 && $agent_ready -gt 0 && $ctrd -gt 0 && $dockerd -gt 0 && $sock -le $agent_start &&
+        $agent_ready -le $ctrd && $agent_ready -le $dockerd ]]; then
+        pass "order at boot: $order"
+else
+        fail "order at boot: the agent is ready before containerd and dockerd start, its socket first" "$order"
+fi
+if [[ $(systemctl show -P Type stockaded.service) == notify ]]; then
+        pass "stockaded.service is Type=notify (active means READY=1 was sent)"
+else
+        fail "stockaded.service is Type=notify" "$(systemctl show -P Type stockaded.service)"
+fi
+
+# ---- locks in force from boot under the shipped unit ----
+for f in /etc/docker/daemon.json /etc/stockade/stockaded.json; do
+        if (echo '{}' >>"$f") 2>"$tmp/err"; then
+                fail "locked from boot: writing $f fails" "the write succeeded"
+        else
+                pass "locked from boot: writing $f fails: $(oneline "$tmp/err")"
+        fi
+done
+agent_pid=$(systemctl show -P MainPID stockaded.service)
+if [[ $(readlink /proc/"$agent_pid"/ns/mnt) == "$(readlink /proc/1/ns/mnt)" ]]; then
+        pass "the agent runs in the VM's mount namespace"
+else
+        fail "the agent runs in the VM's mount namespace" "its is $(readlink /proc/"$agent_pid"/ns/mnt), PID 1's $(readlink /proc/1/ns/mnt)"
+fi
+if findmnt -n -o OPTIONS /etc/docker/daemon.json 2>/dev/null | grep -q '^ro'; then
+        pass "locked from boot: /etc/docker/daemon.json is a read-only mount in the VM's namespace"
+else
+        fail "locked from boot: /etc/docker/daemon.json is a read-only mount in the VM's namespace" \
+                "findmnt: '$(findmnt -n /etc/docker/daemon.json)'"
+fi
+if touch /etc/stockade/new-file 2>/dev/null; then
+        fail "locked from boot: creating a file in /etc/stockade fails" "it was created"
+        rm -f /etc/stockade/new-file
+else
+        pass "locked from boot: creating a file in /etc/stockade fails"
+fi
+if grep -q '"default-runtime":[[:space:]]*"stockade"' /etc/docker/daemon.json; then
+        pass "daemon.json names stockade as the default runtime"
+else
+        fail "daemon.json names stockade as the default runtime" "$(oneline /etc/docker/daemon.json)"
+fi
+
+# ---- status and events over vsock (loopback transport, CID 1) ----
+modprobe vsock_loopback 2>/dev/null
+if ctl status --socket vsock:1:5100 --json >"$tmp/status" 2>"$tmp/err" && grep -q '"locks"' "$tmp/status"; then
+        pass "status over vsock:1:5100 (the agent accepts CID 1, configured for the test)"
+else
+        fail "status over vsock:1:5100" "$(oneline "$tmp/err") $(head -c 200 "$tmp/status")"
+fi
+if ctl status --socket vsock:1:5101 >"$tmp/out" 2>&1; then
+        fail "vsock:2:5101 refuses a peer that is not CID 2" "status answered: $(oneline "$tmp/out")"
+else
+        pass "vsock:2:5101 refuses a peer that is not CID 2: $(oneline "$tmp/out")"
+fi
+
+# ---- tampering is repaired and reported (events over vsock, the journal) ----
+timeout 15 stockadectl events --socket vsock:1:5100 --json >"$tmp/events" 2>&1 &
+events_pid=$!
+sleep 2
+umount /etc/docker/daemon.json 2>"$tmp/err"
+repaired=
+for _ in $(seq 1 20); do
+        sleep 0.5
+        if ! (echo '{}' >>/etc/docker/daemon.json) 2>/dev/null && findmnt -n /etc/docker/daemon.json >/dev/null; then
+                repaired=1
+                break
+        fi
+done
+if [[ -n $repaired ]]; then
+        pass "an unmounted lock is mounted again read-only within 10 s"
+else
+        fail "an unmounted lock is mounted again read-only within 10 s" "umount: $(oneline "$tmp/err")"
+fi
+sleep 1
+kill "$events_pid" 2>/dev/null
+wait "$events_pid" 2>/dev/null
+if grep -q 'lock.tampered' "$tmp/events"; then
+        pass "events over vsock report lock.tampered"
+else
+        fail "events over vsock report lock.tampered" "$(head -c 300 "$tmp/events")"
+fi
+
+# ---- journald: the agent's structured fields ----
+journalctl -o json -u stockaded.service --no-pager >"$tmp/journal" 2>/dev/null
+events=$(grep -o '"STOCKADE_EVENT":"[a-z.]*"' "$tmp/journal" | sort -u | tr '\n' ' ')
+if grep -q '"CODE_FILE":' "$tmp/journal"; then
+        pass "journal: the agent's entries carry CODE_FILE=/CODE_LINE= (journalctl -o json)"
+else
+        fail "journal: the agent's entries carry CODE_FILE=/CODE_LINE=" \
+                "$(journalctl -u stockaded.service -n 5 --no-pager -o cat 2>&1 | tr '\n' '|' | cut -c1-300)"
+fi
+if grep '"STOCKADE_EVENT":"lock.tampered"' "$tmp/journal" | grep -q '"STOCKADE_DATA":'; then
+        pass "journal has STOCKADE_EVENT=lock.tampered and STOCKADE_DATA= ($events)"
+else
+        fail "journal has STOCKADE_EVENT=lock.tampered" "STOCKADE_EVENT values: '$events'"
+fi
+
+# ---- cgroup v2 ----
+if [[ $(stat -fc %T /sys/fs/cgroup) == cgroup2fs ]]; then
+        pass "the guest runs cgroup v2"
+else
+        fail "the guest runs cgroup v2" "$(stat -fc %T /sys/fs/cgroup)"
+fi
+
+# ---- a busybox image made from the guest's own files ----
+mkdir -p "$tmp/rootfs/bin" "$tmp/rootfs/etc" "$tmp/rootfs/proc" "$tmp/rootfs/sys" "$tmp/rootfs/dev" "$tmp/rootfs/tmp"
+cp /bin/busybox "$tmp/rootfs/bin/"
+for t in sh cat sleep true id ls echo grep; do ln -s busybox "$tmp/rootfs/bin/$t"; done
+echo 'root:x:0:0:root:/:/bin/sh' >"$tmp/rootfs/etc/passwd"
+if tar -C "$tmp/rootfs" -c . | timeout 120 docker import - "$img" >/dev/null 2>"$tmp/err"; then
+        pass "docker import of a busybox image"
+else
+        fail "docker import of a busybox image" "$(oneline "$tmp/err")"
+fi
+
+uid_map() { drun "$@" "$img" cat /proc/self/uid_map 2>"$tmp/err" | tr -s ' ' | sed 's/^ //'; }
+map=$(uid_map)
+if [[ $map == "0 100000 65536" ]]; then
+        pass "docker run: uid_map is 0 100000 65536"
+else
+        fail "docker run: uid_map is 0 100000 65536" "got '$map': $(oneline "$tmp/err")"
+fi
+map=$(uid_map --runtime=runc)
+if [[ $map =~ ^0\ [0-9]+\ 65536$ && ${map#0 } != "0 65536" ]] && [[ $(cut -d' ' -f2 <<<"$map") -ge 100000 ]]; then
+        pass "docker run --runtime=runc: uid_map is $map"
+else
+        fail "docker run --runtime=runc goes through Stockade" "got '$map': $(oneline "$tmp/err")"
+fi
+if drun --network=host "$img" true 2>"$tmp/err"; then
+        fail "--network=host is refused" "the container ran"
+elif grep -q "can't share the network namespace" "$tmp/err"; then
+        pass "--network=host is refused: $(grep -o "stockade: [^\"]*namespace with the VM" "$tmp/err" | head -1)"
+else
+        fail "--network=host is refused with Stockade's reason" "$(oneline "$tmp/err")"
+fi
+if drun -v /etc:/x "$img" true 2>"$tmp/err"; then
+        fail "-v /etc:/x is refused" "the container ran"
+elif grep -q "restricted VM path" "$tmp/err"; then
+        pass "-v /etc:/x is refused: restricted VM path"
+else
+        fail "-v /etc:/x is refused with Stockade's reason" "$(oneline "$tmp/err")"
+fi
+drun --memory 64m --cpus 0.5 "$img" cat /sys/fs/cgroup/memory.max /sys/fs/cgroup/cpu.max >"$tmp/cg" 2>"$tmp/err"
+mem=$(sed -n 1p "$tmp/cg") cpu=$(sed -n 2p "$tmp/cg")
+if [[ $mem == 67108864 ]]; then
+        pass "--memory 64m: the container's memory.max is 67108864"
+else
+        fail "--memory 64m: the container's memory.max is 67108864" "got '$mem': $(oneline "$tmp/err")"
+fi
+if [[ $cpu == "50000 100000" ]]; then
+        pass "--cpus 0.5: the container's cpu.max is 50000 100000"
+else
+        fail "--cpus 0.5: the container's cpu.max is 50000 100000" "got '$cpu': $(oneline "$tmp/err")"
+fi
+
+# ---- the agent restarts; dockerd and a running container stay up ----
+running() { [[ $(docker inspect -f '{{.State.Running}}' keep 2>/dev/null) == true ]]; }
+docker rm -f keep >/dev/null 2>&1
+if timeout 180 docker run -d --name keep "$img" sleep 100000 >/dev/null 2>"$tmp/err" && running; then
+        dockerd_pid=$(systemctl show -P MainPID docker.service)
+        agent_pid=$(systemctl show -P MainPID stockaded.service)
+        timeout 60 systemctl restart stockaded.service
+        sleep 2
+        now_dockerd=$(systemctl show -P MainPID docker.service)
+        now_agent=$(systemctl show -P MainPID stockaded.service)
+        if [[ $now_dockerd == "$dockerd_pid" && $now_agent != "$agent_pid" ]] && running; then
+                pass "systemctl restart stockaded: the agent restarted (pid $agent_pid -> $now_agent), dockerd (pid $dockerd_pid) and the container kept running"
+        else
+                fail "systemctl restart stockaded keeps dockerd and a running container up" \
+                        "dockerd pid $dockerd_pid -> $now_dockerd, agent $agent_pid -> $now_agent, container running: $(docker inspect -f '{{.State.Status}}' keep 2>&1)"
+        fi
+else
+        fail "systemctl restart stockaded keeps dockerd and a running container up" "cannot start a container: $(oneline "$tmp/err")"
+fi
+timeout 60 systemctl start docker.service >/dev/null 2>&1
+docker rm -f keep >/dev/null 2>&1
+
+# ---- the agent stopped: new containers fail closed; start brings it back ----
+timeout 60 systemctl stop stockaded.socket stockaded.service
+if [[ $(systemctl show -P ActiveState docker.service) == active ]]; then
+        pass "systemctl stop stockaded: dockerd stays up"
+else
+        fail "systemctl stop stockaded: dockerd stays up" "docker.service is $(systemctl show -P ActiveState docker.service)"
+        timeout 60 systemctl start docker.service >/dev/null 2>&1
+        timeout 60 systemctl stop stockaded.socket stockaded.service
+fi
+if drun "$img" true 2>"$tmp/err"; then
+        fail "with the agent stopped, docker run fails closed" "the container ran"
+elif grep -q "not reachable" "$tmp/err"; then
+        pass "with the agent stopped, docker run fails closed: $(grep -o "stockade: the Stockade agent is not reachable[^\"]*isolation" "$tmp/err" | head -1)"
+else
+        fail "with the agent stopped, docker run fails closed naming the agent" "$(oneline "$tmp/err")"
+fi
+timeout 60 systemctl start stockaded.socket stockaded.service
+map=$(uid_map)
+if [[ $map == "0 100000 65536" ]]; then
+        pass "systemctl start stockaded: docker run works again (0 100000 65536)"
+else
+        fail "systemctl start stockaded: docker run works again" "got '$map': $(oneline "$tmp/err")"
+fi
+
+# ---- the watchdog restarts a hung agent ----
+agent_pid=$(systemctl show -P MainPID stockaded.service)
+kill -STOP "$agent_pid"
+new_pid=$agent_pid
+for _ in $(seq 1 45); do
+        sleep 1
+        new_pid=$(systemctl show -P MainPID stockaded.service)
+        [[ $new_pid != "$agent_pid" && $new_pid != 0 && $(systemctl show -P ActiveState stockaded.service) == active ]] && break
+done
+if [[ $new_pid != "$agent_pid" && $new_pid != 0 ]]; then
+        pass "the watchdog restarts a stopped agent (pid $agent_pid -> $new_pid, WatchdogSec=$(systemctl show -P WatchdogUSec stockaded.service))"
+else
+        fail "the watchdog restarts a stopped agent within 45 s" "still pid $agent_pid, $(systemctl show -P ActiveState stockaded.service)"
+        kill -CONT "$agent_pid" 2>/dev/null
+fi
+
+# ---- into a reboot: a container left running (on the disk booted twice) ----
+docker rm -f survivor >/dev/null 2>&1
+mkdir -p "$state"
+if timeout 180 docker run -d --name survivor "$img" sleep 100000 >/dev/null 2>"$tmp/err"; then
+        pid=$(docker inspect -f '{{.State.Pid}}' survivor)
+        tr -s ' ' <"/proc/$pid/uid_map" | sed 's/^ //' >"$state/survivor-map"
+fi
+touch "$state/first-boot"
+sync
+rm -rf "$tmp"
+poweroff_soon
