@@ -280,6 +280,7 @@ TEST(restricted_binds_refused) {
         assert_refused("plain", high_uid, "stockade: uid 70000 is outside the container's 65536 ids");
 }
 
+/* A bind of alias_source: another name a test gives to a restricted directory. */
 static char alias_source[512];
 
 static void bind_alias(cJSON *spec) {
@@ -335,15 +336,6 @@ TEST(bind_sources_only_from_host_shares) {
         free(c.text);
 }
 
-static char extra_source[512];
-
-static void bind_extra(cJSON *spec) {
-        bind_etc(spec);
-        cJSON *mounts = cJSON_GetObjectItem(spec, "mounts");
-        cJSON_ReplaceItemInObject(cJSON_GetArrayItem(mounts, cJSON_GetArraySize(mounts) - 1), "source",
-                                  cJSON_CreateString(extra_source));
-}
-
 TEST(symlink_in_a_share_is_what_it_points_to) {
         /* A link inside the share to /etc is /etc. */
         Case c = {};
@@ -351,12 +343,12 @@ TEST(symlink_in_a_share_is_what_it_points_to) {
         char share[300];
         snprintf(share, sizeof(share), "%s/srv", c.tmp);
         make_dirs(share);
-        snprintf(extra_source, sizeof(extra_source), "%s/link", share);
-        ASSERT_OK(RET_NERRNO(symlink("/etc", extra_source)));
+        snprintf(alias_source, sizeof(alias_source), "%s/link", share);
+        ASSERT_OK(RET_NERRNO(symlink("/etc", alias_source)));
         free(c.text);
-        _cleanup_free_ char *why = refusal_of(&c, "plain", bind_extra);
+        _cleanup_free_ char *why = refusal_of(&c, "plain", bind_alias);
         char want[600];
-        snprintf(want, sizeof(want), "stockade: can't mount %s: restricted VM path", extra_source);
+        snprintf(want, sizeof(want), "stockade: can't mount %s: restricted VM path", alias_source);
         ASSERT_STREQ(why, want);
         free(c.text);
 }
