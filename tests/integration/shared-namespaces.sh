@@ -49,12 +49,15 @@ for m in "${members[@]}"; do [[ $(in_ns $m "$nslinks") == "$want" ]] && same=$((
         fail "the members are in the pause's user, network and IPC namespaces" "pause: $want; m1: $(in_ns m1 "$nslinks")"
 
 # Loopback between members: m2 listens, m1 and m3 each send a line.
-docker exec -d m2 sh -c 'nc -l -p 7001 >/tmp/from-m1; nc -l -p 7002 >/tmp/from-m3'
+docker exec -d m2 sh -c 'nc -l -p 7001 >/tmp/from-m1 & nc -l -p 7002 >/tmp/from-m3 & wait'
 sent=0
 for _ in $(seq 50); do in_ns m1 'echo hello from m1 | nc 127.0.0.1 7001' >/dev/null && { sent=1; break; }; sleep 0.1; done
 for _ in $(seq 50); do in_ns m3 'echo hello from m3 | nc 127.0.0.1 7002' >/dev/null && break; sleep 0.1; done
-sleep 0.3
-got=$(in_ns m2 'cat /tmp/from-m1 /tmp/from-m3')
+for _ in $(seq 50); do
+        got=$(in_ns m2 'cat /tmp/from-m1 /tmp/from-m3')
+        [[ $got == $'hello from m1\nhello from m3' ]] && break
+        sleep 0.1
+done
 [[ $sent == 1 && $got == $'hello from m1\nhello from m3' ]] && pass "members talk over the shared loopback" ||
         fail "members talk over the shared loopback" "m2 got '$got'"
 
