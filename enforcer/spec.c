@@ -71,6 +71,26 @@ static const struct {
         { "network", CLONE_NEWNET }, { "pid", CLONE_NEWPID }, { "ipc", CLONE_NEWIPC }, { "uts", CLONE_NEWUTS },
 };
 
+int spec_namespace_open(const char *path, int *ret_fd) {
+        /* Opened for reading only once it is known to be a namespace file: a spec names it,
+         * and opening a device as root can have effects. */
+        _cleanup_close_ int path_fd = RET_NERRNO(open(path, O_PATH | O_CLOEXEC));
+        if (path_fd < 0)
+                return path_fd;
+        struct statfs sf;
+        if (fstatfs(path_fd, &sf) < 0)
+                return -errno;
+        if (sf.f_type != NSFS_MAGIC)
+                return -EINVAL;
+        char reopen[64];
+        snprintf(reopen, sizeof(reopen), "/proc/self/fd/%d", path_fd);
+        int fd = RET_NERRNO(open(reopen, O_RDONLY | O_CLOEXEC));
+        if (fd < 0)
+                return fd;
+        *ret_fd = fd;
+        return 0;
+}
+
 /* The id of another container that holds the range at base, NULL when none does. */
 static const char *range_holder(const SpecPolicy *p, uint32_t base) {
         const cJSON *c;
@@ -88,17 +108,12 @@ static const char *range_holder(const SpecPolicy *p, uint32_t base) {
  * caller then pins for runc, with that user namespace (*ret_userns). */
 static int check_namespace_path(const char *type, int clone_flag, const char *path, const SpecPolicy *p, int *ret_fd,
                                 int *ret_userns, uint32_t *ret_base, const char **ret_holder, char **reterr) {
-        /* Opened for reading only once it is known to be a namespace file: a spec names it,
-         * and opening a device as root can have effects. */
-        _cleanup_close_ int path_fd = RET_NERRNO(open(path, O_PATH | O_CLOEXEC)), fd = -EBADF;
-        struct statfs sf;
-        char reopen[64];
-        if (path_fd < 0)
-                return error_set(reterr, path_fd, "stockade: can't inspect the %s namespace '%s': %s", type, path, strerror(-path_fd));
-        snprintf(reopen, sizeof(reopen), "/proc/self/fd/%d", path_fd);
-        if (fstatfs(path_fd, &sf) < 0 || sf.f_type != NSFS_MAGIC || (fd = open(reopen, O_RDONLY | O_CLOEXEC)) < 0 ||
-            ioctl(fd, NS_GET_NSTYPE) != clone_flag)
+        _cleanup_close_ int fd = -EBADF;
+        int r = spec_namespace_open(path, &fd);
+        if (r == -EINVAL || (r >= 0 && ioctl(fd, NS_GET_NSTYPE) != clone_flag))
                 return error_set(reterr, -EINVAL, "stockade: '%s' is not a %s namespace", path, type);
+        if (r < 0)
+                return error_set(reterr, r, "stockade: can't inspect the %s namespace '%s': %s", type, path, strerror(-r));
 
         /* The runtime runs in the VM's namespaces; /proc/self/ns/ names "net" what the spec calls "network". */
         char vm[PATH_MAX];

@@ -70,6 +70,10 @@ typedef struct SpecBinds {
 #define SPEC_BINDS_NULL ((SpecBinds) { .root_fd = -EBADF })
 void spec_binds_done(SpecBinds *b);
 
+/* Opens a namespace file a spec names (O_RDONLY, for its ioctls), refusing with -EINVAL
+ * anything that is not on nsfs before opening it for reading. */
+int spec_namespace_open(const char *path, int *ret_fd);
+
 /* Rewrites spec (a parsed config.json) in place; on success *ret_binds holds the open
  * sources (spec_binds_done() closes them). */
 int spec_rewrite(cJSON *spec, const SpecPolicy *policy, SpecBinds *ret_binds, char **reterr);

@@ -415,8 +415,8 @@ static uint32_t joined_base(const cJSON *spec) {
         const cJSON *ns;
         cJSON_ArrayForEach(ns, cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(spec, "linux"), "namespaces")) {
                 const char *path = json_get_string(ns, "path");
-                _cleanup_close_ int fd = path ? open(path, O_RDONLY | O_CLOEXEC) : -EBADF;
-                _cleanup_close_ int userns = fd >= 0 ? ioctl(fd, NS_GET_USERNS) : -EBADF;
+                _cleanup_close_ int fd = -EBADF;
+                _cleanup_close_ int userns = path && spec_namespace_open(path, &fd) >= 0 ? ioctl(fd, NS_GET_USERNS) : -EBADF;
                 uint32_t base;
                 if (userns >= 0 && userns_base(NULL, userns, &base) >= 0)
                         return base;
