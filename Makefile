@@ -23,9 +23,11 @@ endif
 ALL_CFLAGS := $(BASE_CFLAGS) $(CFLAGS)
 ALL_LDFLAGS := -Wl,--as-needed -Wl,-z,relro,-z,now $(LDFLAGS)
 
-MAINS := agent/stockadectl.c $(wildcard agent/stockaded.c enforcer/stockade-runc.c)
+MAINS := agent/stockadectl.c $(wildcard agent/stockaded.c agent/stockade-keeper.c enforcer/stockade-runc.c)
 BINS := $(patsubst %.c,$(BUILDDIR)/bin/%,$(notdir $(MAINS)))
-LIB_SRCS := $(filter-out $(MAINS),$(wildcard common/*.c policy/*.c proto/*.c enforcer/*.c agent/*.c))
+# The broker's helper parent: libc only (no pkg-config libraries on its link line).
+HELPER := $(BUILDDIR)/bin/stockade-helper
+LIB_SRCS := $(filter-out $(MAINS) enforcer/stockade-helper.c,$(wildcard common/*.c policy/*.c proto/*.c enforcer/*.c agent/*.c))
 LIB_OBJS := $(patsubst %.c,$(BUILDDIR)/obj/%.o,$(LIB_SRCS))
 LIB := $(BUILDDIR)/libstockade.a
 
@@ -36,18 +38,22 @@ REPLAY_BINS := $(patsubst tests/fuzz/%.c,$(BUILDDIR)/tests/%-replay,$(FUZZ_SRCS)
 BENCH_SRCS := $(wildcard tests/bench/bench-*.c)
 BENCH_BINS := $(patsubst tests/bench/%.c,$(BUILDDIR)/tests/%,$(BENCH_SRCS))
 
+# Man pages: scdoc sources docs/man/NAME.SECTION.scd, built into $(BUILDDIR)/man/NAME.SECTION.
+MAN_SRCS := $(wildcard docs/man/*.scd)
+MANS := $(patsubst docs/man/%.scd,$(BUILDDIR)/man/%,$(MAN_SRCS))
+
 FUZZ_DIR := build/fuzz
 FUZZ_CFLAGS := -std=gnu11 -g -O1 -D_GNU_SOURCE -Icommon -I. $(PKG_CFLAGS) \
 	-fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all
 FUZZ_LIB_OBJS := $(patsubst %.c,$(FUZZ_DIR)/obj/%.o,$(LIB_SRCS))
 FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(FUZZ_DIR)/%,$(FUZZ_SRCS))
 
-.PHONY: all deps test check fuzz fuzz-build tests-build install clean demo
+.PHONY: all deps test check fuzz fuzz-build tests-build install clean demo deb
 .SUFFIXES:
 .DELETE_ON_ERROR:
 .SECONDARY:
 
-all: $(BINS)
+all: $(BINS) $(HELPER) $(MANS)
 
 deps:
 	@scripts/deps.sh
@@ -64,9 +70,18 @@ $(BUILDDIR)/bin/%: $(BUILDDIR)/obj/agent/%.o $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $^ -o $@ $(ALL_LDFLAGS) $(PKG_LIBS)
 
+# libc only: it holds the agent's fds while the agent restarts.
+$(BUILDDIR)/bin/stockade-keeper: $(BUILDDIR)/obj/agent/stockade-keeper.o
+	@mkdir -p $(dir $@)
+	$(CC) $^ -o $@ $(ALL_LDFLAGS)
+
 $(BUILDDIR)/bin/stockade-runc: $(BUILDDIR)/obj/enforcer/stockade-runc.o $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $^ -o $@ $(ALL_LDFLAGS) $(PKG_LIBS)
+
+$(HELPER): $(BUILDDIR)/obj/enforcer/stockade-helper.o $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $^ -o $@ $(ALL_LDFLAGS)
 
 $(BUILDDIR)/tests/test-%: $(BUILDDIR)/obj/tests/unit/test-%.o $(BUILDDIR)/obj/tests/unit/test.o $(LIB)
 	@mkdir -p $(dir $@)
@@ -80,7 +95,11 @@ $(BUILDDIR)/tests/bench-%: $(BUILDDIR)/obj/tests/bench/bench-%.o $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $^ -o $@ $(ALL_LDFLAGS) $(PKG_LIBS)
 
-tests-build: $(BINS) $(UNIT_BINS) $(REPLAY_BINS) $(BENCH_BINS)
+$(BUILDDIR)/man/%: docs/man/%.scd
+	@mkdir -p $(dir $@)
+	scdoc <$< >$@
+
+tests-build: $(BINS) $(HELPER) $(MANS) $(UNIT_BINS) $(REPLAY_BINS) $(BENCH_BINS)
 
 # libFuzzer builds use clang and their own objects.
 $(FUZZ_DIR)/obj/%.o: %.c
@@ -93,33 +112,45 @@ $(FUZZ_DIR)/fuzz-%: $(FUZZ_DIR)/obj/tests/fuzz/fuzz-%.o $(FUZZ_LIB_OBJS)
 fuzz-build: $(FUZZ_BINS)
 
 test: deps
-	@$(MAKE) --no-print-directory tests-build fuzz-build >$(BUILDDIR).log 2>&1 || { cat $(BUILDDIR).log; exit 1; }
+	@$(MAKE) --no-print-directory -j$$(nproc) tests-build fuzz-build >$(BUILDDIR).log 2>&1 || { cat $(BUILDDIR).log; exit 1; }
 	@tests/run --build $(BUILDDIR) --fuzz $(FUZZ_DIR)
 
 check: deps
 	@mkdir -p build
-	@$(MAKE) --no-print-directory BUILDDIR=build/check SANITIZE=1 tests-build >build/check.log 2>&1 || { cat build/check.log; exit 1; }
+	@$(MAKE) --no-print-directory -j$$(nproc) BUILDDIR=build/check SANITIZE=1 tests-build >build/check.log 2>&1 || { cat build/check.log; exit 1; }
 	@STOCKADE_SANITIZED=1 tests/run --build build/check
 
 fuzz: deps
-	@$(MAKE) --no-print-directory fuzz-build
+	@$(MAKE) --no-print-directory -j$$(nproc) fuzz-build
 	@tests/fuzz/run-fuzzers $(FUZZ_DIR) $(FUZZ_RUNS)
 
 demo: deps
-	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory -j$$(nproc) all
 	@scripts/demo.sh $(BUILDDIR)/bin
+
+# The units name $(PREFIX)'s binaries; their sources say /usr/local.
+UNIT_SED := sed -e 's|/usr/local/bin/|$(PREFIX)/bin/|g' -e 's|/usr/local/libexec/stockade|$(PREFIX)/libexec/stockade|g'
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/libexec/stockade
 	install -m 0755 $(BINS) $(DESTDIR)$(PREFIX)/bin/
 	ln -sf ../../bin/stockade-runc $(DESTDIR)$(PREFIX)/libexec/stockade/runc
+	install -m 0755 $(HELPER) $(DESTDIR)$(PREFIX)/libexec/stockade/stockade-helper
 	install -d $(DESTDIR)/lib/systemd/system/docker.service.d $(DESTDIR)/lib/systemd/system/containerd.service.d \
 		$(DESTDIR)/usr/lib/tmpfiles.d $(DESTDIR)/usr/lib/sysusers.d
-	install -m 0644 systemd/stockaded.service systemd/stockaded.socket $(DESTDIR)/lib/systemd/system/
-	install -m 0644 systemd/docker.service.d/stockade.conf $(DESTDIR)/lib/systemd/system/docker.service.d/
-	install -m 0644 systemd/containerd.service.d/stockade.conf $(DESTDIR)/lib/systemd/system/containerd.service.d/
+	for f in stockaded.service stockaded.socket docker.service.d/stockade.conf containerd.service.d/stockade.conf; do \
+		$(UNIT_SED) systemd/$$f >$(DESTDIR)/lib/systemd/system/$$f && chmod 0644 $(DESTDIR)/lib/systemd/system/$$f || exit 1; \
+	done
 	install -m 0644 systemd/stockade.tmpfiles.conf $(DESTDIR)/usr/lib/tmpfiles.d/stockade.conf
 	install -m 0644 systemd/stockade.sysusers.conf $(DESTDIR)/usr/lib/sysusers.d/stockade.conf
+	for m in $(MANS); do \
+		install -d $(DESTDIR)$(PREFIX)/share/man/man$${m##*.} && install -m 0644 $$m $(DESTDIR)$(PREFIX)/share/man/man$${m##*.}/ || exit 1; \
+	done
+
+# stockade_VERSION_amd64.deb in $(BUILDDIR)/, built by dpkg-buildpackage from a copy of the
+# sources (the version is debian/changelog's).
+deb: deps
+	@scripts/deb.sh $(BUILDDIR)
 
 clean:
 	rm -rf build build.log

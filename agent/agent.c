@@ -15,6 +15,9 @@
 #include "agent/fetch.h"
 #include "enforcer/lock.h"
 #include "agent/containers.h"
+#include "agent/emulation.h"
+#include "agent/engine-socket.h"
+#include "agent/fdstore.h"
 #include "enforcer/uidrange.h"
 #include "log.h"
 #include "policy/store.h"
@@ -93,6 +96,9 @@ struct Agent {
         ev_timer watchdog;
         bool ready; /* READY=1 sent: from then on every change updates STATUS= */
         Containers *containers;
+        Emulation *emulation; /* NULL where FUSE cannot be mounted */
+        EngineSockets *engine_sockets;
+        FdStore *fds; /* what the service manager keeps across restarts */
 };
 
 static void session_handle(Agent *a, SessionEvent event, const char *reason);
@@ -254,6 +260,31 @@ static void notify_status(const Agent *a) {
                 (void) sd_notifyf(false, "STATUS=%s", line);
 }
 
+/* ---- the engine socket ---- */
+
+static void report_engine_socket(void *userdata, const char *event, cJSON *params) {
+        emit(userdata, LOG_NOTICE, event, params);
+}
+
+/* dockerSocketMount, as it is in force, for the engine socket's proxies. */
+static void configure_engine_sockets(Agent *a) {
+#define MOUNT "enhancedContainerIsolation.dockerSocketMount."
+        const cJSON *images = NULL, *derived = NULL, *type = NULL, *commands = NULL, *c;
+        SettingSource source;
+        (void) effective_settings_get(a->effective, MOUNT "imageList.images", &images, &source);
+        (void) effective_settings_get(a->effective, MOUNT "imageList.allowDerivedImages", &derived, &source);
+        (void) effective_settings_get(a->effective, MOUNT "commandList.type", &type, &source);
+        (void) effective_settings_get(a->effective, MOUNT "commandList.commands", &commands, &source);
+#undef MOUNT
+        const char *patterns[256];
+        CommandList list = { .allow = cJSON_IsString(type) && streq(type->valuestring, "allow"), .commands = patterns };
+        cJSON_ArrayForEach(c, commands)
+                if (cJSON_IsString(c) && list.n_commands < ELEMENTSOF(patterns))
+                        patterns[list.n_commands++] = c->valuestring;
+        if (engine_sockets_configure(a->engine_sockets, images, cJSON_IsTrue(derived), &list) < 0)
+                log_error("Out of memory");
+}
+
 /* Makes the settings in force: effective values, engine config, locks. */
 static void apply(Agent *a) {
         _cleanup_json_ cJSON *user = load_user_settings(a);
@@ -278,6 +309,7 @@ static void apply(Agent *a) {
         a->engine_config_current = r >= 0;
 
         sync_locks(a);
+        configure_engine_sockets(a);
         notify_status(a);
 }
 
@@ -585,20 +617,24 @@ static void lock_io_cb(struct ev_loop *loop, ev_io *w, int revents) {
 
 /* ---- vetted calls ---- */
 
-static void report_vetted_call(void *userdata, const char *container_id, const char *syscall, bool denied, const char *reason) {
+static void report_vetted_call(void *userdata, const char *container_id, pid_t pid, const char *syscall,
+                               const char *reason, uint64_t suppressed) {
         Agent *a = userdata;
-        char container_field[200], syscall_field[64], decision_field[32];
+        char container_field[200], pid_field[32], syscall_field[64];
         snprintf(container_field, sizeof(container_field), "CONTAINER_ID=%s", container_id);
+        snprintf(pid_field, sizeof(pid_field), "SYSCALL_PID=%d", (int) pid);
         snprintf(syscall_field, sizeof(syscall_field), "SYSCALL=%s", syscall);
-        snprintf(decision_field, sizeof(decision_field), "DECISION=%s", denied ? "denied" : "allowed");
-        const char *fields[] = { container_field, syscall_field, decision_field, NULL };
-        log_fields(LOG_NOTICE, fields, "Container '%s': %s %s: %s", container_id, syscall, denied ? "denied" : "allowed", reason);
-        if (!denied || !a->control)
+        const char *fields[] = { container_field, pid_field, syscall_field, "DECISION=denied", NULL };
+        log_fields(LOG_NOTICE, fields, "Container '%s': %s denied to pid %d: %s (%" PRIu64 " more not reported)",
+                   container_id, syscall, (int) pid, reason, suppressed);
+        if (!a->control)
                 return;
         cJSON *params = cJSON_CreateObject();
         cJSON_AddStringToObject(params, "container", container_id);
+        cJSON_AddNumberToObject(params, "pid", pid);
         cJSON_AddStringToObject(params, "syscall", syscall);
         cJSON_AddStringToObject(params, "reason", reason);
+        cJSON_AddNumberToObject(params, "suppressed", (double) suppressed);
         control_server_emit(a->control, "syscall.denied", params);
 }
 
@@ -681,6 +717,7 @@ static cJSON *status_json(const Agent *a) {
 
         cJSON *containers = cJSON_AddObjectToObject(json, "containers");
         cJSON_AddNumberToObject(containers, "running", (double) containers_count(a->containers));
+        cJSON_AddNumberToObject(containers, "ranges", (double) containers_ranges(a->containers));
         const BrokerLimits *l = containers_limits(a->containers);
         cJSON *limits = cJSON_AddObjectToObject(containers, "limits");
         cJSON_AddNumberToObject(limits, "helpers_per_container", l->helpers_per_container);
@@ -688,6 +725,7 @@ static cJSON *status_json(const Agent *a) {
         cJSON_AddNumberToObject(limits, "queued_per_container", l->queued_per_container);
         cJSON_AddNumberToObject(limits, "queued", l->queued);
         cJSON_AddItemToObject(containers, "list", containers_status(a->containers));
+        cJSON_AddItemToObject(containers, "engine_sockets", engine_sockets_status(a->engine_sockets));
         return json;
 }
 
@@ -811,7 +849,7 @@ static cJSON *restricted_paths(const Agent *a) {
         _cleanup_free_ char *engine_dir = strdup(c->engine_config), *root_dir = strdup(c->trust_root);
         const char *builtin[] = {
                 engine_dir ? dirname(engine_dir) : NULL, root_dir ? dirname(root_dir) : NULL,
-                c->state_dir, c->run_dir, c->engine_data_root,
+                c->state_dir, c->run_dir, c->engine_data_root, c->engine_socket,
                 "/var/lib/docker", "/var/lib/containerd", "/etc/containerd", "/run/containerd", "/run/docker",
         };
         cJSON *list = string_array(builtin, ELEMENTSOF(builtin));
@@ -856,18 +894,11 @@ static cJSON *host_shares(const Agent *a) {
 
 /* Where container root filesystems may lie: the engines' storage. */
 static cJSON *storage_paths(const Agent *a) {
-        const char *builtin[] = {
-                a->config->engine_data_root, "/var/lib/docker", "/var/lib/containerd", "/run/containerd", "/var/lib/containers/storage",
-        };
-        return string_array(builtin, ELEMENTSOF(builtin));
-}
-
-static cJSON *setting_copy(const Agent *a, const char *name) {
-        const cJSON *v;
-        SettingSource source;
-        if (effective_settings_get(a->effective, name, &v, &source) < 0)
-                return cJSON_CreateNull();
-        return cJSON_Duplicate(v, true);
+        const char *builtin[] = { a->config->engine_data_root, "/var/lib/docker", "/var/lib/containerd", "/run/containerd" };
+        cJSON *list = string_array(builtin, ELEMENTSOF(builtin));
+        for (size_t i = 0; i < a->config->n_engine_storage; i++)
+                cJSON_AddItemToArray(list, cJSON_CreateString(a->config->engine_storage[i]));
+        return list;
 }
 
 /* A container is (runtime root, id): params {"id", "root"}; a runtime that sends no root
@@ -893,6 +924,11 @@ static int method_register(void *userdata, ControlClient *client, const cJSON *p
         const cJSON *share = cJSON_GetObjectItemCaseSensitive(params, "uid_base");
         if (share && !json_is_int(share, 1, UINT32_MAX))
                 return invalid_params(ret_message, "'uid_base' must be the first uid of a range another container holds");
+        /* [BASE, COUNT]: the engine's own mapping "0 BASE COUNT", kept when it is safe. */
+        const cJSON *map = cJSON_GetObjectItemCaseSensitive(params, "uid_map");
+        const cJSON *map_base = cJSON_GetArrayItem(map, 0), *map_count = cJSON_GetArrayItem(map, 1);
+        if (map && (share || cJSON_GetArraySize(map) != 2 || !json_is_int(map_base, 0, UINT32_MAX) || !json_is_int(map_count, 1, UINT32_MAX)))
+                return invalid_params(ret_message, "'uid_map' must be [BASE, COUNT], without 'uid_base'");
 
         cJSON *json = cJSON_CreateObject();
         if (!eci_enabled(a)) {
@@ -901,16 +937,28 @@ static int method_register(void *userdata, ControlClient *client, const cJSON *p
                 return 0;
         }
 
-        uint32_t base;
+        uint32_t base, count = UID_RANGE_SIZE;
+        pid_t pid = 0;
+        uid_t uid;
         _cleanup_free_ char *why = NULL;
-        r = containers_register(a->containers, key, share ? (uint32_t) share->valuedouble : 0, &base, &why);
+        (void) control_server_get_peer(client, &pid, &uid);
+        if (map) {
+                base = (uint32_t) map_base->valuedouble, count = (uint32_t) map_count->valuedouble;
+                r = containers_claim(a->containers, key, base, count, pid, &why);
+                if (r < 0) {
+                        cJSON_Delete(json);
+                        return message(ret_message, JSONRPC_REJECTED, "stockade: the engine's uid map '0 %" PRIu32 " %" PRIu32 "' %s", base,
+                                       count, why ? why : strerror(-r));
+                }
+        } else
+                r = containers_register(a->containers, key, share ? (uint32_t) share->valuedouble : 0, pid, &base, &why);
         if (r < 0) {
                 cJSON_Delete(json);
                 return message(ret_message, JSONRPC_REJECTED, "stockade: no uid range for container '%s': %s", id, why ? why : strerror(-r));
         }
         cJSON_AddBoolToObject(json, "isolate", true);
         cJSON_AddNumberToObject(json, "uid_base", base);
-        cJSON_AddNumberToObject(json, "count", UID_RANGE_SIZE);
+        cJSON_AddNumberToObject(json, "count", count);
         cJSON_AddStringToObject(json, "engine_root", a->config->engine_data_root);
         cJSON_AddStringToObject(json, "engine_init", a->config->engine_init);
         cJSON_AddStringToObject(json, "engine_socket", a->config->engine_socket);
@@ -919,11 +967,12 @@ static int method_register(void *userdata, ControlClient *client, const cJSON *p
         cJSON_AddItemToObject(json, "storage", storage_paths(a));
         cJSON_AddItemToObject(json, "hooks", string_array((const char *const *) a->config->hooks, a->config->n_hooks));
         cJSON_AddItemToObject(json, "containers", containers_status(a->containers));
-        cJSON_AddItemToObject(json, "socket_images", setting_copy(a, "enhancedContainerIsolation.dockerSocketMount.imageList.images"));
         if (containers_listener(a->containers))
                 cJSON_AddStringToObject(json, "seccomp_listener", containers_listener(a->containers));
-        log_info("Container '%s' registered with uids %" PRIu32 "-%" PRIu32 "%s", key, base, base + UID_RANGE_SIZE - 1,
-                 share ? ", shared with the containers whose namespaces it joins" : "");
+        if (a->emulation)
+                cJSON_AddItemToObject(json, "procfs", emulation_json(a->emulation));
+        log_info("Container '%s' registered with uids %" PRIu32 "-%" PRIu32 "%s", key, base, base + count - 1,
+                 share ? ", shared with the containers whose namespaces it joins" : map ? ", its engine's own mapping" : "");
         notify_status(a);
         *ret = json;
         return 0;
@@ -935,6 +984,7 @@ static int method_release(void *userdata, ControlClient *client, const cJSON *pa
         int r = container_key_from(params, &key, ret_message);
         if (r < 0)
                 return r;
+        engine_sockets_release(a->engine_sockets, key);
         r = containers_release(a->containers, key);
         /* A container registered before roots were holds its range by its bare id. */
         if (r == -ENOENT && !streq(key, container_key_id(key)))
@@ -949,6 +999,16 @@ static int method_release(void *userdata, ControlClient *client, const cJSON *pa
         return 0;
 }
 
+/* Whether the container may have the engine socket, and where the agent serves it. */
+static int method_engine_socket(void *userdata, ControlClient *client, const cJSON *params, cJSON **ret, char **ret_message) {
+        Agent *a = userdata;
+        _cleanup_free_ char *key = NULL;
+        int r = container_key_from(params, &key, ret_message);
+        if (r < 0)
+                return r;
+        return engine_sockets_request(a->engine_sockets, key, container_key_id(key), ret);
+}
+
 static const ControlMethod methods[] = {
         { "hello", true, method_hello },
         { "status", true, method_status },
@@ -958,6 +1018,7 @@ static const ControlMethod methods[] = {
         { "settings.refresh", false, method_refresh },
         { "container.register", false, method_register },
         { "container.release", false, method_release },
+        { "container.engine_socket", false, method_engine_socket },
 };
 
 /* ---- life cycle ---- */
@@ -988,22 +1049,42 @@ static int listen_control(Agent *a) {
         if (r < 0)
                 return log_error_errno(r, "Cannot create the control server: %m");
 
-        /* Sockets passed by systemd replace the configured unix addresses. */
-        int n = sd_listen_fds(true);
-        for (int i = 0; i < n; i++) {
+        /* Sockets of socket activation replace the configured unix addresses. */
+        int n = 0;
+        for (int fd; (fd = fdstore_take_activated(a->fds)) >= 0; n++) {
                 _cleanup_free_ char *why = NULL;
-                r = control_server_adopt(a->control, SD_LISTEN_FDS_START + i, &why);
-                if (r < 0)
+                r = control_server_adopt(a->control, fd, &why);
+                if (r < 0) {
+                        safe_close(fd);
                         return log_error_errno(r, "Cannot use the socket passed by systemd: %s", why ? why : strerror(-r));
+                }
         }
+        /* The others are kept in the fd store: clients that connect while the agent
+         * restarts wait in their queue. */
         for (size_t i = 0; i < a->config->n_control; i++) {
                 const char *address = a->config->control[i];
                 if (n > 0 && STARTSWITH(address, "unix:"))
                         continue;
+                char name[FDSTORE_NAME_MAX + 1];
+                fdstore_name(name, "control", address);
                 _cleanup_free_ char *why = NULL;
-                r = control_server_listen(a->control, address, &why);
+                int fd = fdstore_take(a->fds, name);
+                if (fd >= 0 && (r = control_server_adopt(a->control, fd, &why)) >= 0) {
+                        log_info("Listening on %s (kept across the restart)", address);
+                        continue;
+                }
+                if (fd >= 0) {
+                        log_info("Cannot use the kept socket of '%s', listening anew: %s", address, why);
+                        safe_close(fd);
+                        free(why);
+                        why = NULL;
+                }
+                fd = control_server_listen(a->control, address, &why);
+                if (fd < 0)
+                        return log_error_errno(fd, "Cannot listen on '%s': %s", address, why ? why : strerror(-fd));
+                r = fdstore_keep(a->fds, name, fd);
                 if (r < 0)
-                        return log_error_errno(r, "Cannot listen on '%s': %s", address, why ? why : strerror(-r));
+                        log_warning_errno(r, "Cannot keep the socket of '%s' across restarts: %m", address);
                 log_info("Listening on %s", address);
         }
         return 0;
@@ -1020,6 +1101,18 @@ static int listen_seccomp(Agent *a) {
                 return log_error_errno(r, "Cannot listen for seccomp notify fds: %s", why ? why : strerror(-r));
         log_info("Vetting containers' calls; runtimes hand over notify fds at %s", path);
         return 0;
+}
+
+/* Containers see the VM's /proc where FUSE is not available: a warning, not a failure. */
+static void start_emulation(Agent *a) {
+        _cleanup_free_ char *why = NULL;
+        int r = emulation_start(a->loop, a->config->run_dir, a->fds, &a->emulation, &why);
+        if (r < 0) {
+                log_warning("Containers see the VM's /proc files: %s", why ? why : strerror(-r));
+                return;
+        }
+        containers_set_procfs(a->containers, emulation_procfs(a->emulation));
+        log_info("Serving containers' /proc files from %s", procfs_mountpoint(emulation_procfs(a->emulation)));
 }
 
 static void reload(Agent *a) {
@@ -1097,12 +1190,28 @@ int agent_new(struct ev_loop *loop, const AgentArgs *args, Agent **ret) {
         if (r < 0)
                 return log_error_errno(r, "Cannot open the state directory: %s", why ? why : strerror(-r));
 
-        r = containers_new(loop, a->config->state_dir, report_vetted_call, a, &a->containers, &why);
+        r = fdstore_new(&a->fds);
+        if (r < 0)
+                return log_error_errno(r, "Cannot take the fds passed at start: %m");
+        r = containers_new(loop, a->config->state_dir, a->config->run_dir, a->fds, report_vetted_call, a,
+                           &a->containers, &why);
         if (r < 0)
                 return log_error_errno(r, "Cannot load the containers' uid ranges: %s", why ? why : strerror(-r));
         r = containers_set_limits(a->containers, &a->config->broker_limits);
         if (r < 0)
                 return log_error_errno(r, "Cannot set the broker's limits: %m");
+        if (a->config->broker_helper && (r = containers_set_helper(a->containers, a->config->broker_helper)) < 0)
+                return log_error_errno(r, "Cannot use the broker helper '%s': %m", a->config->broker_helper);
+
+        _cleanup_free_ char *socket_dir = NULL;
+        if (asprintf(&socket_dir, "%s/engine-sockets", a->config->run_dir) < 0)
+                return log_error_errno(-ENOMEM, "Out of memory");
+        EngineSocketsConfig esc = {
+                .engine_socket = a->config->engine_socket, .socket_dir = socket_dir, .registry_ca = a->config->registry_ca_file,
+        };
+        r = engine_sockets_new(loop, &esc, report_engine_socket, a, &a->engine_sockets, &why);
+        if (r < 0)
+                return log_error_errno(r, "Cannot serve engine sockets: %s", why ? why : strerror(-r));
 
         r = lockset_new(&a->locks);
         if (r < 0)
@@ -1123,6 +1232,8 @@ int agent_new(struct ev_loop *loop, const AgentArgs *args, Agent **ret) {
         r = listen_control(a);
         if (r < 0)
                 return r;
+        start_emulation(a);
+        fdstore_drop_rest(a->fds);
         session_load(a);
 
         ev_io_init(&a->lock_io, lock_io_cb, lockset_fd(a->locks), EV_READ);
@@ -1159,8 +1270,11 @@ Agent *agent_free(Agent *a) {
                 return NULL;
         /* Locks stay in place: they protect the VM while the agent restarts. */
         lockset_free(a->locks);
+        engine_sockets_free(a->engine_sockets);
         containers_free(a->containers);
+        emulation_free(a->emulation);
         control_server_free(a->control);
+        fdstore_free(a->fds);
         fetcher_free(a->fetcher);
         effective_settings_free(a->effective);
         bundle_free(a->bundle);

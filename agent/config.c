@@ -16,6 +16,8 @@ AgentConfig *agent_config_free(AgentConfig *c) {
                 free(c->host_shares[i]);
         for (size_t i = 0; i < c->n_hooks; i++)
                 free(c->hooks[i]);
+        for (size_t i = 0; i < c->n_engine_storage; i++)
+                free(c->engine_storage[i]);
         for (size_t i = 0; i < c->n_host_variables; i++)
                 free(c->host_variables[i]);
         free(c->state_dir);
@@ -24,12 +26,14 @@ AgentConfig *agent_config_free(AgentConfig *c) {
         free(c->settings_url);
         free(c->ca_file);
         free(c->runc);
+        free(c->broker_helper);
         free(c->runtime);
         free(c->engine_config);
         free(c->user_settings);
         free(c->group);
         free(c->engine_data_root);
         free(c->engine_socket);
+        free(c->registry_ca_file);
         free(c->engine_init);
         free(c->run_dir);
         for (size_t i = 0; i < c->n_restricted; i++)
@@ -65,7 +69,6 @@ static int config_defaults(AgentConfig *c) {
                 { offsetof(AgentConfig, state_dir), "/var/lib/stockade" },
                 { offsetof(AgentConfig, trust_root), "/etc/stockade/root.json" },
                 { offsetof(AgentConfig, runc), STOCKADE_RUNC_DEFAULT },
-                { offsetof(AgentConfig, runtime), "/usr/local/bin/stockade-runc" },
                 { offsetof(AgentConfig, engine_config), "/etc/docker/daemon.json" },
                 { offsetof(AgentConfig, group), "stockade" },
                 { offsetof(AgentConfig, engine_data_root), "/var/lib/docker" },
@@ -78,6 +81,10 @@ static int config_defaults(AgentConfig *c) {
                 if (r < 0)
                         return r;
         }
+        /* stockade-runc as installed with us: /usr/bin for the package, PREFIX/bin for make install. */
+        c->runtime = exe_sibling("stockade-runc");
+        if (!c->runtime && agent_config_set(&c->runtime, STOCKADE_RUNTIME_DEFAULT) < 0)
+                return -ENOMEM;
         c->refresh_interval_s = 3600;
         c->broker_limits = BROKER_LIMITS_DEFAULT;
         return 0;
@@ -87,6 +94,8 @@ static int config_defaults(AgentConfig *c) {
 static const char *const host_shares_default[] = { "/host_mnt", "/mnt/host", "/home" };
 /* Docker's own prestart hook runs the engine's binary (as "/proc/PID/exe"). */
 static const char *const hooks_default[] = { "/usr/sbin/dockerd", "/usr/bin/dockerd" };
+/* podman's (rootful) root and runroot. */
+static const char *const engine_storage_default[] = { "/var/lib/containers/storage", "/run/containers/storage" };
 
 /* "hostVariables": {"HOME": "/host_mnt/Users/me"} is kept as "HOME=/host_mnt/Users/me". */
 static int parse_variables(const cJSON *v, AgentConfig *c, char **reterr) {
@@ -154,7 +163,8 @@ static int parse_list(const cJSON *v, const char *key, char **list, size_t *n, c
         return 0;
 }
 
-static int config_parse(AgentConfig *c, const cJSON *json, bool *locks_set, bool *shares_set, bool *hooks_set, char **reterr) {
+static int config_parse(AgentConfig *c, const cJSON *json, bool *locks_set, bool *shares_set, bool *hooks_set,
+                        bool *storage_set, char **reterr) {
         static const struct {
                 const char *key;
                 size_t offset;
@@ -171,8 +181,10 @@ static int config_parse(AgentConfig *c, const cJSON *json, bool *locks_set, bool
                 { "group", offsetof(AgentConfig, group) },
                 { "engineDataRoot", offsetof(AgentConfig, engine_data_root) },
                 { "engineSocket", offsetof(AgentConfig, engine_socket) },
+                { "registryCaFile", offsetof(AgentConfig, registry_ca_file) },
                 { "engineInit", offsetof(AgentConfig, engine_init) },
                 { "runDir", offsetof(AgentConfig, run_dir) },
+                { "brokerHelper", offsetof(AgentConfig, broker_helper) },
         };
 
         if (!cJSON_IsObject(json))
@@ -187,9 +199,11 @@ static int config_parse(AgentConfig *c, const cJSON *json, bool *locks_set, bool
                                 break;
                 int r = 0;
                 if (i < ELEMENTSOF(strings)) {
-                        if (!cJSON_IsString(v) && !cJSON_IsNull(v))
+                        char **field = (char **) ((char *) c + strings[i].offset);
+                        /* null unsets only what has no default (org, settingsUrl, ...). */
+                        if (!cJSON_IsString(v) && !(cJSON_IsNull(v) && !*field))
                                 return error_set(reterr, -EINVAL, "'%s' must be a string", key);
-                        r = agent_config_set((char **) ((char *) c + strings[i].offset), cJSON_IsString(v) ? v->valuestring : NULL);
+                        r = agent_config_set(field, cJSON_IsString(v) ? v->valuestring : NULL);
                 } else if (streq(key, "control"))
                         r = parse_list(v, key, c->control, &c->n_control, reterr);
                 else if (streq(key, "restrictedPaths"))
@@ -200,6 +214,9 @@ static int config_parse(AgentConfig *c, const cJSON *json, bool *locks_set, bool
                 } else if (streq(key, "hooks")) {
                         r = parse_list(v, key, c->hooks, &c->n_hooks, reterr);
                         *hooks_set = true;
+                } else if (streq(key, "engineStorage")) {
+                        r = parse_list(v, key, c->engine_storage, &c->n_engine_storage, reterr);
+                        *storage_set = true;
                 } else if (streq(key, "hostVariables"))
                         r = parse_variables(v, c, reterr);
                 else if (streq(key, "brokerLimits"))
@@ -220,7 +237,7 @@ static int config_parse(AgentConfig *c, const cJSON *json, bool *locks_set, bool
         return 0;
 }
 
-int agent_config_load(const char *path, AgentConfig **ret, char **reterr) {
+int agent_config_parse(char *text, AgentConfig **ret, char **reterr) {
         _cleanup_(agent_config_freep) AgentConfig *c = calloc(1, sizeof(AgentConfig));
         if (!c)
                 return -ENOMEM;
@@ -228,20 +245,12 @@ int agent_config_load(const char *path, AgentConfig **ret, char **reterr) {
         if (r < 0)
                 return r;
 
-        _cleanup_free_ char *text = NULL;
-        size_t size;
-        bool locks_set = false, shares_set = false, hooks_set = false;
-        r = read_full_file(AT_FDCWD, path, 1 << 20, &text, &size);
-        if (r == -ENOENT && streq(path, AGENT_CONFIG_DEFAULT))
-                text = NULL;
-        else if (r < 0)
-                return error_set(reterr, r, "cannot read '%s': %s", path, strerror(-r));
-        else {
-                _cleanup_json_ cJSON *json = cJSON_ParseWithLength(text, size);
-                _cleanup_free_ char *why = NULL;
-                r = config_parse(c, json, &locks_set, &shares_set, &hooks_set, &why);
+        bool locks_set = false, shares_set = false, hooks_set = false, storage_set = false;
+        if (text) {
+                _cleanup_json_ cJSON *json = json_parse_commented(text);
+                r = config_parse(c, json, &locks_set, &shares_set, &hooks_set, &storage_set, reterr);
                 if (r < 0)
-                        return error_set(reterr, r, "%s: %s", path, why ? why : strerror(-r));
+                        return r;
         }
 
         if (c->n_control == 0 && (r = list_add(c->control, &c->n_control, STOCKADE_CONTROL_DEFAULT)) < 0)
@@ -261,7 +270,22 @@ int agent_config_load(const char *path, AgentConfig **ret, char **reterr) {
         for (size_t i = 0; !hooks_set && i < ELEMENTSOF(hooks_default); i++)
                 if ((r = list_add(c->hooks, &c->n_hooks, hooks_default[i])) < 0)
                         return r;
+        for (size_t i = 0; !storage_set && i < ELEMENTSOF(engine_storage_default); i++)
+                if ((r = list_add(c->engine_storage, &c->n_engine_storage, engine_storage_default[i])) < 0)
+                        return r;
 
         *ret = TAKE_PTR(c);
+        return 0;
+}
+
+int agent_config_load(const char *path, AgentConfig **ret, char **reterr) {
+        _cleanup_free_ char *text = NULL, *why = NULL;
+        size_t size;
+        int r = read_full_file(AT_FDCWD, path, 1 << 20, &text, &size);
+        if (r < 0 && !(r == -ENOENT && streq(path, AGENT_CONFIG_DEFAULT)))
+                return error_set(reterr, r, "cannot read '%s': %s", path, strerror(-r));
+        r = agent_config_parse(text, ret, &why);
+        if (r < 0)
+                return error_set(reterr, r, "%s: %s", path, why ? why : strerror(-r));
         return 0;
 }

@@ -599,8 +599,7 @@ int control_server_listen(ControlServer *s, const char *address, char **reterr) 
         r = server_add_listener(s, fd, a.sa.sa_family, peer_cid);
         if (r < 0)
                 return error_set(reterr, r, "cannot listen on '%s': %s", address, strerror(-r));
-        TAKE_FD(fd);
-        return 0;
+        return TAKE_FD(fd);
 }
 
 int control_server_adopt(ControlServer *s, int fd, char **reterr) {

@@ -50,7 +50,7 @@ DEFINE_POINTER_CLEANUP(ControlServer, control_server_free);
 
 /* "unix:/path": a stale socket at path is replaced; the socket is made root's, group
  * reader_gid, mode 0660 (0600 without a reader group). "vsock:CID:PORT": binds VMADDR_CID_ANY:PORT and accepts only
- * peers whose CID is CID. */
+ * peers whose CID is CID. Returns the listening socket (the server's). */
 int control_server_listen(ControlServer *s, const char *address, char **reterr);
 
 /* An already-listening unix or vsock stream socket, e.g. from systemd socket activation.

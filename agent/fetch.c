@@ -57,6 +57,8 @@ DEFINE_POINTER_CLEANUP(Transfer, transfer_free);
 static void fetch_result_done(FetchResult *r) {
         free(r->body);
         free(r->etag);
+        free(r->digest);
+        free(r->authenticate);
         free(r->reason);
 }
 
@@ -97,9 +99,16 @@ static int curl_error(const Transfer *t, CURLcode code, char **ret_reason) {
         return error_set(ret_reason, -EIO, "transfer failed: %s", detail);
 }
 
-static int transfer_result(Transfer *t, CURLcode code, FetchResult *r) {
+/* Copies header name of the response into *ret, if it is there. */
+static int header_copy(Transfer *t, const char *name, char **ret) {
         struct curl_header *h;
+        if (curl_easy_header(t->easy, name, 0, CURLH_HEADER, -1, &h) != CURLHE_OK)
+                return 0;
+        *ret = strdup(h->value);
+        return *ret ? 0 : -ENOMEM;
+}
 
+static int transfer_result(Transfer *t, CURLcode code, FetchResult *r) {
         (void) curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &r->http_status);
 
         if (t->write_error == -ENOMEM)
@@ -108,15 +117,14 @@ static int transfer_result(Transfer *t, CURLcode code, FetchResult *r) {
                 return error_set(&r->reason, -EFBIG, "response larger than %zu bytes", t->max_size);
         if (code != CURLE_OK)
                 return curl_error(t, code, &r->reason);
+        if (r->http_status == 401 && header_copy(t, "WWW-Authenticate", &r->authenticate) < 0)
+                return -ENOMEM;
         if (r->http_status != 200 && r->http_status != 304)
                 return error_set(&r->reason, r->http_status == 401 || r->http_status == 403 ? -EACCES : -EIO,
                                  "HTTP %ld", r->http_status);
 
-        if (curl_easy_header(t->easy, "ETag", 0, CURLH_HEADER, -1, &h) == CURLHE_OK) {
-                r->etag = strdup(h->value);
-                if (!r->etag)
-                        return -ENOMEM;
-        }
+        if (header_copy(t, "ETag", &r->etag) < 0 || header_copy(t, "Docker-Content-Digest", &r->digest) < 0)
+                return -ENOMEM;
         if (r->http_status == 200) {
                 /* An empty 200 gives "" rather than NULL. */
                 r->body = t->body ? TAKE_PTR(t->body) : strdup("");
@@ -294,8 +302,9 @@ static int transfer_new(Fetcher *f, const FetchRequest *req, fetch_done_t done, 
                 .max_size = req->max_size,
         };
 
-        r = header_append(&t->headers, "Authorization: Bearer ", req->bearer_token);
-        if (r < 0)
+        if (!req->anonymous && (r = header_append(&t->headers, "Authorization: Bearer ", req->bearer_token)) < 0)
+                return r;
+        if (req->accept && (r = header_append(&t->headers, "Accept: ", req->accept)) < 0)
                 return r;
         if (req->etag) {
                 r = header_append(&t->headers, "If-None-Match: ", req->etag);
@@ -310,7 +319,9 @@ static int transfer_new(Fetcher *f, const FetchRequest *req, fetch_done_t done, 
         /* Redirects are not followed, so the https-only rule and the headers can never
          * leak to another scheme or host. */
         if (curl_easy_setopt(t->easy, CURLOPT_URL, req->url) != CURLE_OK ||
-            curl_easy_setopt(t->easy, CURLOPT_PROTOCOLS_STR, "https") != CURLE_OK ||
+            curl_easy_setopt(t->easy, CURLOPT_PROTOCOLS_STR, req->unix_socket ? "http" : "https") != CURLE_OK ||
+            (req->unix_socket && curl_easy_setopt(t->easy, CURLOPT_UNIX_SOCKET_PATH, req->unix_socket) != CURLE_OK) ||
+            (req->head && curl_easy_setopt(t->easy, CURLOPT_NOBODY, 1L) != CURLE_OK) ||
             curl_easy_setopt(t->easy, CURLOPT_FOLLOWLOCATION, 0L) != CURLE_OK ||
             curl_easy_setopt(t->easy, CURLOPT_SSL_VERIFYPEER, 1L) != CURLE_OK ||
             curl_easy_setopt(t->easy, CURLOPT_SSL_VERIFYHOST, 2L) != CURLE_OK ||
@@ -355,6 +366,10 @@ int fetcher_start(Fetcher *f, const FetchRequest *req, fetch_done_t done, void *
         f->transfer = TAKE_PTR(t);
         log_debug("Fetching '%s'", req->url);
         return 0;
+}
+
+bool fetcher_busy(const Fetcher *f) {
+        return f && f->transfer;
 }
 
 void fetcher_cancel(Fetcher *f) {

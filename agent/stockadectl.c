@@ -545,6 +545,17 @@ static void print_status(const cJSON *st) {
                        base + UID_RANGE_SIZE - 1, cJSON_GetNumberValue(cJSON_GetObjectItem(item, "allowed")),
                        cJSON_GetNumberValue(cJSON_GetObjectItem(item, "denied")));
         }
+        cJSON_ArrayForEach(item, cJSON_GetObjectItem(containers, "engine_sockets")) {
+                const char *key = json_text(item, "key", "?"), *slash = strrchr(key, '/');
+                if (cJSON_GetObjectItem(item, "socket"))
+                        printf("engine socket: %.12s proxied, requests %.0f allowed, %.0f refused, %.0f connections\n", slash ? slash + 1 : key,
+                               cJSON_GetNumberValue(cJSON_GetObjectItem(item, "allowed")),
+                               cJSON_GetNumberValue(cJSON_GetObjectItem(item, "refused")),
+                               cJSON_GetNumberValue(cJSON_GetObjectItem(item, "connections")));
+                else
+                        printf("engine socket: %.12s %s%s%s\n", slash ? slash + 1 : key, json_text(item, "state", "?"),
+                               cJSON_GetObjectItem(item, "reason") ? ": " : "", json_text(item, "reason", ""));
+        }
 }
 
 static int cmd_status(int argc, char *argv[]) {

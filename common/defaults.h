@@ -6,3 +6,5 @@
 #define STOCKADE_CONTROL_DEFAULT "unix:/run/stockade/control.sock"
 #define STOCKADE_RUNC_DEFAULT "/usr/bin/runc"
 #define STOCKADE_RUN_DIR_DEFAULT "/run/stockade"
+/* stockade-runc where none is beside the agent's executable. */
+#define STOCKADE_RUNTIME_DEFAULT "/usr/local/bin/stockade-runc"

@@ -11,6 +11,13 @@
 DEFINE_POINTER_CLEANUP(cJSON, cJSON_Delete);
 #define _cleanup_json_ _cleanup_(cJSON_Deletep)
 
+/* A configuration file as people write it: JSON with comments ("//" to the end of the line,
+ * or slash-star to star-slash) outside strings. text, NUL-terminated, is changed in place. */
+static inline cJSON *json_parse_commented(char *text) {
+        cJSON_Minify(text);
+        return cJSON_Parse(text);
+}
+
 /* The string member 'name' of object, or NULL when absent or not a string. */
 static inline const char *json_get_string(const cJSON *object, const char *name) {
         const cJSON *v = cJSON_GetObjectItemCaseSensitive(object, name);

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include <fcntl.h>
+#include <libgen.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <sys/stat.h>
@@ -319,4 +320,25 @@ int duration_parse(const char *text, int64_t *ret_seconds) {
                 return -EINVAL;
         *ret_seconds = v * unit;
         return 0;
+}
+
+uint64_t hash_fnv1a(const void *data, size_t size) {
+        uint64_t hash = 0xcbf29ce484222325u;
+        for (size_t i = 0; i < size; i++)
+                hash = (hash ^ ((const unsigned char *) data)[i]) * 0x100000001b3u;
+        return hash;
+}
+
+char *exe_sibling(const char *relative) {
+        char exe[PATH_MAX], *path = NULL;
+        ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+        if (n < 0)
+                return NULL;
+        exe[n] = '\0';
+        if (asprintf(&path, "%s/%s", dirname(exe), relative) < 0)
+                return NULL;
+        if (access(path, X_OK) == 0)
+                return path;
+        free(path);
+        return NULL;
 }

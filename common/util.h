@@ -39,3 +39,11 @@ void rfc3339_format(int64_t t, char out[static 32]);
 int duration_parse(const char *text, int64_t *ret_seconds);
 
 int safe_atoi64(const char *text, int64_t *ret);
+
+/* 64-bit FNV-1a: names derived from paths and keys, not for anything an attacker picks
+ * to collide. */
+uint64_t hash_fnv1a(const void *data, size_t size);
+
+/* relative (e.g. "stockade-runc", "../libexec/x") resolved from the directory of our own
+ * executable, newly allocated, if it is an executable there; else NULL. */
+char *exe_sibling(const char *relative);

@@ -35,16 +35,16 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "broker-policy.h"
 #include "macros.h"
 
 /* A helper that takes longer is killed by the agent (broker_pending_cancel()); the call
  * fails with EINTR. */
 #define BROKER_HELPER_TIMEOUT_SEC 5
-#define BROKER_MASKED_MAX 128
-#define BROKER_REASON_MAX 256
 
-/* How many helpers run at once, per container and in all; calls beyond wait in a queue
- * per container (also bounded in all), and calls beyond that get EAGAIN. */
+/* How many helpers run at once, per container and in all (calls beyond wait in the
+ * kernel's queue); how many calls wait in the agent's queue of a container (and in all)
+ * when the helper parent's queue is full, beyond which they get EAGAIN. */
 typedef struct BrokerLimits {
         unsigned helpers_per_container, helpers;
         unsigned queued_per_container, queued;
@@ -71,13 +71,36 @@ typedef struct BrokerEvent {
         char reason[BROKER_REASON_MAX]; /* why, for denials and failures; "" otherwise */
 } BrokerEvent;
 
-/* What all containers share: the limits and how much of them is in use. */
-int broker_new(const BrokerLimits *limits, Broker **ret);
+/* Where the agent finds its helper executable when it is neither next to it (a build tree)
+ * nor in ../libexec/stockade/ beside it. */
+#define BROKER_HELPER_DEFAULT "/usr/local/libexec/stockade/stockade-helper"
+
+/* At most this many calls received and neither answered nor handed to a helper yet (those
+ * in the containers' queues among them): more wait in the kernel's queue. */
+#define BROKER_JOURNAL_SLOTS 1024
+
+/* What all containers share: the limits, how much of them is in use, the helper parent
+ * (stockade-helper, started on the first call that needs a helper, again if it died) and
+ * the journal of the calls received (a memfd to keep across the agent's restarts, see
+ * broker_container_take_kept()): journal_fd is the one kept from before a restart, or
+ * -EBADF for a new one. */
+int broker_new(const BrokerLimits *limits, int journal_fd, Broker **ret);
+/* The journal, for the fd store. */
+int broker_journal_fd(const Broker *b);
+/* Once every container is adopted after a restart: the calls in the kept journal that no
+ * container took (answered or gone) are dropped from it. */
+void broker_journal_settle(Broker *b);
 Broker *broker_free(Broker *b);
 DEFINE_POINTER_CLEANUP(Broker, broker_free);
 const BrokerLimits *broker_limits(const Broker *b);
 /* New limits hold for helpers started from now on. */
 int broker_set_limits(Broker *b, const BrokerLimits *limits);
+/* The /proc emulation's mount (path NULL: none): its files cover the same files of every
+ * proc and sysfs a container mounts, as stockade-runc covers those of its first ones. */
+int broker_set_emulation(Broker *b, const char *path);
+/* The helper executable to start from now on (absolute). */
+int broker_set_helper(Broker *b, const char *path);
+const char *broker_helper(const Broker *b);
 /* Helpers running and calls queued, in all or (c not NULL) for one container. */
 void broker_usage(const Broker *b, const BrokerContainer *c, unsigned *ret_helpers, unsigned *ret_queued);
 
@@ -88,11 +111,22 @@ int broker_masked_paths(const char *bundle, char ***ret, size_t *ret_n, char **r
 /* Records the container: the mounts present now in init_pid's mount namespace (as
  * /proc/PID/mountinfo shows them, with their ro, nosuid, nodev, noexec flags), its uid
  * base (uid 0 inside), its masked paths (absolute, such as "/proc/kcore", "/sys/firmware":
- * the spec's maskedPaths) and a pidfd of init_pid. b must outlive it. */
+ * the spec's maskedPaths) and a pidfd of init_pid. b must outlive it. rules_fd, where
+ * not negative, holds the rules recorded before the agent restarted
+ * (broker_container_rules_fd()): they are used instead (the mounts present now include
+ * those the container made since), masked unused. */
 int broker_container_new(Broker *b, const char *id, pid_t init_pid, uint32_t base, const char *const *masked,
-                         size_t n_masked, BrokerContainer **ret, char **reterr);
+                         size_t n_masked, int rules_fd, BrokerContainer **ret, char **reterr);
+/* The container's rules (masked paths, initial mounts) as a sealed memfd, to keep across
+ * the agent's restarts. */
+int broker_container_rules_fd(const BrokerContainer *c);
+/* The calls of notify_fd (adopted after a restart) that the agent before received and
+ * neither answered nor handed to a helper: they wait in the container's queue (see
+ * broker_container_dequeue()). How many, or -errno. */
+int broker_container_take_kept(BrokerContainer *c, int notify_fd);
 /* Frees the container's queued calls too (unanswered: their callers wait until the notify
- * fds are closed). Its pendings must be gone. */
+ * fds are closed, or an agent after us takes them from the journal). Its pendings must be
+ * gone. */
 BrokerContainer *broker_container_free(BrokerContainer *c);
 DEFINE_POINTER_CLEANUP(BrokerContainer, broker_container_free);
 const char *broker_container_id(const BrokerContainer *c);
@@ -102,9 +136,12 @@ pid_t broker_container_init_pid(const BrokerContainer *c);
 
 /* Receives and handles one notification from notify_fd (call when it is readable): answers
  * it (BROKER_ANSWERED), starts a helper (BROKER_PENDING and *ret_pending) or queues it
- * (BROKER_QUEUED) when the limits are reached. *ret_event says what happened (for
- * BROKER_PENDING and BROKER_QUEUED only syscall and pid). -ENOENT: the caller is gone (not
- * an error); other negative errno: nothing was received. Every call received is answered,
+ * (BROKER_QUEUED) when the helper parent's queue is full. *ret_event says what happened
+ * (for BROKER_PENDING and BROKER_QUEUED only syscall and pid). -EBUSY: nothing received,
+ * as no helper could start now (the limits are reached, calls wait in the container's
+ * queue, or every slot of the journal is taken): the calls wait in the kernel's queue, where an agent started after this one finds
+ * them too; call again once a pending call ended. -ENOENT: the caller is gone (not an
+ * error); other negative errno: nothing was received. Every call received is answered,
  * now or later. */
 int broker_handle(BrokerContainer *c, int notify_fd, BrokerPending **ret_pending, BrokerEvent *ret_event);
 /* Takes the container's oldest queued call if the limits let a helper start: like
@@ -121,7 +158,6 @@ int broker_pending_finish(BrokerPending *p, BrokerEvent *ret_event);
 /* Kills the helper, answers the call with error (-errno), frees p: for a helper past its
  * deadline, or when the agent cannot watch it. */
 int broker_pending_cancel(BrokerPending *p, int error, const char *reason, BrokerEvent *ret_event);
-/* Kills the helper without answering (the caller's call stays blocked until the notify fd
- * is closed). */
+/* Lets the helper go: it answers the call itself, or its own deadline ends it. */
 BrokerPending *broker_pending_free(BrokerPending *p);
 DEFINE_POINTER_CLEANUP(BrokerPending, broker_pending_free);

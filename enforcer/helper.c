@@ -20,6 +20,12 @@ void helper_done(Helper *h) {
         h->pid = 0;
 }
 
+static HelperAnswerHook answer_hook;
+
+void helper_answer_hook(HelperAnswerHook hook) {
+        answer_hook = hook;
+}
+
 int helper_start(HelperFn fn, const void *userdata, Helper *ret) {
         int pair[2];
         if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) < 0)
@@ -32,6 +38,7 @@ int helper_start(HelperFn fn, const void *userdata, Helper *ret) {
         }
         if (pid == 0) {
                 safe_close(pair[0]);
+                answer_hook = NULL;
                 fn(pair[1], userdata);
                 _exit(EXIT_SUCCESS);
         }
@@ -45,6 +52,8 @@ void helper_send(int socket, int fd, int error, const char *reason) {
 }
 
 void helper_send_detail(int socket, int fd, int error, int detail, const char *reason) {
+        if (answer_hook)
+                detail |= answer_hook(error, detail);
         HelperReply reply = { .error = error, .detail = detail };
         snprintf(reply.reason, sizeof(reply.reason), "%s", reason);
         struct iovec iov = { .iov_base = &reply, .iov_len = sizeof(reply) };

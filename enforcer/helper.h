@@ -23,7 +23,8 @@ typedef struct HelperReply {
         char reason[2 * PATH_MAX];
 } HelperReply;
 
-/* Runs in the child with its end of the socket; returning means success with no fd. */
+/* Runs in the child with its end of the socket, which it answers on (helper_send(),
+ * helper_fail()): a helper that returns without an answer died without one. */
 typedef void (*HelperFn)(int socket, const void *userdata);
 
 #define HELPER_NULL ((Helper) { .pid = 0, .socket = -EBADF })
@@ -40,6 +41,12 @@ int helper_wait(Helper *h, int timeout_ms, const char *what, int *ret_fd, char *
  * error may be negative) with the fd it carried (-EBADF if none); -EAGAIN if there is no
  * answer yet, -ECHILD if the helper died without one, -EBADMSG if it is garbled. */
 int helper_read(Helper *h, HelperReply *ret_reply, int *ret_fd);
+
+/* In the helper: called with each answer's error and detail before it is sent, its result
+ * added to the detail (the broker's helper answers the container's call there too). A
+ * helper the helper starts has none. */
+typedef int (*HelperAnswerHook)(int error, int detail);
+void helper_answer_hook(HelperAnswerHook hook);
 
 /* In the helper: answer (fd < 0: none). */
 void helper_send(int socket, int fd, int error, const char *reason);

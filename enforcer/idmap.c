@@ -41,11 +41,12 @@ static int idmap_clone(int userns_fd, int source_fd, const char *path, bool recu
         if (fd < 0)
                 return error_set(reterr, fd, "cannot copy the mount at '%s': %s", path, strerror(-fd));
 
+        /* No user namespace: a plain copy (for an engine that mapped the container itself). */
         struct mount_attr attr = {
-                .attr_set = MOUNT_ATTR_IDMAP | (read_only ? MOUNT_ATTR_RDONLY : 0),
-                .userns_fd = (uint64_t) userns_fd,
+                .attr_set = (userns_fd >= 0 ? MOUNT_ATTR_IDMAP : 0) | (read_only ? MOUNT_ATTR_RDONLY : 0),
+                .userns_fd = userns_fd >= 0 ? (uint64_t) userns_fd : 0,
         };
-        int r = RET_NERRNO(mount_setattr(fd, "", AT_EMPTY_PATH | recursion, &attr, sizeof(attr)));
+        int r = attr.attr_set ? RET_NERRNO(mount_setattr(fd, "", AT_EMPTY_PATH | recursion, &attr, sizeof(attr))) : 0;
         if (r < 0)
                 return error_set(reterr, r, "cannot ID-map the mount at '%s': %s", path, strerror(-r));
         *ret_fd = TAKE_FD(fd);
@@ -493,6 +494,15 @@ int idmap_teardown(const char *dir, char **reterr) {
         return remove_tree(AT_FDCWD, canonical, canonical, false, reterr);
 }
 
+int idmap_container_remove(const char *dir, char **reterr) {
+        _cleanup_free_ char *spec = NULL;
+        if (asprintf(&spec, "%s/config.json", dir) < 0)
+                return -ENOMEM;
+        if (unlink(spec) < 0 && errno != ENOENT)
+                return error_set(reterr, -errno, "cannot remove '%s': %m", spec);
+        return idmap_teardown(dir, reterr);
+}
+
 /* Splits s in place at each sep not escaped by a backslash; unescape drops the backslashes. */
 static int split_escaped(char *s, char sep, bool unescape, char **out, size_t max, size_t *ret_n) {
         size_t n = 0;
@@ -520,31 +530,50 @@ static int split_escaped(char *s, char sep, bool unescape, char **out, size_t ma
 /* Our overlay's work directory, next to the engine's upper one. */
 #define IDMAP_WORKDIR_NAME "stockade-work"
 
-int idmap_rootfs(int userns_fd, int rootfs_fd, const char *rootfs, const char *target, char **reterr) {
+/* The super block options of the overlay whose root fd is (still escaped), in *ret; 0 and
+ * NULL when fd is not the root of an overlay mount. */
+static int overlay_options(int fd, char **ret) {
         SourceId id;
-        int r = source_id(rootfs_fd, &id);
+        int r = source_id(fd, &id);
+        if (r < 0)
+                return r;
+        _cleanup_close_ int mountinfo = RET_NERRNO(open("/proc/self/mountinfo", O_RDONLY | O_CLOEXEC));
+        _cleanup_(mount_table_done) MountTable table = {};
+        r = mountinfo < 0 ? mountinfo : mount_table_read(mountinfo, &table);
+        if (r < 0)
+                return r;
+        *ret = NULL;
+        for (size_t i = 0; i < table.n && id.mount_root; i++)
+                if ((uint64_t) table.entries[i].id == id.mnt_id && streq(table.entries[i].fstype, "overlay"))
+                        return (*ret = strdup(table.entries[i].super_options)) ? 0 : -ENOMEM;
+        return 0;
+}
+
+int idmap_overlay_upper(int fd, char **ret) {
+        _cleanup_free_ char *options = NULL;
+        int r = overlay_options(fd, &options);
+        if (r < 0)
+                return r;
+        char *option[64], *upper = NULL;
+        size_t n = 0, unused;
+        if (!options || split_escaped(options, ',', false, option, ELEMENTSOF(option), &n) < 0)
+                return -ENOENT;
+        for (size_t i = 0; i < n; i++)
+                if (STARTSWITH(option[i], "upperdir=") &&
+                    split_escaped(upper = option[i] + strlen("upperdir="), '\0', true, &upper, 1, &unused) >= 0)
+                        return (*ret = strdup(upper)) ? 0 : -ENOMEM;
+        return -ENOENT;
+}
+
+int idmap_rootfs(int userns_fd, int rootfs_fd, const char *rootfs, const char *target, char **reterr) {
+        if (userns_fd < 0)
+                return idmap_bind(userns_fd, rootfs_fd, rootfs, target, true, false, reterr);
+        _cleanup_free_ char *options = NULL;
+        int r = overlay_options(rootfs_fd, &options);
         if (r < 0)
                 return error_set(reterr, r, "cannot inspect the root filesystem '%s': %s", rootfs, strerror(-r));
-
-        _cleanup_close_ int fd = open("/proc/self/mountinfo", O_RDONLY | O_CLOEXEC);
-        MountTable table = {};
-        r = fd < 0 ? -errno : mount_table_read(fd, &table);
-        if (r < 0)
-                return error_set(reterr, r, "cannot read the mount table: %s", strerror(-r));
-
-        const MountEntry *top = NULL;
-        for (size_t i = 0; i < table.n && id.mount_root; i++)
-                if ((uint64_t) table.entries[i].id == id.mnt_id)
-                        top = &table.entries[i];
-        if (!top || !streq(top->fstype, "overlay")) {
-                mount_table_done(&table);
-                return idmap_bind(userns_fd, rootfs_fd, rootfs, target, true, false, reterr);
-        }
-
-        _cleanup_free_ char *options = strdup(top->super_options);
-        mount_table_done(&table);
         if (!options)
-                return -ENOMEM;
+                return idmap_bind(userns_fd, rootfs_fd, rootfs, target, true, false, reterr);
         char *option[64], *lower[OVERLAY_LAYERS_MAX], *kept[ELEMENTSOF(option)];
         char *upper = NULL, *work = NULL;
         size_t n_options = 0, n_lower = 0, n_kept = 0, unused;

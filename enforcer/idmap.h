@@ -29,7 +29,8 @@ int idmap_userns_open(uint32_t base, uint32_t count, int *ret_fd, char **reterr)
  * read-only. A missing target is created (0755 directory or 0644 empty file, as source
  * is); its parent must exist. Where the caller is outside the mapping of an ID-mapped mount
  * holding target (a container's rootfs), target is created as its directory's owner. The
- * final component of target is not followed if it is a symlink. */
+ * final component of target is not followed if it is a symlink. userns_fd < 0: a plain copy,
+ * not ID-mapped. */
 int idmap_bind(int userns_fd, int source_fd, const char *source, const char *target, bool recursive, bool read_only,
                char **reterr);
 
@@ -58,11 +59,19 @@ int idmap_overlay(int userns_fd, const char *const *lower, size_t n_lower, const
  * directories and empty files below it (the mount points left behind). A file with
  * content is not removed: -ENOTEMPTY names it. A missing dir is not an error. */
 int idmap_teardown(const char *dir, char **reterr);
+/* Removes a container's directory (container_dir()): the spec runc read from it, then
+ * what idmap_teardown() removes. */
+int idmap_container_remove(const char *dir, char **reterr);
 
 /* Presents a container's root filesystem (rootfs_fd, O_PATH; rootfs names it) ID-mapped at
  * target: when it is the root of the engine's overlay mount, the same layers are mounted
  * again as idmap_overlay() does, with every other option of the engine's mount (such as
  * volatile, index, xino) and a work directory of its own, "stockade-work" next to upper,
  * made afresh each time; an option that cannot be kept fails the call. Anything else gets
- * an ID-mapped recursive bind. */
+ * an ID-mapped recursive bind. userns_fd < 0: a plain recursive copy of the mount, for an
+ * engine that mapped the container itself (its files are shifted already). */
+/* The upper directory of the overlay whose root fd is (an O_PATH fd), in *ret: -ENOENT when
+ * fd is not the root of an overlay mount or it has none. */
+int idmap_overlay_upper(int fd, char **ret);
+
 int idmap_rootfs(int userns_fd, int rootfs_fd, const char *rootfs, const char *target, char **reterr);

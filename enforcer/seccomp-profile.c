@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include <stdbool.h>
 
+#include "broker-policy.h"
 #include "seccomp-profile.h"
 
 #define AF_VSOCK_NUMBER 40
@@ -20,8 +21,8 @@ typedef enum SyscallKind {
         SYSCALL_UNNAMED,  /* refused: the profile's default action */
         SYSCALL_ALLOWED,  /* where the engine allows it */
         SYSCALL_VETTED,   /* trapped for the agent where the engine allows it */
-        SYSCALL_EPERM,
-        SYSCALL_ENOSYS,
+        SYSCALL_EPERM,    /* refused here, quietly */
+        SYSCALL_REPORTED, /* refused with Entry.error by the agent, which reports it */
 } SyscallKind;
 
 /* What a container may call where the engine allows it: Docker's default profile and
@@ -75,28 +76,25 @@ static const char *const allowed_syscalls[] = {
         "unlink", "unlinkat", "unshare", "utime", "utimensat", "utimes", "vfork", "vhangup",
         "vmsplice", "wait4", "waitid", "write", "writev",
 };
-/* The agent vets these (see broker.h). */
-static const char *const vetted_syscalls[] = { "mount", "umount2", "mknod", "mknodat" };
-/* The kernel keyring, modules, kexec, bpf, file handles that escape the mount namespace,
- * and io_uring, whose operations (IORING_OP_SOCKET, ...) seccomp never sees. */
-static const char *const eperm_syscalls[] = {
-        "keyctl", "add_key", "request_key", "init_module", "finit_module", "delete_module",
-        "kexec_load", "kexec_file_load", "bpf", "open_by_handle_at",
-        "io_uring_setup", "io_uring_enter", "io_uring_register",
-};
-/* The new mount API would go around the vetting; ENOSYS makes tools fall back to mount(2).
- * open_tree_attr is named for a libseccomp that knows it; runc ignores names its libseccomp
- * does not know, and the number then gets ENOSYS as one above the highest named. */
-static const char *const enosys_syscalls[] = {
-        "fsopen", "fsconfig", "fsmount", "fspick", "move_mount", "open_tree", "mount_setattr",
-        "open_tree_attr",
-};
+/* The agent vets these (see broker.h). pivot_root too: made the root, a mask would show
+ * what it hid; a runc inside the container (Docker in Docker) needs it. */
+static const char *const vetted_syscalls[] = { "mount", "umount2", "mknod", "mknodat", "pivot_root" };
+/* Refused, and reported by the agent when it listens (broker_refusals): modules, kexec, bpf,
+ * file handles that escape the mount namespace (EPERM), the kernel keyring, which is not
+ * namespaced (ENOSYS: a runc inside the container, Docker in Docker, takes it as no keyrings
+ * and goes on without a session keyring of its own; it fails on EPERM), the new mount API,
+ * which would go around the vetting (ENOSYS: tools fall back to mount(2)). open_tree_attr
+ * is named for a libseccomp that knows it; runc ignores names its libseccomp does not know,
+ * and the number then gets ENOSYS as one above the highest named. Refused quietly: io_uring,
+ * whose operations (IORING_OP_SOCKET, ...) seccomp never sees, and which programs probe. */
+static const char *const eperm_syscalls[] = { "io_uring_setup", "io_uring_enter", "io_uring_register" };
 
 /* A syscall name with an engine rule that names it, or with what Stockade makes of it. */
 typedef struct Entry {
         const char *name;
         const cJSON *rule;  /* NULL: Stockade's entry, with kind */
         SyscallKind kind;
+        int error;          /* SYSCALL_REPORTED */
         size_t order;       /* keeps the engine's rule order for a name */
 } Entry;
 
@@ -222,6 +220,11 @@ static int socket_rule_leaves_out_vsock(cJSON *rule) {
         return args && cJSON_AddItemToArray(args, vsock_condition("SCMP_CMP_NE")) ? 1 : -ENOMEM;
 }
 
+/* A refusal: through the agent where it listens. */
+static int add_refusal(Narrowing *n, const char *name, int error) {
+        return n->trap ? add_unconditional(n, name, "SCMP_ACT_NOTIFY", -1) : add_unconditional(n, name, "SCMP_ACT_ERRNO", error);
+}
+
 /* socket() for the families other than AF_VSOCK (op SCMP_CMP_NE), or for AF_VSOCK (SCMP_CMP_EQ). */
 static int add_socket_rule(Narrowing *n, const char *action, const char *op, int errno_ret) {
         const char *name = "socket";
@@ -232,6 +235,7 @@ static int add_socket_rule(Narrowing *n, const char *action, const char *op, int
             (errno_ret >= 0 && !cJSON_AddNumberToObject(rule, "errnoRet", errno_ret)) ||
             !(args = cJSON_AddArrayToObject(rule, "args")) || !cJSON_AddItemToArray(args, vsock_condition(op)))
                 return -ENOMEM;
+        n->trapped = n->trapped || streq(action, "SCMP_ACT_NOTIFY");
         return 0;
 }
 
@@ -268,10 +272,11 @@ static int narrow_syscall(Narrowing *n, const Entry *group, size_t count) {
         const cJSON *denial = NULL, *permission = NULL;
         bool conditional = false;
         SyscallKind kind = SYSCALL_UNNAMED;
+        int error = 0;
         for (size_t i = 0; i < count; i++) {
                 const cJSON *rule = group[i].rule;
                 if (!rule)
-                        kind = group[i].kind;
+                        kind = group[i].kind, error = group[i].error;
                 else if (has_args(rule))
                         conditional = true;
                 else if (permits(action_of(rule)))
@@ -281,8 +286,10 @@ static int narrow_syscall(Narrowing *n, const Entry *group, size_t count) {
         }
         if (denial)
                 return add_denial(n, name, denial);
-        if (kind == SYSCALL_EPERM || kind == SYSCALL_ENOSYS)
-                return add_unconditional(n, name, "SCMP_ACT_ERRNO", kind == SYSCALL_EPERM ? EPERM : ENOSYS);
+        if (kind == SYSCALL_EPERM)
+                return add_unconditional(n, name, "SCMP_ACT_ERRNO", EPERM);
+        if (kind == SYSCALL_REPORTED)
+                return add_refusal(n, name, error);
         if (kind == SYSCALL_UNNAMED)
                 return 0;
 
@@ -299,7 +306,8 @@ static int narrow_syscall(Narrowing *n, const Entry *group, size_t count) {
                 r = add_conditional(n, group, count, kind);
         /* AF_VSOCK gets EPERM whatever the default action (runc drops a rule equal to it). */
         if (r >= 0 && streq(name, "socket"))
-                r = add_socket_rule(n, "SCMP_ACT_ERRNO", "SCMP_CMP_EQ", EPERM);
+                r = n->trap ? add_socket_rule(n, "SCMP_ACT_NOTIFY", "SCMP_CMP_EQ", -1)
+                            : add_socket_rule(n, "SCMP_ACT_ERRNO", "SCMP_CMP_EQ", EPERM);
         return r;
 }
 
@@ -309,26 +317,31 @@ static int compare_entries(const void *a, const void *b) {
         return c != 0 ? c : (x->order > y->order) - (x->order < y->order);
 }
 
-static size_t add_entries(Entry *entries, size_t n, const char *const *names, size_t count, SyscallKind kind) {
+static size_t add_entries(Entry *entries, size_t n, const char *const *names, size_t count, SyscallKind kind,
+                          int error) {
         for (size_t i = 0; i < count; i++, n++)
-                entries[n] = (Entry) { .name = names[i], .kind = kind, .order = n };
+                entries[n] = (Entry) { .name = names[i], .kind = kind, .error = error, .order = n };
         return n;
 }
 
 /* Every syscall named by the engine or by Stockade, sorted by name. */
 static int collect_entries(const cJSON *engine_rules, Entry **ret, size_t *ret_n) {
         size_t max = ELEMENTSOF(allowed_syscalls) + ELEMENTSOF(vetted_syscalls) + ELEMENTSOF(eperm_syscalls) +
-                     ELEMENTSOF(enosys_syscalls), n = 0;
+                     broker_n_refusals, n = 0;
         const cJSON *rule, *name;
         cJSON_ArrayForEach(rule, engine_rules)
                 max += (size_t) cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(rule, "names"));
         Entry *entries = calloc(max, sizeof(Entry));
         if (!entries)
                 return -ENOMEM;
-        n = add_entries(entries, n, allowed_syscalls, ELEMENTSOF(allowed_syscalls), SYSCALL_ALLOWED);
-        n = add_entries(entries, n, vetted_syscalls, ELEMENTSOF(vetted_syscalls), SYSCALL_VETTED);
-        n = add_entries(entries, n, eperm_syscalls, ELEMENTSOF(eperm_syscalls), SYSCALL_EPERM);
-        n = add_entries(entries, n, enosys_syscalls, ELEMENTSOF(enosys_syscalls), SYSCALL_ENOSYS);
+        n = add_entries(entries, n, allowed_syscalls, ELEMENTSOF(allowed_syscalls), SYSCALL_ALLOWED, 0);
+        n = add_entries(entries, n, vetted_syscalls, ELEMENTSOF(vetted_syscalls), SYSCALL_VETTED, 0);
+        n = add_entries(entries, n, eperm_syscalls, ELEMENTSOF(eperm_syscalls), SYSCALL_EPERM, 0);
+        /* socket() is allowed: the AF_VSOCK rule follows from its name. */
+        for (size_t i = 0; i < broker_n_refusals; i++)
+                if (broker_refusals[i].syscall != BROKER_SYSCALL_SOCKET)
+                        entries[n] = (Entry) { .name = broker_syscall_name(broker_refusals[i].syscall),
+                                               .kind = SYSCALL_REPORTED, .error = broker_refusals[i].error, .order = n }, n++;
         cJSON_ArrayForEach(rule, engine_rules)
                 cJSON_ArrayForEach(name, cJSON_GetObjectItemCaseSensitive(rule, "names"))
                         if (cJSON_IsString(name))

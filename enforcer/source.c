@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include <fcntl.h>
+#include <libgen.h>
 #include <limits.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
@@ -116,10 +117,18 @@ int source_holds(int fd, const char *dir) {
                 return d;
         if ((r = source_id(d, &cur)) < 0)
                 return r;
+        struct stat st;
+        if (fstat(d, &st) < 0)
+                return -errno;
         for (;;) {
                 if (cur.dev == me.dev && cur.ino == me.ino)
                         return 1;
-                int parent = RET_NERRNO(openat(d, "..", O_PATH | O_CLOEXEC));
+                /* A file (a socket) has no "..": its directory is the one named before it. */
+                _cleanup_free_ char *copy = S_ISDIR(st.st_mode) ? NULL : strdup(dir);
+                if (!S_ISDIR(st.st_mode) && !copy)
+                        return -ENOMEM;
+                int parent = RET_NERRNO(copy ? open(dirname(copy), O_PATH | O_DIRECTORY | O_CLOEXEC) : openat(d, "..", O_PATH | O_CLOEXEC));
+                st.st_mode = S_IFDIR;
                 if (parent < 0)
                         return parent;
                 safe_close(d);

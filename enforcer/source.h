@@ -33,7 +33,7 @@ int source_name(int fd, char **ret);
 int source_below(int fd, const char *dir);
 
 /* 1: fd's object is dir or holds it (an ancestor of dir, by inode, wherever it is
- * mounted); 0: not. A missing dir is "not". */
+ * mounted); 0: not. A missing dir is "not". dir may be a file, e.g. a socket. */
 int source_holds(int fd, const char *dir);
 
 /* Where a mount comes from: for an object (fd) on a mount that shows a filesystem also

@@ -12,9 +12,11 @@
 #include <sys/statfs.h>
 
 #include "mount-util.h"
+#include "procfs-render.h"
 #include "seccomp-profile.h"
 #include "source.h"
 #include "spec.h"
+#include "idmap.h"
 #include "uidrange.h"
 #include "util.h"
 
@@ -33,6 +35,17 @@ static const char *const readonly_paths[] = {
         "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger",
 };
 
+
+/* Whether array (a JSON array, or anything else) holds the string s. */
+static bool string_array_contains(const cJSON *array, const char *s) {
+        const cJSON *item;
+        if (!cJSON_IsArray(array))
+                return false;
+        cJSON_ArrayForEach(item, array)
+                if (cJSON_IsString(item) && streq(item->valuestring, s))
+                        return true;
+        return false;
+}
 
 static bool string_in(const char *s, const char *const *list, size_t n) {
         for (size_t i = 0; s && i < n; i++)
@@ -317,14 +330,9 @@ static int ensure_paths(cJSON *linux_obj, const char *name, const char *const *p
         cJSON *list = ensure_array(linux_obj, name);
         if (!list)
                 return -ENOMEM;
-        for (size_t i = 0; i < n; i++) {
-                bool present = false;
-                const cJSON *item;
-                cJSON_ArrayForEach(item, list)
-                        present = present || (cJSON_IsString(item) && streq(item->valuestring, paths[i]));
-                if (!present && !cJSON_AddItemToArray(list, cJSON_CreateString(paths[i])))
+        for (size_t i = 0; i < n; i++)
+                if (!string_array_contains(list, paths[i]) && !cJSON_AddItemToArray(list, cJSON_CreateString(paths[i])))
                         return -ENOMEM;
-        }
         return 0;
 }
 
@@ -402,12 +410,20 @@ static int engine_volume(int fd, const SpecPolicy *p, int *ret_origin) {
         return string_in(fstype, volume_fstypes, ELEMENTSOF(volume_fstypes)) ? MANAGED_OWN : MANAGED_NOT;
 }
 
-/* 1: fd lies in the engine's files of container id (containers/ID/). */
+/* 1: fd lies in the engine's files of container id: Docker's ENGINE_ROOT/containers/ID/,
+ * containers/storage's (podman) STORAGE/overlay-containers/ID/userdata/. */
 static int below_container_files(int fd, const SpecPolicy *p, const char *id) {
         _cleanup_free_ char *dir = NULL;
         if (asprintf(&dir, "%s/containers/%s", p->engine_root, id) < 0)
                 return -ENOMEM;
-        return source_below(fd, dir);
+        int r = source_below(fd, dir);
+        for (size_t i = 0; r == 0 && i < p->n_storage; i++) {
+                free(dir);
+                if (asprintf(&dir, "%s/overlay-containers/%s/userdata", p->storage[i], id) < 0)
+                        return -ENOMEM;
+                r = source_below(fd, dir);
+        }
+        return r;
 }
 
 /* What the engine manages for this container: its init binary (read-only), its own
@@ -443,11 +459,14 @@ static int check_bind_source(const char *source, const SpecPolicy *p, bool joins
         struct stat st, sock;
         if (p->engine_socket && fstat(fd, &st) >= 0 && stat(p->engine_socket, &sock) >= 0 && st.st_dev == sock.st_dev &&
             st.st_ino == sock.st_ino) {
-                r = p->engine_socket_allowed ? p->engine_socket_allowed(p->userdata) : 0;
-                if (r <= 0)
-                        return error_set(reterr, -EPERM, "stockade: can't mount %s: the engine socket is only for the admin's allowed images%s",
-                                         source, r < 0 ? " (the container's image could not be determined)" : "");
-                bind->fd = TAKE_FD(fd);
+                /* The container gets the agent's proxy for it, never the engine's own socket. */
+                _cleanup_free_ char *why = NULL;
+                int proxy_fd = -EBADF;
+                r = p->engine_socket_proxy ? p->engine_socket_proxy(p->userdata, &proxy_fd, &why) : -EPERM;
+                if (r < 0)
+                        return error_set(reterr, -EPERM, "stockade: can't mount %s: the engine socket is only for the admin's allowed images (%s)",
+                                         source, why ? why : strerror(-r));
+                bind->fd = proxy_fd;
                 return 0;
         }
 
@@ -489,6 +508,15 @@ static int check_mounts(cJSON *spec, const SpecPolicy *p, SpecBinds *binds, char
         return 0;
 }
 
+/* An engine's overlay mounted elsewhere (buildah's RUN bundle binds the image's at
+ * TMPDIR/buildahN/mnt/rootfs): fd is the root of an overlay whose upper directory lies in
+ * the engines' storage. */
+static bool engine_overlay(int fd, const SpecPolicy *p) {
+        _cleanup_free_ char *upper = NULL;
+        _cleanup_close_ int upper_fd = -EBADF;
+        return idmap_overlay_upper(fd, &upper) >= 0 && source_open(upper, &upper_fd) >= 0 && below_any(upper_fd, p->storage, p->n_storage);
+}
+
 /* The root filesystem lies in an engine's storage, and holds nothing restricted. */
 static int check_root(cJSON *spec, const SpecPolicy *p, SpecBinds *binds, char **reterr) {
         const char *path = json_get_string(cJSON_GetObjectItemCaseSensitive(spec, "root"), "path");
@@ -502,7 +530,8 @@ static int check_root(cJSON *spec, const SpecPolicy *p, SpecBinds *binds, char *
         if (r < 0)
                 return error_set(reterr, r, "stockade: can't use the root filesystem '%s': %s", path, strerror(-r));
         struct stat st;
-        if (fstat(fd, &st) < 0 || !S_ISDIR(st.st_mode) || restricted_hit(fd, true, p) || !below_any(fd, p->storage, p->n_storage))
+        if (fstat(fd, &st) < 0 || !S_ISDIR(st.st_mode) || restricted_hit(fd, true, p) ||
+            !(below_any(fd, p->storage, p->n_storage) || engine_overlay(fd, p)))
                 return error_set(reterr, -EPERM, "stockade: the root filesystem '%s' is not an engine's container storage", path);
         binds->root_fd = TAKE_FD(fd);
         return 0;
@@ -649,6 +678,7 @@ int spec_rewrite(cJSON *spec, const SpecPolicy *p, SpecBinds *ret_binds, char **
                 return r;
 
         filter_devices(linux_obj);
+        bool sys_writable = !string_array_contains(cJSON_GetObjectItemCaseSensitive(linux_obj, "readonlyPaths"), "/proc/sys");
         if ((r = set_id_mappings(linux_obj, p)) < 0 ||
             (r = fit_sysctls(linux_obj, p)) < 0 ||
             (r = spec_clamp_process(process, p->cap_bound)) < 0 ||
@@ -658,31 +688,41 @@ int spec_rewrite(cJSON *spec, const SpecPolicy *p, SpecBinds *ret_binds, char **
             (r = seccomp_profile_narrow(linux_obj, p->listener_path, p->listener_metadata)) < 0)
                 return error_set(reterr, r, "stockade: cannot rewrite config.json: %s", strerror(-r));
 
+        const cJSON *caps = cJSON_GetObjectItemCaseSensitive(process, "capabilities");
+        binds.net_sysctls_writable = sys_writable &&
+                                     string_array_contains(cJSON_GetObjectItemCaseSensitive(caps, "effective"), "CAP_NET_ADMIN");
         *ret_binds = binds;
         binds = SPEC_BINDS_NULL;
         return 0;
 }
 
-/* "busybox" → "docker.io/library/busybox:latest"; "*" patterns keep their tag. */
-static void image_normalize(const char *image, char *out, size_t size) {
-        const char *slash = strchr(image, '/');
-        size_t first = slash ? (size_t) (slash - image) : 0;
-        bool has_domain = slash && (memchr(image, '.', first) || memchr(image, ':', first) ||
-                                    (first == strlen("localhost") && STARTSWITH(image, "localhost")));
-        const char *last = strrchr(image, '/');
-        bool has_tag = strchr(last ? last : image, ':') || strchr(image, '@');
-        snprintf(out, size, "%s%s%s%s", has_domain ? "" : "docker.io/", has_domain || slash ? "" : "library/", image,
-                 has_tag ? "" : ":latest");
+static bool spec_mounts_at(const cJSON *mounts, const char *destination) {
+        const cJSON *m;
+        cJSON_ArrayForEach(m, mounts) {
+                const char *d = json_get_string(m, "destination");
+                if (d && streq(d, destination))
+                        return true;
+        }
+        return false;
 }
 
-bool spec_image_matches(const char *image, const char *pattern) {
-        if (streq(pattern, "*"))
-                return true;
-        char img[512], pat[512];
-        image_normalize(image, img, sizeof(img));
-        image_normalize(pattern, pat, sizeof(pat));
-        size_t n = strlen(pat);
-        if (n >= 2 && streq(pat + n - 2, ":*"))
-                return strncmp(img, pat, n - 1) == 0;
-        return streq(img, pat);
+int spec_add_procfs_binds(cJSON *spec, const char *dir) {
+        cJSON *mounts = ensure_array(spec, "mounts");
+        if (!mounts)
+                return -ENOMEM;
+        bool proc = spec_mounts_at(mounts, "/proc"), sys = spec_mounts_at(mounts, "/sys");
+        for (size_t i = 0; i < _PROCFS_FILE_MAX; i++) {
+                const ProcfsFileInfo *f = &procfs_files[i];
+                if (!(STARTSWITH(f->path, "/proc/") ? proc : sys))
+                        continue;
+                _cleanup_free_ char *source = NULL;
+                if (asprintf(&source, "%s/%s", dir, f->name) < 0)
+                        return -ENOMEM;
+                cJSON *m = cJSON_CreateObject(), *options = cJSON_CreateStringArray((const char *const[]) { "bind", "ro", "nosuid", "nodev", "noexec" }, 5);
+                cJSON_AddItemToArray(mounts, m);
+                if (!m || !options || !cJSON_AddStringToObject(m, "destination", f->path) || !cJSON_AddStringToObject(m, "type", "bind") ||
+                    !cJSON_AddStringToObject(m, "source", source) || !cJSON_AddItemToObject(m, "options", options))
+                        return -ENOMEM;
+        }
+        return 0;
 }

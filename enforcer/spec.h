@@ -32,8 +32,10 @@ typedef struct SpecPolicy {
         size_t n_hooks;
         const char *engine_root;    /* the engine's data root: its per-container files and volumes */
         const char *engine_init;    /* the engine's init binary (docker run --init), also the engine's own */
-        const char *engine_socket;  /* mounting it needs engine_socket_allowed() */
-        int (*engine_socket_allowed)(void *userdata); /* 1 yes, 0 no, <0 cannot tell */
+        const char *engine_socket;  /* a bind of it gets engine_socket_proxy() instead */
+        /* The agent's stand-in for the engine socket, for this container: 0 and *ret_fd (the
+         * socket, O_PATH), or a negative errno and, where the agent said why, *ret_reason. */
+        int (*engine_socket_proxy)(void *userdata, int *ret_fd, char **ret_reason);
         /* The first VM id of the range that the user namespace userns_fd maps ("0 BASE count"):
          * 0, <0 when it maps anything else or cannot tell. */
         int (*userns_base)(void *userdata, int userns_fd, uint32_t *ret_base);
@@ -65,6 +67,10 @@ typedef struct SpecBinds {
         size_t n;
         SpecJoin joins[5];
         size_t n_joins;
+        /* The engine left /proc/sys writable and the process holds CAP_NET_ADMIN (as for
+         * --privileged): /proc/sys stays read-only but for /proc/sys/net, which belongs to
+         * the container's own network namespace (stockade-runc, once runc created it). */
+        bool net_sysctls_writable;
 } SpecBinds;
 
 #define SPEC_BINDS_NULL ((SpecBinds) { .root_fd = -EBADF })
@@ -78,12 +84,13 @@ int spec_namespace_open(const char *path, int *ret_fd);
  * sources (spec_binds_done() closes them). */
 int spec_rewrite(cJSON *spec, const SpecPolicy *policy, SpecBinds *ret_binds, char **reterr);
 
+/* Adds to spec's mounts, after the ones there, read-only binds of the emulated files in dir
+ * (a mount of Stockade's procfs, see procfs-render.h) over /proc/meminfo and the others,
+ * each only where the spec mounts /proc or /sys. */
+int spec_add_procfs_binds(cJSON *spec, const char *dir);
+
 /* Clamps a process object's capabilities to cap_bound (for "runc exec --process"). */
 int spec_clamp_process(cJSON *process, uint64_t cap_bound);
 
 /* The runtime's own capability bounding set, from /proc/self/status. */
 int spec_read_cap_bound(uint64_t *ret);
-
-/* Does image ("busybox", "docker.io/library/busybox:1.36") match pattern ("name",
- * "name:tag", "name:*", "*")? Names are normalised the way the engine does. */
-bool spec_image_matches(const char *image, const char *pattern);

@@ -6,30 +6,33 @@
  * other command goes straight to runc. */
 #include <fcntl.h>
 #include <inttypes.h>
-#include <libgen.h>
 #include <limits.h>
+#include <linux/magic.h>
 #include <linux/nsfs.h>
 #include <poll.h>
 #include <sched.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
+#include <sys/pidfd.h>
 #include <stdarg.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 
 #include "defaults.h"
+#include "enforcer/helper.h"
 #include "enforcer/idmap.h"
+#include "enforcer/source.h"
 #include "enforcer/spec.h"
 #include "enforcer/uidrange.h"
 #include "json.h"
 #include "proto/control-client.h"
 #include "util.h"
 
-#define ENGINE_API_MAX (1024 * 1024)
-#define ENGINE_API_TIMEOUT_MS 3000
+#define ENGINE_SOCKET_WAIT_MS 40000
 
 /* runc 1.1's options that take a value, as Go's flag package reads them: "-name" or
  * "--name", the value joined by '=' or as the next argument. */
@@ -52,6 +55,9 @@ typedef struct Invocation {
         int path_at;      /* the caller's last --bundle (create, run) or --process (exec) in runc_argv, 0: none */
         bool path_joined; /* given as "--name=value" */
         char *path_option; /* "--name=value" made by set_path_option() */
+        int console_at;    /* create, run: the caller's last --console-socket in runc_argv, 0: none */
+        bool console_joined;
+        char *console_option; /* made absolute by console_socket_absolute() */
         const char *config_path;
         const char *command;
         const char *log_path; /* runc's --log, where the engine looks for the error */
@@ -72,6 +78,7 @@ typedef struct RuntimeConfig {
 static void invocation_done(Invocation *inv) {
         free(inv->runc_argv);
         free(inv->path_option);
+        free(inv->console_option);
 }
 
 static void runtime_config_done(RuntimeConfig *rc) {
@@ -199,10 +206,24 @@ static int parse_invocation(int argc, char *argv[], Invocation *inv) {
                         *(creates ? &inv->bundle : &inv->process) = value;
                         inv->path_at = first;
                         inv->path_joined = inv->n_argv == first + 1;
+                } else if (creates && streq(name, "console-socket") && value) {
+                        inv->console_at = first;
+                        inv->console_joined = inv->n_argv == first + 1;
                 } else if (streq(name, "h") || streq(name, "help"))
                         inv->help = flag_true(value);
         }
         return 0;
+}
+
+/* "runc COMMAND -h": nothing but help after a command Stockade refuses or does not know,
+ * which runc only answers with its help (or "No help topic"). */
+static bool help_only(const Invocation *inv) {
+        char name[64];
+        const char *value;
+        for (int i = inv->command_at + 1; i < inv->n_argv; i++)
+                if (!option_split(inv->runc_argv[i], name, &value) || !(streq(name, "h") || streq(name, "help")) || !flag_true(value))
+                        return false;
+        return inv->n_argv > inv->command_at + 1;
 }
 
 /* Points runc at path instead of the caller's --bundle or --process (the last one given is
@@ -224,6 +245,25 @@ static int set_path_option(Invocation *inv, const char *option, const char *path
         }
         inv->runc_argv[inv->path_at] = inv->path_option;
         inv->path_joined = true;
+        return 0;
+}
+
+/* runc reads a relative --console-socket in the bundle directory, which for runc is
+ * Stockade's: the caller's socket is named by its absolute path instead. */
+static int console_socket_absolute(Invocation *inv) {
+        if (inv->console_at == 0)
+                return 0;
+        char **arg = &inv->runc_argv[inv->console_at + !inv->console_joined];
+        const char *value = inv->console_joined ? strchr(*arg, '=') + 1 : *arg;
+        if (value[0] == '/' || value[0] == '\0')
+                return 0;
+        _cleanup_free_ char *bundle = realpath(inv->bundle ?: ".", NULL);
+        if (!bundle)
+                return -errno;
+        char *absolute = NULL;
+        if (asprintf(&absolute, "%s%s/%s", inv->console_joined ? "--console-socket=" : "", bundle, value) < 0)
+                return -ENOMEM;
+        *arg = inv->console_option = absolute;
         return 0;
 }
 
@@ -277,7 +317,7 @@ static int load_runtime_config(const char *path, RuntimeConfig *ret) {
                 r = read_full_fd(fd, 1 << 20, &text, &size);
         if (r < 0 && !(r == -ENOENT && streq(path, STOCKADE_CONFIG_DEFAULT)))
                 return r;
-        _cleanup_json_ cJSON *json = text ? cJSON_ParseWithLength(text, size) : NULL;
+        _cleanup_json_ cJSON *json = text ? json_parse_commented(text) : NULL;
         if (text && !cJSON_IsObject(json))
                 return -EBADMSG;
 
@@ -298,75 +338,6 @@ static int load_runtime_config(const char *path, RuntimeConfig *ret) {
 static int exec_runc(const Invocation *inv, const char *runc) {
         execv(runc, inv->runc_argv);
         return fail(inv, "stockade: cannot run '%s': %s", runc, strerror(errno));
-}
-
-/* ---- the engine's API, to learn a container's image ---- */
-
-/* What the agent's registration reply tells the checks. */
-typedef struct Registration {
-        const char *engine_socket;
-        const char *id;
-        const cJSON *images;     /* the admin's imageList for the engine socket */
-} Registration;
-
-static int engine_get(const char *socket_path, const char *request, char **ret_body) {
-        struct sockaddr_un sa = { .sun_family = AF_UNIX };
-        if (strlen(socket_path) >= sizeof(sa.sun_path))
-                return -ENAMETOOLONG;
-        strcpy(sa.sun_path, socket_path);
-        _cleanup_close_ int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        if (fd < 0 || connect(fd, (struct sockaddr *) &sa, sizeof(sa)) < 0)
-                return -errno;
-        int r = write_all(fd, request, strlen(request));
-        if (r < 0)
-                return r;
-
-        _cleanup_free_ char *buf = malloc(ENGINE_API_MAX + 1);
-        size_t n = 0;
-        if (!buf)
-                return -ENOMEM;
-        struct pollfd p = { .fd = fd, .events = POLLIN };
-        while (n < ENGINE_API_MAX) {
-                r = poll(&p, 1, ENGINE_API_TIMEOUT_MS);
-                if (r <= 0)
-                        return r < 0 ? -errno : -ETIMEDOUT;
-                ssize_t k = read(fd, buf + n, ENGINE_API_MAX - n);
-                if (k < 0)
-                        return -errno;
-                if (k == 0)
-                        break;
-                n += (size_t) k;
-        }
-        buf[n] = '\0';
-        char *body = strstr(buf, "\r\n\r\n");
-        if (!STARTSWITH(buf, "HTTP/1.0 200") && !STARTSWITH(buf, "HTTP/1.1 200"))
-                return -EIO;
-        if (!body || !(*ret_body = strdup(body + 4)))
-                return -EBADMSG;
-        return 0;
-}
-
-/* Asks the engine for the container's image (its container list, which never waits for
- * the container being created) and matches it against the admin's imageList. */
-static int engine_socket_allowed(void *userdata) {
-        const Registration *c = userdata;
-        if (!cJSON_IsArray(c->images) || !c->images->child)
-                return 0;
-        char request[512];
-        snprintf(request, sizeof(request),
-                 "GET /containers/json?all=1&filters=%%7B%%22id%%22%%3A%%5B%%22%s%%22%%5D%%7D HTTP/1.0\r\nHost: engine\r\n\r\n", c->id);
-        _cleanup_free_ char *body = NULL;
-        if (engine_get(c->engine_socket, request, &body) < 0)
-                return -EIO;
-        _cleanup_json_ cJSON *list = cJSON_Parse(body);
-        const char *image = json_get_string(cJSON_GetArrayItem(list, 0), "Image");
-        if (!image)
-                return -ENOENT;
-        const cJSON *pattern;
-        cJSON_ArrayForEach(pattern, c->images)
-                if (cJSON_IsString(pattern) && spec_image_matches(image, pattern->valuestring))
-                        return 1;
-        return 0;
 }
 
 /* ---- namespaces of other containers ---- */
@@ -426,6 +397,37 @@ static uint32_t joined_base(const cJSON *spec) {
 
 /* ---- create ---- */
 
+/* The engine's own user namespace mapping (podman --uidmap, ctr --uidmap, userns-remap,
+ * hostUsers: false): 1 and "0 BASE COUNT" when the spec asks for a new user namespace with
+ * maps, 0 when it has none; refused unless uids and gids are mapped alike, as one range from
+ * container id 0 (the agent decides whether those ids are safe to keep). */
+static int engine_mapping(const cJSON *spec, uint32_t *ret_base, uint32_t *ret_count, char **reterr) {
+        const cJSON *linux_obj = cJSON_GetObjectItemCaseSensitive(spec, "linux"), *ns;
+        bool new_userns = false;
+        cJSON_ArrayForEach(ns, cJSON_GetObjectItemCaseSensitive(linux_obj, "namespaces"))
+                new_userns |= streq(json_get_string(ns, "type") ?: "", "user") && !json_get_string(ns, "path");
+        const cJSON *uids = cJSON_GetObjectItemCaseSensitive(linux_obj, "uidMappings");
+        const cJSON *gids = cJSON_GetObjectItemCaseSensitive(linux_obj, "gidMappings");
+        if (!new_userns || cJSON_GetArraySize(uids) + cJSON_GetArraySize(gids) == 0)
+                return 0;
+        const cJSON *u = cJSON_GetArrayItem(uids, 0), *g = cJSON_GetArrayItem(gids, 0);
+        static const struct {
+                const char *name;
+                int64_t min, max;
+        } fields[] = { { "containerID", 0, 0 }, { "hostID", 0, UINT32_MAX }, { "size", 1, UINT32_MAX } };
+        bool alike = cJSON_GetArraySize(uids) == 1 && cJSON_GetArraySize(gids) == 1;
+        for (size_t i = 0; alike && i < ELEMENTSOF(fields); i++) {
+                const cJSON *a = cJSON_GetObjectItemCaseSensitive(u, fields[i].name), *b = cJSON_GetObjectItemCaseSensitive(g, fields[i].name);
+                alike = json_is_int(a, fields[i].min, fields[i].max) && cJSON_Compare(a, b, true);
+        }
+        if (!alike)
+                return error_set(reterr, -EPERM,
+                                 "stockade: the engine's user namespace must map uids and gids alike, as one range from container id 0");
+        *ret_base = (uint32_t) cJSON_GetObjectItemCaseSensitive(u, "hostID")->valuedouble;
+        *ret_count = (uint32_t) cJSON_GetObjectItemCaseSensitive(u, "size")->valuedouble;
+        return 1;
+}
+
 static char *bundle_path(const Invocation *inv, const char *name) {
         char *path = NULL;
         if (asprintf(&path, "%s/%s", inv->bundle ? inv->bundle : ".", name) < 0)
@@ -469,22 +471,67 @@ static int pin_namespace(cJSON *spec, const SpecJoin *join, const char *dir, cha
         return 0;
 }
 
+/* STOCKADE_TIMINGS=FILE: create, run and delete append to FILE where their time went, one
+ * line each ("create ID register=1.2 spec=0.4 ... total=52.0", milliseconds), for
+ * tests/bench/bench-start.sh. */
+typedef struct Timings {
+        const char *file; /* NULL: not asked for */
+        struct timespec start, last;
+        char line[512];
+        size_t len;
+} Timings;
+
+static void timings_start(Timings *t) {
+        *t = (Timings) { .file = getenv("STOCKADE_TIMINGS") };
+        clock_gettime(CLOCK_MONOTONIC, &t->start);
+        t->last = t->start;
+}
+
+static double ms_between(const struct timespec *a, const struct timespec *b) {
+        return (double) (b->tv_sec - a->tv_sec) * 1e3 + (double) (b->tv_nsec - a->tv_nsec) / 1e6;
+}
+
+/* The time since the last mark goes to phase. */
+static void timings_mark(Timings *t, const char *phase) {
+        if (!t || !t->file)
+                return;
+        struct timespec now;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        int n = snprintf(t->line + t->len, sizeof(t->line) - t->len, " %s=%.2f", phase, ms_between(&t->last, &now));
+        if (n > 0 && (size_t) n < sizeof(t->line) - t->len)
+                t->len += (size_t) n;
+        t->last = now;
+}
+
+static void timings_write(Timings *t, const char *command, const char *id) {
+        if (!t->file)
+                return;
+        timings_mark(t, "rest");
+        _cleanup_close_ int fd = open(t->file, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+        if (fd >= 0)
+                dprintf(fd, "%s %s%s total=%.2f\n", command, id ?: "-", t->line, ms_between(&t->start, &t->last));
+}
+
 /* ID-maps the root filesystem and every bind mount into dir from the sources as they were
- * checked, and points the spec at them. */
-static int prepare_mounts(cJSON *spec, const SpecBinds *binds, const char *dir, uint32_t base, uint32_t count, char **reterr) {
+ * checked, and points the spec at them; for an engine that mapped the container itself
+ * (premapped), they are plain copies: its files are shifted already. */
+static int prepare_mounts(cJSON *spec, const SpecBinds *binds, const char *dir, uint32_t base, uint32_t count, bool premapped,
+                          Timings *timings, char **reterr) {
         /* Only the container's root (VM uid base) may traverse into what is prepared here. */
         _cleanup_close_ int userns = -EBADF;
-        int r = idmap_userns_open(base, count, &userns, reterr);
+        int r = premapped ? 0 : idmap_userns_open(base, count, &userns, reterr);
         if (r < 0)
                 return r;
 
         cJSON *root = cJSON_GetObjectItemCaseSensitive(spec, "root");
         char target[PATH_MAX + 32];
         snprintf(target, sizeof(target), "%s/rootfs", dir);
+        timings_mark(timings, "userns");
         r = idmap_rootfs(userns, binds->root_fd, json_get_string(root, "path"), target, reterr);
         if (r < 0)
                 return r;
         cJSON_ReplaceItemInObjectCaseSensitive(root, "path", cJSON_CreateString(target));
+        timings_mark(timings, "rootfs");
 
         snprintf(target, sizeof(target), "%s/mounts", dir);
         if (mkdir(target, 0711) < 0 && errno != EEXIST)
@@ -499,21 +546,61 @@ static int prepare_mounts(cJSON *spec, const SpecBinds *binds, const char *dir, 
                         return r;
                 cJSON_ReplaceItemInObjectCaseSensitive(m, "source", cJSON_CreateString(target));
         }
+        timings_mark(timings, "binds");
         for (size_t i = 0; i < binds->n_joins; i++)
                 if ((r = pin_namespace(spec, &binds->joins[i], dir, reterr)) < 0)
                         return r;
         return 0;
 }
 
+/* Binds the agent's /proc emulation into the container. The mount checked is the one
+ * bound: the agent's FUSE mount (its root, the device the agent named) is cloned into the
+ * container's directory and the spec's binds name files below that clone only. */
+static int prepare_procfs(cJSON *spec, const cJSON *procfs, const char *dir, char **reterr) {
+        const char *path = json_get_string(procfs, "path");
+        const cJSON *dev = cJSON_GetObjectItemCaseSensitive(procfs, "dev");
+        if (!path || !cJSON_IsNumber(dev))
+                return error_set(reterr, -EBADMSG, "stockade: the agent's reply is malformed");
+        _cleanup_close_ int fd = -EBADF, tree = -EBADF;
+        SourceId id;
+        struct statfs sf;
+        int r = source_open(path, &fd);
+        if (r >= 0)
+                r = source_id(fd, &id);
+        if (r >= 0 && fstatfs(fd, &sf) < 0)
+                r = -errno;
+        /* Not there (an agent stopped without a store for its fd, a mount namespace that
+         * copied the mount before that): the container sees the VM's files, as with no
+         * emulation at all. */
+        if (r < 0) {
+                fprintf(stderr, "stockade: the agent's /proc emulation '%s' is not available (%s): the container sees the VM's /proc files\n",
+                        path, strerror(-r));
+                return 0;
+        }
+        if (sf.f_type != 0x65735546 /* FUSE_SUPER_MAGIC */ || !id.mount_root || id.dev != (dev_t) dev->valuedouble)
+                return error_set(reterr, -EPERM, "stockade: '%s' is not the agent's /proc emulation", path);
+        char target[PATH_MAX + 16];
+        snprintf(target, sizeof(target), "%s/procfs", dir);
+        if (mkdir(target, 0755) < 0 && errno != EEXIST)
+                return error_set(reterr, -errno, "stockade: cannot create '%s': %m", target);
+        tree = open_tree(fd, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH);
+        if (tree < 0 || move_mount(tree, "", AT_FDCWD, target, MOVE_MOUNT_F_EMPTY_PATH) < 0)
+                return error_set(reterr, -errno, "stockade: cannot bind the agent's /proc emulation at '%s': %m", target);
+        if ((r = spec_add_procfs_binds(spec, target)) < 0)
+                return error_set(reterr, r, "stockade: cannot add the /proc emulation's binds: %s", strerror(-r));
+        return 0;
+}
+
+/* Into the container's fresh directory, read by runc once it is written: no temporary file
+ * and no fsync (after a crash the container is gone with its directory). */
 static int write_spec(const char *path, const cJSON *spec) {
         _cleanup_free_ char *text = cJSON_PrintUnformatted(spec);
-        _cleanup_free_ char *dir_copy = strdup(path), *name_copy = strdup(path);
-        if (!text || !dir_copy || !name_copy)
+        if (!text)
                 return -ENOMEM;
-        _cleanup_close_ int dfd = open(dirname(dir_copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (dfd < 0)
+        _cleanup_close_ int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
+        if (fd < 0)
                 return -errno;
-        return write_file_atomic(dfd, basename(name_copy), text, strlen(text), 0644);
+        return write_all(fd, text, strlen(text));
 }
 
 static int mkdir_p(const char *path, mode_t mode) {
@@ -567,8 +654,7 @@ static char *path_clean(const char *path) {
         return out;
 }
 
-/* The container's root, key and directory: runDir/containers/HASH-ID, HASH of the root,
- * so the same id under two roots gets two. */
+/* The container's root, key and directory (container_dir()). */
 static int container_open(const Invocation *inv, const RuntimeConfig *rc, Container *ret) {
         const char *root = inv->root ?: "/run/runc";
         _cleanup_free_ char *cwd = root[0] == '/' ? NULL : getcwd(NULL, 0), *absolute = NULL;
@@ -579,14 +665,13 @@ static int container_open(const Invocation *inv, const RuntimeConfig *rc, Contai
         *ret = (Container) { .id = inv->id, .root = path_clean(absolute) };
         if (!ret->root)
                 return -ENOMEM;
+        _cleanup_free_ char *dir = NULL;
         int r = container_key(ret->root, inv->id, &ret->key);
+        if (r >= 0)
+                r = container_dir(rc->run_dir, ret->key, &dir);
         if (r < 0)
                 return r;
-        uint64_t hash = 0xcbf29ce484222325u; /* FNV-1a */
-        for (const char *p = ret->root; *p; p++)
-                hash = (hash ^ (unsigned char) *p) * 0x100000001b3u;
-        if ((size_t) snprintf(ret->dir, sizeof(ret->dir), "%s/containers/%016" PRIx64 "-%s", rc->run_dir, hash, inv->id) >=
-            sizeof(ret->dir))
+        if ((size_t) snprintf(ret->dir, sizeof(ret->dir), "%s", dir) >= sizeof(ret->dir))
                 return -ENAMETOOLONG;
         return 0;
 }
@@ -602,11 +687,8 @@ static bool runc_has_state(const Container *c) {
 
 /* Removes Stockade's files for it: its spec and the ID-mapped mounts. */
 static void remove_files(const Container *c) {
-        char spec[PATH_MAX + 16];
         _cleanup_free_ char *why = NULL;
-        snprintf(spec, sizeof(spec), "%s/config.json", c->dir);
-        (void) unlink(spec);
-        if (idmap_teardown(c->dir, &why) < 0)
+        if (idmap_container_remove(c->dir, &why) < 0)
                 fprintf(stderr, "stockade: %s\n", why ? why : "cannot remove the container's mounts");
 }
 
@@ -615,6 +697,47 @@ static cJSON *container_params(const Container *c) {
         cJSON_AddStringToObject(params, "id", c->id);
         cJSON_AddStringToObject(params, "root", c->root);
         return params;
+}
+
+/* ---- the engine socket ---- */
+
+/* What the engine socket's check needs: the agent's connection and the container. */
+typedef struct Registration {
+        ControlConnection *conn;
+        const Container *ct;
+} Registration;
+
+/* Asks the agent (which looks at the container's image as the engine knows it, and at the
+ * registries) until it has decided, then opens the socket it serves for the container:
+ * a socket of root's, checked on the fd that is bound. */
+static int engine_socket_proxy(void *userdata, int *ret_fd, char **ret_reason) {
+        const Registration *reg = userdata;
+        for (int i = 0; i < ENGINE_SOCKET_WAIT_MS / 50; i++) {
+                _cleanup_json_ cJSON *reply = NULL;
+                _cleanup_free_ char *why = NULL;
+                int r = control_client_call(reg->conn, "container.engine_socket", container_params(reg->ct), &reply, &why);
+                if (r < 0) {
+                        *ret_reason = TAKE_PTR(why);
+                        return r;
+                }
+                const char *state = json_get_string(reply, "state"), *path = json_get_string(reply, "socket");
+                if (state && streq(state, "refused")) {
+                        const char *reason = json_get_string(reply, "reason");
+                        *ret_reason = reason ? strdup(reason) : NULL;
+                        return -EPERM;
+                }
+                if (state && streq(state, "allowed") && path) {
+                        _cleanup_close_ int fd = RET_NERRNO(open(path, O_PATH | O_NOFOLLOW | O_CLOEXEC));
+                        struct stat st;
+                        if (fd < 0 || fstat(fd, &st) < 0 || !S_ISSOCK(st.st_mode) || st.st_uid != 0)
+                                return -EPERM;
+                        *ret_fd = TAKE_FD(fd);
+                        return 0;
+                }
+                (void) usleep(50 * 1000);
+        }
+        *ret_reason = strdup("the agent did not decide in time");
+        return -ETIMEDOUT;
 }
 
 /* Gives back what create took. */
@@ -684,10 +807,56 @@ static int check_listener(const cJSON *spec, const char *agent_listener, char **
         return 0;
 }
 
+/* The container's init as runc's state has it, or -1. */
+static pid_t runc_init_pid(const Container *c) {
+        _cleanup_free_ char *path = NULL, *text = NULL;
+        size_t size;
+        if (asprintf(&path, "%s/%s/state.json", c->root, c->id) < 0 || read_full_file(AT_FDCWD, path, SPEC_MAX_SIZE, &text, &size) < 0)
+                return -1;
+        _cleanup_json_ cJSON *state = cJSON_ParseWithLength(text, size);
+        const cJSON *pid = cJSON_GetObjectItemCaseSensitive(state, "init_process_pid");
+        return json_is_int(pid, 1, INT_MAX) ? (pid_t) pid->valuedouble : -1;
+}
+
+/* In the container's mount namespace (its init waits for start): /proc/sys/net, read-only
+ * with the rest of /proc/sys as runc left it, gets a writable clone of itself on top. */
+static void net_sysctls_helper(int socket, const void *userdata) {
+        if (setns(*(const int *) userdata, CLONE_NEWNS) < 0)
+                helper_fail(socket, -errno, "cannot join the container's mount namespace: %m");
+        int tree = open_tree(AT_FDCWD, "/proc/sys/net", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_SYMLINK_NOFOLLOW);
+        struct statfs sf;
+        if (tree < 0 || fstatfs(tree, &sf) < 0)
+                helper_fail(socket, -errno, "cannot copy its /proc/sys/net: %m");
+        if (sf.f_type != PROC_SUPER_MAGIC)
+                helper_fail(socket, -EXDEV, "its /proc/sys/net is not on procfs");
+        struct mount_attr attr = { .attr_clr = MOUNT_ATTR_RDONLY };
+        if (mount_setattr(tree, "", AT_EMPTY_PATH, &attr, sizeof(attr)) < 0 ||
+            move_mount(tree, "", AT_FDCWD, "/proc/sys/net", MOVE_MOUNT_F_EMPTY_PATH) < 0)
+                helper_fail(socket, -errno, "cannot make its /proc/sys/net writable: %m");
+        helper_send(socket, -EBADF, 0, "");
+}
+
+/* SpecBinds.net_sysctls_writable, once runc created the container. */
+static int net_sysctls_writable(const Container *c, char **reterr) {
+        pid_t init = runc_init_pid(c);
+        _cleanup_close_ int pidfd = init > 0 ? pidfd_open(init, 0) : -1;
+        if (pidfd < 0)
+                return error_set(reterr, -ESRCH, "the container's init is not there");
+        Helper h = HELPER_NULL;
+        int r = helper_start(net_sysctls_helper, &pidfd, &h);
+        if (r >= 0) {
+                int fd = -EBADF;
+                r = helper_wait(&h, 5000, "net sysctls", &fd, reterr);
+                safe_close(fd);
+                helper_done(&h);
+        }
+        return r;
+}
+
 /* create and run: the spec runc reads is Stockade's copy in the container's directory, the
  * caller's bundle is left as it was. Whenever runc ends without state for the container (a
  * foreground run is over, or runc failed), what it took is given back. */
-static int cmd_create(Invocation *inv, const RuntimeConfig *rc) {
+static int cmd_create(Invocation *inv, const RuntimeConfig *rc, Timings *timings) {
         if (!inv->id || !container_id_valid(inv->id))
                 return fail(inv, "stockade: a valid container id is required");
         _cleanup_(container_done) Container ct = {};
@@ -700,38 +869,53 @@ static int cmd_create(Invocation *inv, const RuntimeConfig *rc) {
                 return exec_runc(inv, rc->runc);
         /* What a container of this id left when it ended without runc's delete. */
         remove_files(&ct);
+        /* Made before the range is: a restarted agent keeps the range of a container whose
+         * directory or runc state exists, and frees the others'. */
+        if (mkdir_p(ct.dir, 0711) < 0)
+                return fail(inv, "stockade: cannot create '%s': %m", ct.dir);
 
         /* Read before registering: a container that joins another's namespaces shares its range. */
         _cleanup_free_ char *config = bundle_path(inv, "config.json"), *text = NULL;
         size_t size;
         int read_r = config ? read_full_file(AT_FDCWD, config, SPEC_MAX_SIZE, &text, &size) : -ENOMEM;
         _cleanup_json_ cJSON *spec = read_r >= 0 ? cJSON_ParseWithLength(text, size) : NULL;
-        uint32_t share_base = joined_base(spec);
+        uint32_t share_base = joined_base(spec), map_base = 0, map_count = 0;
+        _cleanup_free_ char *why = NULL;
+        int premapped = engine_mapping(spec, &map_base, &map_count, &why);
+        if (premapped < 0)
+                return fail(inv, "%s", why);
+        timings_mark(timings, "read");
 
         _cleanup_(control_client_freep) ControlConnection *c = NULL;
-        _cleanup_free_ char *why = NULL;
         _cleanup_json_ cJSON *reply = NULL;
         r = control_client_connect(rc->control, &c, &why);
         if (r >= 0) {
                 cJSON *params = container_params(&ct);
-                if (params && share_base)
+                cJSON *map = premapped ? cJSON_AddArrayToObject(params, "uid_map") : NULL;
+                if (map) {
+                        cJSON_AddItemToArray(map, cJSON_CreateNumber(map_base));
+                        cJSON_AddItemToArray(map, cJSON_CreateNumber(map_count));
+                } else if (params && share_base)
                         cJSON_AddNumberToObject(params, "uid_base", share_base);
                 r = control_client_call(c, "container.register", params, &reply, &why);
                 /* The agent's own refusal says why in its words. */
-                if (r == -EPERM || r == -EREMOTEIO)
+                if (r == -EPERM || r == -EREMOTEIO) {
+                        (void) rmdir(ct.dir);
                         return fail(inv, "%s", why ? why : "stockade: the agent refused the container");
+                }
         }
-        if (r < 0)
+        if (r < 0) {
+                (void) rmdir(ct.dir);
                 return fail(inv, "stockade: the Stockade agent is not reachable at '%s' (%s): containers are not started without isolation",
                             rc->control, why ? why : strerror(-r));
-        if (!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(reply, "isolate")))
+        }
+        if (!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(reply, "isolate"))) {
+                (void) rmdir(ct.dir);
                 return exec_runc(inv, rc->runc);
+        }
+        timings_mark(timings, "register");
 
-        Registration reg = {
-                .engine_socket = json_get_string(reply, "engine_socket"),
-                .id = inv->id,
-                .images = cJSON_GetObjectItemCaseSensitive(reply, "socket_images"),
-        };
+        Registration reg = { .conn = c, .ct = &ct };
         const char *restricted[128], *shares[128], *storage[32], *hooks[32];
         const cJSON *uid_base = cJSON_GetObjectItemCaseSensitive(reply, "uid_base"), *count = cJSON_GetObjectItemCaseSensitive(reply, "count");
         SpecPolicy policy = {
@@ -743,8 +927,8 @@ static int cmd_create(Invocation *inv, const RuntimeConfig *rc) {
                 .hooks = hooks,
                 .engine_root = json_get_string(reply, "engine_root"),
                 .engine_init = json_get_string(reply, "engine_init"),
-                .engine_socket = reg.engine_socket,
-                .engine_socket_allowed = engine_socket_allowed,
+                .engine_socket = json_get_string(reply, "engine_socket"),
+                .engine_socket_proxy = engine_socket_proxy,
                 .userns_base = userns_base,
                 .containers = cJSON_GetObjectItemCaseSensitive(reply, "containers"),
                 .userdata = &reg,
@@ -778,12 +962,20 @@ static int cmd_create(Invocation *inv, const RuntimeConfig *rc) {
                 r = error_set(&why, -EBADMSG, "stockade: '%s' is not valid JSON", config);
         else if ((r = check_listener(spec, policy.listener_path, &why)) >= 0)
                 r = spec_rewrite(spec, &policy, &binds, &why);
+        timings_mark(timings, "spec");
         if (r >= 0)
                 r = mkdir_p(ct.dir, 0711) < 0 ? error_set(&why, -errno, "stockade: cannot create '%s': %m", ct.dir) : 0;
         if (r >= 0)
-                r = prepare_mounts(spec, &binds, ct.dir, policy.base, policy.count, &why);
+                r = prepare_mounts(spec, &binds, ct.dir, policy.base, policy.count, premapped, timings, &why);
+        const cJSON *procfs = cJSON_GetObjectItemCaseSensitive(reply, "procfs");
+        if (r >= 0 && procfs)
+                r = prepare_procfs(spec, procfs, ct.dir, &why);
         if (r >= 0 && (r = write_spec(copy, spec)) < 0)
                 r = error_set(&why, r, "stockade: cannot write '%s': %s", copy, strerror(-r));
+        /* before --bundle may be inserted, which moves what follows it */
+        if (r >= 0 && (r = console_socket_absolute(inv)) < 0)
+                r = error_set(&why, r, "stockade: cannot resolve the console socket's directory '%s': %s", inv->bundle ?: ".",
+                              strerror(-r));
         if (r >= 0)
                 r = set_path_option(inv, "--bundle", ct.dir);
         if (r < 0) {
@@ -791,9 +983,18 @@ static int cmd_create(Invocation *inv, const RuntimeConfig *rc) {
                 return fail(inv, "%s", why ? why : strerror(-r));
         }
 
+        timings_mark(timings, "write");
         int status;
         if ((r = run_runc(inv, rc->runc, &status)) < 0)
                 status = W_EXITCODE(fail(inv, "stockade: cannot run '%s': %s", rc->runc, strerror(-r)), 0);
+        timings_mark(timings, "runc");
+        /* run starts the container at once: its /proc/sys stays read-only as a whole. */
+        if (binds.net_sysctls_writable && streq(inv->command, "create") && WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+                free(why);
+                why = NULL;
+                if (net_sysctls_writable(&ct, &why) < 0)
+                        fprintf(stderr, "stockade: warning: the network sysctls of '%s' stay read-only: %s\n", inv->id, why);
+        }
         if (!runc_has_state(&ct) && give_back(rc, &ct) < 0)
                 fprintf(stderr, "stockade: the agent is not reachable at '%s': the uid range of '%s' stays reserved\n", rc->control, ct.key);
         return exit_like(status);
@@ -837,11 +1038,12 @@ static int cmd_exec(Invocation *inv, const RuntimeConfig *rc) {
 
 /* Runs runc's delete first (it refuses a running container without --force); once runc
  * holds no state for the container, removes its mounts and gives the range back. */
-static int cmd_delete(const Invocation *inv, const RuntimeConfig *rc) {
+static int cmd_delete(const Invocation *inv, const RuntimeConfig *rc, Timings *timings) {
         int status;
         int r = run_runc(inv, rc->runc, &status);
         if (r < 0)
                 return fail(inv, "stockade: cannot run '%s': %s", rc->runc, strerror(-r));
+        timings_mark(timings, "runc");
         _cleanup_(container_done) Container ct = {};
         if (!inv->id || !container_id_valid(inv->id) || container_open(inv, rc, &ct) < 0 || runc_has_state(&ct))
                 return exit_like(status);
@@ -863,14 +1065,22 @@ int main(int argc, char *argv[]) {
                             r == -EPERM ? "it must be root's and writable by root only, as must the directories above it" : strerror(-r));
 
         /* runc prints its help and does nothing else. */
-        if (!inv.command || inv.help || in_list(inv.command, passed_commands, ELEMENTSOF(passed_commands)))
+        if (!inv.command || inv.help || help_only(&inv) || in_list(inv.command, passed_commands, ELEMENTSOF(passed_commands)))
                 return exec_runc(&inv, rc.runc);
-        if (streq(inv.command, "create") || streq(inv.command, "run"))
-                return cmd_create(&inv, &rc);
+        Timings timings;
+        timings_start(&timings);
+        if (streq(inv.command, "create") || streq(inv.command, "run")) {
+                r = cmd_create(&inv, &rc, &timings);
+                timings_write(&timings, inv.command, inv.id);
+                return r;
+        }
         if (streq(inv.command, "exec"))
                 return cmd_exec(&inv, &rc);
-        if (streq(inv.command, "delete"))
-                return cmd_delete(&inv, &rc);
+        if (streq(inv.command, "delete")) {
+                r = cmd_delete(&inv, &rc, &timings);
+                timings_write(&timings, inv.command, inv.id);
+                return r;
+        }
         if (streq(inv.command, "checkpoint") || streq(inv.command, "restore"))
                 return fail(&inv, "stockade: 'runc %s' is refused: a checkpoint is restored without Stockade's checks", inv.command);
         return fail(&inv, "stockade: unknown runc command '%s'", inv.command);

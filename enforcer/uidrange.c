@@ -8,7 +8,8 @@
 
 typedef struct Allocation {
         char *owner;
-        uint32_t index; /* base = first + index * size */
+        uint32_t base, count; /* ids base to base + count - 1 */
+        bool mapped;          /* the engine's own mapping, claimed (not one of the pool's ranges) */
 } Allocation;
 
 struct UidRanges {
@@ -41,6 +42,23 @@ const char *container_key_id(const char *key) {
         return slash ? slash + 1 : key;
 }
 
+int container_key_dir(const char *key, char ret[static CONTAINER_DIR_NAME_MAX]) {
+        if (!container_key_valid(key))
+                return -EINVAL;
+        const char *id = container_key_id(key), *root = id == key ? "/run/runc" : key;
+        size_t n = id == key ? strlen(root) : (size_t) (id - key) > 1 ? (size_t) (id - key) - 1 : 1;
+        snprintf(ret, CONTAINER_DIR_NAME_MAX, "%016" PRIx64 "-%s", hash_fnv1a(root, n), id);
+        return 0;
+}
+
+int container_dir(const char *run_dir, const char *key, char **ret) {
+        char name[CONTAINER_DIR_NAME_MAX];
+        int r = container_key_dir(key, name);
+        if (r < 0)
+                return r;
+        return asprintf(ret, "%s/containers/%s", run_dir, name) < 0 ? -ENOMEM : 0;
+}
+
 bool container_key_valid(const char *key) {
         const char *id = container_key_id(key);
         return container_id_valid(id) && (id == key || (key[0] == '/' && (size_t) (id - key) <= CONTAINER_ROOT_MAX + 1));
@@ -58,26 +76,36 @@ UidRanges *uid_ranges_free(UidRanges *r) {
         return NULL;
 }
 
-static int add(UidRanges *r, const char *owner, uint32_t index) {
+static int add(UidRanges *r, const char *owner, Allocation a) {
         Allocation *items = realloc(r->items, (r->n + 1) * sizeof(Allocation));
         if (!items)
                 return -ENOMEM;
         r->items = items;
-        char *copy = strdup(owner);
-        if (!copy)
+        a.owner = strdup(owner);
+        if (!a.owner)
                 return -ENOMEM;
-        r->items[r->n++] = (Allocation) { .owner = copy, .index = index };
+        r->items[r->n++] = a;
         return 0;
 }
 
+/* ranges.json: {"first", "size", "containers": {"KEY": BASE}, "mapped": {"KEY": [BASE, COUNT]}}. */
 static int save(const UidRanges *r) {
         _cleanup_json_ cJSON *json = cJSON_CreateObject();
-        cJSON *map = cJSON_AddObjectToObject(json, "containers");
-        if (!map || !cJSON_AddNumberToObject(json, "first", r->first) || !cJSON_AddNumberToObject(json, "size", r->size))
+        cJSON *map = cJSON_AddObjectToObject(json, "containers"), *mapped = cJSON_AddObjectToObject(json, "mapped");
+        if (!map || !mapped || !cJSON_AddNumberToObject(json, "first", r->first) || !cJSON_AddNumberToObject(json, "size", r->size))
                 return -ENOMEM;
-        for (size_t i = 0; i < r->n; i++)
-                if (!cJSON_AddNumberToObject(map, r->items[i].owner, (double) r->first + (double) r->items[i].index * r->size))
+        for (size_t i = 0; i < r->n; i++) {
+                const Allocation *a = &r->items[i];
+                if (!a->mapped) {
+                        if (!cJSON_AddNumberToObject(map, a->owner, a->base))
+                                return -ENOMEM;
+                        continue;
+                }
+                cJSON *item = cJSON_AddArrayToObject(mapped, a->owner);
+                if (!item || !cJSON_AddItemToArray(item, cJSON_CreateNumber(a->base)) ||
+                    !cJSON_AddItemToArray(item, cJSON_CreateNumber(a->count)))
                         return -ENOMEM;
+        }
         _cleanup_free_ char *text = cJSON_Print(json);
         if (!text)
                 return -ENOMEM;
@@ -107,14 +135,24 @@ int uid_ranges_open(int dir_fd, const char *name, uint32_t first, uint32_t size,
 
         _cleanup_json_ cJSON *json = cJSON_ParseWithLength(text, n);
         const cJSON *map = cJSON_GetObjectItemCaseSensitive(json, "containers"), *item;
-        if (!cJSON_IsObject(map))
+        const cJSON *mapped = cJSON_GetObjectItemCaseSensitive(json, "mapped");
+        if (!cJSON_IsObject(map) || (mapped && !cJSON_IsObject(mapped)))
                 return error_set(reterr, -EBADMSG, "%s: malformed", name);
         cJSON_ArrayForEach(item, map) {
                 double base = cJSON_GetNumberValue(item);
                 if (!json_is_int(item, first, (int64_t) first + (int64_t) (max - 1) * size) ||
                     ((int64_t) base - first) % size != 0 || !container_key_valid(item->string))
                         return error_set(reterr, -EBADMSG, "%s: malformed entry '%s'", name, item->string);
-                q = add(r, item->string, (uint32_t) (((int64_t) base - first) / size));
+                q = add(r, item->string, (Allocation) { .base = (uint32_t) base, .count = size });
+                if (q < 0)
+                        return q;
+        }
+        cJSON_ArrayForEach(item, mapped) {
+                const cJSON *base = cJSON_GetArrayItem(item, 0), *count = cJSON_GetArrayItem(item, 1);
+                if (cJSON_GetArraySize(item) != 2 || !json_is_int(base, first, UINT32_MAX) || !json_is_int(count, 1, size) ||
+                    base->valuedouble + count->valuedouble > UINT32_MAX || !container_key_valid(item->string))
+                        return error_set(reterr, -EBADMSG, "%s: malformed entry '%s'", name, item->string);
+                q = add(r, item->string, (Allocation) { .base = (uint32_t) base->valuedouble, .count = (uint32_t) count->valuedouble, .mapped = true });
                 if (q < 0)
                         return q;
         }
@@ -129,9 +167,9 @@ static Allocation *find(UidRanges *r, const char *owner) {
         return NULL;
 }
 
-/* Gives owner the range at index, on disk before it counts. */
-static int record(UidRanges *r, const char *owner, uint32_t index, char **reterr) {
-        int q = add(r, owner, index);
+/* Gives owner the allocation a, on disk before it counts. */
+static int record(UidRanges *r, const char *owner, Allocation a, char **reterr) {
+        int q = add(r, owner, a);
         if (q >= 0)
                 q = save(r);
         if (q < 0) {
@@ -142,40 +180,62 @@ static int record(UidRanges *r, const char *owner, uint32_t index, char **reterr
         return 0;
 }
 
-static bool held(const UidRanges *r, uint32_t index) {
+/* The allocation that holds an id of base to base + count - 1, NULL when none does. */
+static const Allocation *overlapping(const UidRanges *r, uint32_t base, uint32_t count) {
         for (size_t i = 0; i < r->n; i++)
-                if (r->items[i].index == index)
-                        return true;
-        return false;
+                if ((uint64_t) r->items[i].base < (uint64_t) base + count && (uint64_t) base < (uint64_t) r->items[i].base + r->items[i].count)
+                        return &r->items[i];
+        return NULL;
 }
 
 int uid_ranges_acquire(UidRanges *r, const char *owner, uint32_t *ret_base, char **reterr) {
         Allocation *a = find(r, owner);
         if (a) {
-                *ret_base = r->first + a->index * r->size;
+                *ret_base = a->base;
                 return 0;
         }
 
         uint32_t index = 0;
-        while (index < r->max && held(r, index))
+        while (index < r->max && overlapping(r, r->first + index * r->size, r->size))
                 index++;
         if (index == r->max)
                 return error_set(reterr, -ENOSPC, "all %" PRIu32 " uid ranges are in use", r->max);
-        int q = record(r, owner, index, reterr);
+        uint32_t base = r->first + index * r->size;
+        int q = record(r, owner, (Allocation) { .base = base, .count = r->size }, reterr);
         if (q < 0)
                 return q;
-        *ret_base = r->first + index * r->size;
+        *ret_base = base;
         return 0;
 }
 
 int uid_ranges_share(UidRanges *r, const char *owner, uint32_t base, char **reterr) {
-        uint32_t index = (base - r->first) / r->size;
-        if (base < r->first || (base - r->first) % r->size != 0 || index >= r->max || !held(r, index))
+        const Allocation *held = overlapping(r, base, 1);
+        if (!held || held->base != base)
                 return error_set(reterr, -ENOENT, "no container holds the uid range %" PRIu32, base);
         Allocation *a = find(r, owner);
-        if (a && a->index != index)
-                return error_set(reterr, -EEXIST, "'%s' has the uid range %" PRIu32 " already", owner, r->first + a->index * r->size);
-        return a ? 0 : record(r, owner, index, reterr);
+        if (a && a->base != base)
+                return error_set(reterr, -EEXIST, "'%s' has the uid range %" PRIu32 " already", owner, a->base);
+        return a ? 0 : record(r, owner, (Allocation) { .base = base, .count = held->count, .mapped = held->mapped }, reterr);
+}
+
+int uid_ranges_claim(UidRanges *r, const char *owner, uint32_t base, uint32_t count, char **reterr) {
+        if (count == 0 || count > r->size)
+                return error_set(reterr, -EINVAL, "maps %" PRIu32 " ids, not 1 to %" PRIu32, count, r->size);
+        if (base == 0)
+                return error_set(reterr, -EPERM, "maps VM root");
+        if (base < r->first)
+                return error_set(reterr, -EPERM, "maps VM ids below %" PRIu32 ", the floor of Stockade's ranges", r->first);
+        if ((uint64_t) base + count > UINT32_MAX)
+                return error_set(reterr, -EPERM, "maps ids past the last VM id, %" PRIu32, UINT32_MAX - 1);
+        Allocation *a = find(r, owner);
+        if (a && a->base == base && a->count == count)
+                return 0;
+        if (a)
+                return error_set(reterr, -EEXIST, "'%s' has the uid range %" PRIu32 " already", owner, a->base);
+        const Allocation *other = overlapping(r, base, count);
+        if (other)
+                return error_set(reterr, -EPERM, "overlaps the ids of container '%s'", container_key_id(other->owner));
+        return record(r, owner, (Allocation) { .base = base, .count = count, .mapped = true }, reterr);
 }
 
 int uid_ranges_release(UidRanges *r, const char *owner) {
@@ -192,6 +252,6 @@ size_t uid_ranges_count(const UidRanges *r) {
 }
 
 const char *uid_ranges_get(const UidRanges *r, size_t i, uint32_t *ret_base) {
-        *ret_base = r->first + r->items[i].index * r->size;
+        *ret_base = r->items[i].base;
         return r->items[i].owner;
 }

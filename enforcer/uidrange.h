@@ -29,6 +29,12 @@ int uid_ranges_acquire(UidRanges *r, const char *owner, uint32_t *ret_base, char
  * namespaces share a user namespace): -ENOENT when no one holds it, -EEXIST when owner
  * has another. A range is free again when its last owner releases it. */
 int uid_ranges_share(UidRanges *r, const char *owner, uint32_t base, char **reterr);
+/* Gives owner the ids base to base + count - 1 that its engine already mapped (podman
+ * --uidmap, ctr --uidmap, userns-remap): -EPERM with the reason ("maps VM root", "maps VM
+ * ids below 100000, ...", "overlaps the ids of container 'X'") when they include VM root or
+ * ids below first or past the last one, or overlap any other owner's; the pool's ranges
+ * given out later avoid them. */
+int uid_ranges_claim(UidRanges *r, const char *owner, uint32_t base, uint32_t count, char **reterr);
 /* -ENOENT when owner has none. */
 int uid_ranges_release(UidRanges *r, const char *owner);
 size_t uid_ranges_count(const UidRanges *r);
@@ -46,3 +52,11 @@ int container_key(const char *root, const char *id, char **ret);
 bool container_key_valid(const char *key);
 /* The id in a key. */
 const char *container_key_id(const char *key);
+/* "HASH-ID": the container's directory under Stockade's runDir/containers, HASH a 64-bit
+ * FNV-1a hash of its root ("/run/runc" for a bare id), so the same id under two roots gets
+ * two. -EINVAL for a key that is not valid. */
+#define CONTAINER_DIR_NAME_MAX (16 + 1 + 128 + 1)
+int container_key_dir(const char *key, char ret[static CONTAINER_DIR_NAME_MAX]);
+/* The path of that directory: RUN_DIR/containers/HASH-ID (the spec runc reads, the
+ * ID-mapped mounts). */
+int container_dir(const char *run_dir, const char *key, char **ret);

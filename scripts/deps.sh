@@ -5,9 +5,10 @@ set -euo pipefail
 packages=(
         gcc make pkg-config clang libclang-rt-14-dev
         libcjson-dev libssl-dev openssl libev-dev libseccomp-dev libcap-dev
-        libsystemd-dev libcurl4-openssl-dev libfuse3-dev
+        libsystemd-dev libcurl4-openssl-dev libfuse3-dev fuse3 lxcfs
+        scdoc man-db debhelper dpkg-dev fakeroot lintian
         python3 e2fsprogs util-linux procps iproute2 libc6-dev
-        docker.io containerd runc busybox-static
+        docker.io containerd runc busybox-static podman
 )
 
 missing=()

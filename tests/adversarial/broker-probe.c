@@ -5,12 +5,17 @@
  *   broker-probe bind SOURCE TARGET                  mount(2) with MS_BIND
  *   broker-probe umount TARGET                       umount2(2), no flags
  *   broker-probe mknod PATH                          mknod(2) of the char device 1:3
+ *   broker-probe pivot DIR [LOOK]                    pivot_root(".", ".") in DIR; where it
+ *                                                    succeeds, counts the entries of LOOK
+ *                                                    ("../sys/firmware": the old root, now
+ *                                                    on top of the new one, reached by "..")
  *   broker-probe stop-helper TARGET                  mounts a proc on TARGET while a child
  *                                                    SIGSTOPs every process named
  *                                                    "stockaded" it can see; prints whether
  *                                                    it stopped one and how long the call took
  *   broker-probe stop-children PID                   (on the VM) until killed, SIGSTOPs every
- *                                                    child of PID (the agent's helpers) */
+ *                                                    child and grandchild of PID (the agent's
+ *                                                    helper parent and its helpers) */
 #include <dirent.h>
 #include <errno.h>
 #include <signal.h>
@@ -20,6 +25,7 @@
 #include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -29,22 +35,41 @@ static void report(const char *what, long r) {
         printf("%s: %s\n", what, r < 0 ? strerror(errno) : "succeeded");
 }
 
-/* Whether /proc/NAME is a process to stop: a child of parent, or (parent 0) one whose
- * name is "stockaded". */
-static int is_target(const char *name, pid_t parent) {
-        char path[300], text[512] = "";
-        snprintf(path, sizeof(path), "/proc/%s/%s", name, parent ? "stat" : "comm");
+/* /proc/NAME/FILE into text (at most size - 1 bytes): 0, or -1 if it cannot be read. */
+static int proc_read(const char *name, const char *file, char *text, size_t size) {
+        char path[300];
+        snprintf(path, sizeof(path), "/proc/%s/%s", name, file);
         FILE *f = fopen(path, "re");
         if (!f)
-                return 0;
-        size_t n = fread(text, 1, sizeof(text) - 1, f);
+                return -1;
+        size_t n = fread(text, 1, size - 1, f);
         fclose(f);
         text[n] = '\0';
-        if (!parent)
-                return strcmp(text, "stockaded\n") == 0;
+        return 0;
+}
+
+/* The parent of /proc/NAME, 0 if it cannot tell. */
+static pid_t parent_of(const char *name) {
+        char text[512];
+        if (proc_read(name, "stat", text, sizeof(text)) < 0)
+                return 0;
         const char *end = strrchr(text, ')');
         int ppid;
-        return end && sscanf(end, ") %*c %d", &ppid) == 1 && ppid == parent;
+        return end && sscanf(end, ") %*c %d", &ppid) == 1 ? ppid : 0;
+}
+
+/* Whether /proc/NAME is a process to stop: a child or grandchild of parent (the agent's
+ * helper parent and its helpers), or (parent 0) one named "stockaded" or "stockade-helper". */
+static int is_target(const char *name, pid_t parent) {
+        if (!parent) {
+                char text[64];
+                return proc_read(name, "comm", text, sizeof(text)) == 0 &&
+                       (strcmp(text, "stockaded\n") == 0 || strcmp(text, "stockade-helper\n") == 0);
+        }
+        pid_t ppid = parent_of(name);
+        char up[32];
+        snprintf(up, sizeof(up), "%d", (int) ppid);
+        return ppid == parent || (ppid > 0 && parent_of(up) == parent);
 }
 
 /* Until killed: stops every target process in sight, counting them in *stopped. */
@@ -94,7 +119,16 @@ int main(int argc, char *argv[]) {
                 report(argv[2], umount2(argv[2], 0));
         else if (argc == 3 && strcmp(argv[1], "mknod") == 0)
                 report(argv[2], mknod(argv[2], S_IFCHR | 0666, makedev(1, 3)));
-        else if (argc == 3 && strcmp(argv[1], "stop-helper") == 0)
+        else if ((argc == 3 || argc == 4) && strcmp(argv[1], "pivot") == 0) {
+                long r = chdir(argv[2]) < 0 ? -1 : syscall(SYS_pivot_root, ".", ".");
+                report(argv[2], r);
+                DIR *d = r == 0 && argc == 4 ? opendir(argv[3]) : NULL;
+                int n = 0;
+                while (d && readdir(d))
+                        n++;
+                if (d)
+                        printf("%s: %d entries\n", argv[3], n - 2);
+        } else if (argc == 3 && strcmp(argv[1], "stop-helper") == 0)
                 return stop_helper(argv[2]);
         else if (argc == 3 && strcmp(argv[1], "stop-children") == 0) {
                 int stopped = 0;

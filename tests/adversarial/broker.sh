@@ -5,6 +5,8 @@
 #    containers) gets the kernel's errno for a tmpfs mount, a bind over /etc/passwd, a
 #    mknod in a root-only directory and an unmount of an initial mount;
 #  - an overlay whose layers are /sys (or anything under a masked path) is refused;
+#  - pivot_root into a mask (which would uncover what it hides) is refused, runc's own
+#    pivot_root(".", ".") and unmount of the old root from "." work;
 #  - a container that SIGSTOPs the broker's helper still gets its call answered, and
 #    no stopped helper is left behind.
 . "$(dirname "$0")/../integration/lib.sh"
@@ -50,6 +52,18 @@ expect "an overlay with a lower layer above a masked path is refused" 0 '^/mnt/o
 expect "an ordinary overlay still works" 0 '^/mnt/o: succeeded$' \
         overlay lowerdir=/ov/l,upperdir=/ov/u,workdir=/ov/w
 
+# pivot_root moves the new root's mount away from where it was mounted: made the root, the
+# /sys/firmware mask would leave the VM's /sys/firmware uncovered in the old root, which is
+# then on top of the new one ("..").
+expect "pivot_root into the /sys/firmware mask is refused" 0 '^/sys/firmware: Operation not permitted$' \
+        docker_run --privileged -v "$SCRATCH/probe:/probe:ro" $img /probe/broker-probe pivot /sys/firmware ../sys/firmware
+# What a runc inside the container does: pivot_root onto its container's root, then unmount
+# the old root from "." ("..", where the kernel follows mounts, shows what is on top).
+expect "pivot_root onto a tmpfs of its own, the old root unmounted from \".\"" 0 '^old root on top: 1; after: busybox$' \
+        docker_run --privileged $img sh -c 'mkdir /nr && mount -t tmpfs none /nr && cp /bin/busybox /nr/ && cd /nr &&
+                busybox pivot_root . . && top=$(/busybox ls .. | /busybox grep -cx bin) &&
+                /busybox umount -l . && echo "old root on top: $top; after: $(/busybox ls ..)"'
+
 # A container root could see, and stop, a helper that forked into its pid namespace (for
 # a new proc). Whatever it stops, the agent's own deadline answers the call and the helper
 # goes.
@@ -63,8 +77,10 @@ done
 # Stopped helpers of this agent: its children, or in the container's pid namespace.
 ns=$(readlink /proc/"$(docker inspect -f '{{.State.Pid}}' stopper)"/ns/pid)
 stuck=0
-for pid in $(ps -eo pid=,stat=,comm= | awk '$3 == "stockaded" && $2 ~ /^T/ {print $1}'); do
-        [[ $(ps -o ppid= -p "$pid") -eq $AGENT_PID || $(readlink /proc/$pid/ns/pid) == "$ns" ]] && stuck=$((stuck + 1))
+for pid in $(ps -eo pid=,stat=,comm= | awk '($3 == "stockaded" || $3 == "stockade-helper") && $2 ~ /^T/ {print $1}'); do
+        parent=$(ps -o ppid= -p "$pid")
+        [[ $parent -eq $AGENT_PID || $(ps -o ppid= -p "$parent") -eq $AGENT_PID ||
+           $(readlink /proc/$pid/ns/pid) == "$ns" ]] && stuck=$((stuck + 1))
 done
 if [[ $out =~ ^stopped\ ([0-9]+)\;\ mount\ (.*)\ after\ ([0-9]+)\ s$ ]] && (( BASH_REMATCH[3] <= 10 )) && (( stuck == 0 )); then
         if (( BASH_REMATCH[1] == 0 )); then
@@ -92,7 +108,9 @@ done
 kill $stopper 2>/dev/null
 wait $stopper 2>/dev/null
 sleep 6 # a helper stopped last meets its deadline (5 s) too
-stopped=$(ps -o stat= --ppid "$AGENT_PID" | grep -c '^T')
+# The agent's helper parent and its helpers.
+helpers=$(ps -o pid= --ppid "$AGENT_PID" | xargs)
+stopped=$( (ps -o stat= --ppid "$AGENT_PID"; [[ -n $helpers ]] && ps -o stat= --ppid "${helpers// /,}") | grep -c '^T')
 lines=$(docker logs slowed 2>&1 | wc -l)
 sleep 1
 after=$(docker logs slowed 2>&1 | tail -n +$((lines + 1)) | grep -c '^mounted$')

@@ -13,6 +13,10 @@ img=stockade-test
 probe() { docker_run "$@"; }
 mkdir -p ro-dir
 
+# Whether this machine runs the i386 ABI at all (some hypervisors' guests answer every int
+# 0x80 with SIGSEGV): the probe, outside any container and seccomp filter.
+i386_host=$("$SCRATCH/image/bin/seccomp-probe" i386-getpid 2>&1)
+i386=$([[ $i386_host == 'i386 getpid: succeeded' ]] && echo yes)
 for mode in plain privileged; do
         opts=(-v "$SCRATCH/ro-dir:/ro:ro")
         [[ $mode == privileged ]] && opts+=(--privileged)
@@ -23,10 +27,14 @@ for mode in plain privileged; do
         expect "$mode: open_tree_attr cannot clear RDONLY on a read-only mount" 1 \
                 '^open_tree_attr\(/ro\): Function not implemented$' probe "${opts[@]}" $img seccomp-probe open-tree-attr /ro
         # The i386 and x32 ABIs are refused as a whole: their first call kills the process.
-        expect "$mode: socketcall(AF_VSOCK) through int 0x80 is refused" 1 \
-                '^i386-vsock: killed by Bad system call$' probe "${opts[@]}" $img seccomp-probe i386-vsock
-        expect "$mode: umount of /proc through int 0x80 is refused" 0 '^i386-umount: killed by Bad system call; /proc still mounted$' \
-                probe "${opts[@]}" $img sh -c 'echo "$(seccomp-probe i386-umount /proc); $(test -e /proc/self/status && echo /proc still mounted)"'
+        if [[ -n $i386 ]]; then
+                expect "$mode: socketcall(AF_VSOCK) through int 0x80 is refused" 1 \
+                        '^i386-vsock: killed by Bad system call$' probe "${opts[@]}" $img seccomp-probe i386-vsock
+                expect "$mode: umount of /proc through int 0x80 is refused" 0 '^i386-umount: killed by Bad system call; /proc still mounted$' \
+                        probe "${opts[@]}" $img sh -c 'echo "$(seccomp-probe i386-umount /proc); $(test -e /proc/self/status && echo /proc still mounted)"'
+        else
+                skip "$mode: int 0x80 cases: this machine's kernel runs no i386 call even without seccomp ($i386_host); tests/vm/check.sh runs them in its guests"
+        fi
         expect "$mode: socket(AF_VSOCK) through x32 is refused" 1 \
                 '^x32-vsock: killed by Bad system call$' probe "${opts[@]}" $img seccomp-probe x32-vsock
         expect "$mode: umount2 of /proc through x32 is refused" 0 '^x32-umount: killed by Bad system call; /proc still mounted$' \
@@ -38,15 +46,15 @@ done
 echo '{"defaultAction": "SCMP_ACT_LOG"}' >log.json
 out=$(probe --security-opt seccomp="$SCRATCH/log.json" $img seccomp-probe refused)
 bad=
-for call in keyctl add_key request_key init_module finit_module delete_module kexec_load kexec_file_load bpf \
+for call in init_module finit_module delete_module kexec_load kexec_file_load bpf \
         open_by_handle_at io_uring_setup io_uring_enter io_uring_register; do
         grep -qx "$call: Operation not permitted" <<<"$out" || bad+=" $call"
 done
-for call in fsopen fsconfig fsmount fspick move_mount open_tree mount_setattr open_tree_attr; do
+for call in fsopen fsconfig fsmount fspick move_mount open_tree mount_setattr open_tree_attr keyctl add_key request_key; do
         grep -qx "$call: Function not implemented" <<<"$out" || bad+=" $call"
 done
 if [[ -z $bad ]]; then
-        pass "LOG profile: keyring, modules, kexec, bpf, file handles and io_uring get EPERM, the new mount API ENOSYS"
+        pass "LOG profile: modules, kexec, bpf, file handles and io_uring get EPERM, the new mount API and the keyring ENOSYS"
 else
         fail "LOG profile: refused calls" "not refused:$bad; output: $(tr '\n' ';' <<<"$out")"
 fi

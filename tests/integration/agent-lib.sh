@@ -5,13 +5,8 @@
 ctl=$STOCKADE_BIN/stockadectl
 agentd=$STOCKADE_BIN/stockaded
 
-unshare -m --propagation private sleep infinity &
-holder=$!
-on_exit "kill $holder 2>/dev/null; wait $holder 2>/dev/null"
-for _ in $(seq 100); do # until unshare has moved the holder into its own namespace
-        [[ $(readlink /proc/$holder/ns/mnt) != $(readlink /proc/self/ns/mnt) ]] && break
-        sleep 0.02
-done
+mount_ns_holder
+holder=$HOLDER
 in_ns() { nsenter -t "$holder" -m -- "$@"; }
 
 agent_pid=

@@ -11,7 +11,7 @@ cd "$SCRATCH"
 $ctl keygen --out admin >/dev/null
 $ctl root init --threshold 1 --key admin.pub --sign admin.key >root.json
 cat >config.json <<JSON
-{"stateDir": "$SCRATCH/state", "trustRoot": "$SCRATCH/root.json", "engineConfig": "$SCRATCH/daemon.json", "locks": []}
+{"stateDir": "$SCRATCH/state", "runDir": "$SCRATCH/run", "trustRoot": "$SCRATCH/root.json", "engineConfig": "$SCRATCH/daemon.json", "locks": []}
 JSON
 for i in 1 2 3 4 5; do
         $ctl sign --key admin.key --org acme --serial $i --valid-for 1d "$STOCKADE_TOP/tests/data/admin-settings.json" >b$i.json

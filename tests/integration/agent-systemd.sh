@@ -10,8 +10,10 @@ cd "$SCRATCH"
 
 mkdir -p state
 cat >config.json <<JSON
-{"stateDir": "$SCRATCH/state", "trustRoot": "$SCRATCH/root.json", "engineConfig": "$SCRATCH/daemon.json", "locks": []}
+{"stateDir": "$SCRATCH/state", "runDir": "$SCRATCH/run", "trustRoot": "$SCRATCH/root.json", "engineConfig": "$SCRATCH/daemon.json", "locks": []}
 JSON
+# Agents told of a file descriptor store leave the /proc emulation mounted for the next one.
+on_exit "sleep 0.2; umount -l '$SCRATCH/run/procfs' 2>/dev/null"
 
 # ---- sd_notify: READY, STATUS, WATCHDOG, STOPPING in order ----
 python3 "$STOCKADE_TOP/tests/integration/notify-listener.py" "$SCRATCH/notify.sock" 10 >notify.log &
@@ -59,7 +61,11 @@ if command -v systemd-analyze >/dev/null; then
         for f in stockaded.service stockaded.socket; do
                 sed "s|/usr/local/bin/stockaded|$agentd|" "$STOCKADE_TOP/systemd/$f" >units/$f
         done
-        expect "systemd-analyze verify passes on the units" 0 '' systemd-analyze verify units/stockaded.service units/stockaded.socket
+        # Documentation=man:stockaded(8) must name a page: the one make built.
+        mkdir -p man/man8
+        cp "$STOCKADE_BIN/../man/stockaded.8" man/man8/
+        expect "systemd-analyze verify passes on the units" 0 '' env MANPATH="$PWD/man" \
+                systemd-analyze verify units/stockaded.service units/stockaded.socket
 fi
 
 # ---- SIGHUP reloads the configuration ----

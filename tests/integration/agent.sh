@@ -19,7 +19,7 @@ $ctl keygen --out admin >/dev/null
 $ctl root init --threshold 1 --key admin.pub --sign admin.key >etc/stockade/root.json
 echo '{"log-level": "info"}' >etc/docker/daemon.json
 cat >etc/stockade/stockaded.json <<JSON
-{"control": ["$sock"], "stateDir": "$SCRATCH/state", "trustRoot": "$SCRATCH/etc/stockade/root.json",
+{"control": ["$sock"], "stateDir": "$SCRATCH/state", "runDir": "$SCRATCH/run", "trustRoot": "$SCRATCH/etc/stockade/root.json",
  "org": "acme", "engineConfig": "$SCRATCH/etc/docker/daemon.json", "runtime": "/usr/local/bin/stockade-runc",
  "caFile": "$SCRATCH/ca.pem", "group": "nogroup", "refreshInterval": "60m", "brokerLimits": {"helpersPerContainer": 1},
  "locks": ["$SCRATCH/etc/docker/daemon.json", "$SCRATCH/etc/stockade"]}
@@ -41,7 +41,7 @@ assert [l["path"].split("/")[-1] for l in s["locks"]] == ["daemon.json", "stocka
 assert s["locks"][1]["state"] == "locked" and s["locks"][1]["tamper_count"] == 0, s["locks"]
 assert s["locks"][0]["state"] == "unlocked", "ECI is not locked, so the engine config is not"
 limits = {"helpers_per_container": 1, "helpers": 64, "queued_per_container": 64, "queued": 256}
-assert s["containers"] == {"running": 0, "limits": limits, "list": []}, s["containers"]
+assert s["containers"] == {"running": 0, "ranges": 0, "limits": limits, "list": [], "engine_sockets": []}, s["containers"]
 ' "$ctl" "$sock"
 expect "human status" 0 '^policy: +builtin' $ctl --socket "$sock" status
 expect "a peer neither root nor in the group cannot connect" 1 'cannot connect to the agent at .*: Permission denied' \
@@ -136,12 +136,7 @@ else
 fi
 
 # ---- sign-in and fetch from a real local HTTPS server ----
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=test-ca \
-        -keyout ca.key -out ca.pem 2>/dev/null
-openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=127.0.0.1 \
-        -keyout server.key -out server.csr 2>/dev/null
-printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' >san.ext
-openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 -extfile san.ext -out server.pem 2>/dev/null
+make_test_ca
 $ctl sign --key admin.key --org acme --serial 4 --valid-for 30d "$settings" >served.json
 start_server() {
         python3 "$STOCKADE_TOP/tests/unit/https-server.py" server.pem server.key served.json >port.txt 2>server.log &

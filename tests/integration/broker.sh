@@ -22,6 +22,8 @@ check_all() {
         expect "$p: remount,size=2m of a tmpfs mounted inside works" 0 '^size ok$' "$@" sh -c \
                 'mkdir -p /mnt/t && mount -t tmpfs none /mnt/t && mount -o remount,size=2m /mnt/t && grep -q " /mnt/t tmpfs rw,.*size=2048k" /proc/mounts && echo size ok'
         expect "$p: remount,rw of / works" 0 '^rw ok$' "$@" sh -c 'mount -o remount,rw / && touch /rw-ok && echo rw ok'
+        expect "$p: remount,ro of / makes it read-only, remount,rw writable again" 0 '^ro, rw again$' "$@" sh -c \
+                'mount -o remount,ro / && ! touch /ro-x 2>/dev/null && echo -n "ro, " && mount -o remount,rw / && touch /ro-x && echo rw again'
         expect "$p: a bind mount inside works" 0 '^bind ok$' "$@" sh -c 'mkdir -p /b1 /b2 && echo hi >/b1/f && mount --bind /b1 /b2 && grep -q hi /b2/f && echo bind ok'
         expect "$p: remounting the read-only volume rw is refused" 0 '^/data: Operation not permitted; still ro$' "$@" sh -c \
                 'mount -o remount,rw /data 2>/dev/null; echo -n "$(mount-probe remount-rw /data); "; touch /data/x 2>/dev/null || echo "still ro"'
@@ -94,6 +96,43 @@ assert c[0]["helpers"] == 0 and c[0]["queued"] == 0 and s["limits"]["helpers_per
 else
         fail "each call is counted once in status, refusals emitted as syscall.denied and logged" "$(status_json | python3 -c 'import json, sys; print(json.dumps(json.load(sys.stdin)["containers"]["list"]))'); $(tail -3 events.jsonl)"
 fi
+# The seccomp profile's refusals go through the agent: the container gets the same errno,
+# and each refusal is an event with the container, the pid and the syscall, and a log line.
+docker run --name refuser $img sh -c 'seccomp-probe refused; vsock-probe' >refuser.out 2>&1
+rid=$(docker inspect -f '{{.Id}}' refuser)
+docker rm refuser >/dev/null 2>&1
+sleep 0.5
+bad=
+for call in keyctl add_key request_key init_module finit_module delete_module kexec_load kexec_file_load bpf \
+        open_by_handle_at fsopen fsconfig fsmount fspick move_mount open_tree mount_setattr socket; do
+        errno="Operation not permitted"
+        case $call in fs* | move_mount | open_tree | mount_setattr | keyctl | add_key | request_key) errno="Function not implemented" ;; esac
+        [[ $call == socket ]] && { grep -qx 'socket(AF_VSOCK): Operation not permitted' refuser.out || bad+=" $call(output)"; } ||
+                grep -qx "$call: $errno" refuser.out || bad+=" $call(output)"
+        grep -q "\"method\":\"syscall.denied\".*\"container\":\"$rid\",\"pid\":[1-9][0-9]*,\"syscall\":\"$call\"" events.jsonl ||
+                bad+=" $call(event)"
+        grep -q "Container '$rid': $call denied to pid [1-9]" agent.log || bad+=" $call(log)"
+done
+grep -qx 'io_uring_setup: Operation not permitted' refuser.out || bad+=" io_uring_setup(output)"
+if [[ -z $bad ]]; then
+        pass "the profile's refusals (keyring, modules, kexec, bpf, file handles, new mount API, AF_VSOCK) keep their errno and are events and log lines"
+else
+        fail "the profile's refusals are events" "missing:$bad; $(tr '\n' ';' <refuser.out)"
+fi
+# Reports are rate-limited per container: 108 refusals at once, then 18 a second later,
+# give at most 20 events a second, and the first report after says how many went
+# unreported.
+docker run --name flood $img sh -c 'for i in 1 2 3 4 5 6; do seccomp-probe refused; done >/dev/null; sleep 1.2; seccomp-probe refused >/dev/null' >/dev/null 2>&1
+fid=$(docker inspect -f '{{.Id}}' flood)
+docker rm flood >/dev/null 2>&1
+sleep 0.5
+events=$(grep -c "\"method\":\"syscall.denied\".*\"container\":\"$fid\"" events.jsonl)
+if (( events >= 20 && events < 126 )) && grep -q "\"container\":\"$fid\".*\"suppressed\":[1-9]" events.jsonl &&
+   grep -q "Container '$fid': .* denied to pid [0-9]*: .* ([1-9][0-9]* more not reported)" agent.log; then
+        pass "refusals are reported at most 20 a second per container, the rest counted ($events events for 126 refusals)"
+else
+        fail "refusals are rate-limited per container" "$events events"
+fi
 expect "stockadectl status lists the container with its range and counters" 0 \
         "^container:  ${id:0:12} pid [0-9]+, ids [0-9]+-[0-9]+, vetted calls [1-9][0-9]* allowed, [1-9][0-9]* denied$" \
         "$ctl" --socket "unix:$SCRATCH/control.sock" status
@@ -110,7 +149,8 @@ else
         fail "a removed container's record and fds are released" "fds $fds_before -> $fds_after; $(status_json)"
 fi
 
-# A restarted agent has lost the notify fds of containers started before: their trapped
+# An agent restarted without a service manager keeping its fds (no systemd, no
+# stockade-keeper: see agent-restart.sh) has lost the notify fds of containers started before: their trapped
 # calls fail (the kernel answers ENOSYS when no listener is left), never pass unvetted; a
 # new docker exec into them is vetted by the new agent.
 docker run -d --name survivor --cap-add SYS_ADMIN $img sh -c \

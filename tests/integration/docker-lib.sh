@@ -24,8 +24,10 @@ JSON
 }
 
 AGENT_PID=
+# docker_start_agent [WRAPPER ARG...]: the agent, or WRAPPER running it (AGENT_PID is then
+# the wrapper's, which passes SIGTERM on).
 docker_start_agent() {
-        "$STOCKADE_BIN/stockaded" --config "$SCRATCH/etc/stockaded.json" >>"$SCRATCH/agent.log" 2>&1 &
+        "$@" "$STOCKADE_BIN/stockaded" --config "$SCRATCH/etc/stockaded.json" >>"$SCRATCH/agent.log" 2>&1 &
         AGENT_PID=$!
         for _ in $(seq 100); do
                 "$STOCKADE_BIN/stockadectl" --socket "unix:$SCRATCH/control.sock" status >/dev/null 2>&1 && return 0
@@ -37,6 +39,9 @@ docker_start_agent() {
 docker_stop_agent() {
         [[ -n $AGENT_PID ]] && { kill "$AGENT_PID"; wait "$AGENT_PID"; } 2>/dev/null
         AGENT_PID=
+        # The /proc emulation's mount, left by an agent that could not unmount it.
+        umount -l "$SCRATCH/run/procfs" 2>/dev/null
+        true
 }
 
 DOCKERD_PID=
@@ -45,9 +50,7 @@ docker_start() {
         mkdir -p "$SCRATCH/docker/data" "$SCRATCH/docker/exec" "$SCRATCH/path"
         chmod 755 "$SCRATCH"
         # "runc" on dockerd's PATH is Stockade too: --runtime=runc gets no way around it.
-        printf '#!/bin/sh\nexec "%s" --stockade-config "%s" "$@"\n' "$STOCKADE_BIN/stockade-runc" "$SCRATCH/etc/stockaded.json" \
-                >"$SCRATCH/path/runc"
-        chmod 755 "$SCRATCH/path/runc"
+        runtime_wrapper "$SCRATCH/path/runc"
         # The engine config is the one the agent rendered.
         PATH=$SCRATCH/path:$PATH unshare -m --propagation private \
                 dockerd --config-file "$SCRATCH/etc/daemon.json" \
@@ -83,21 +86,34 @@ docker_run() {
         return "${PIPESTATUS[0]}"
 }
 
-# An image from busybox-static: no registry is reachable here.
-docker_import_busybox() {
-        local root=$SCRATCH/image
+# runtime_wrapper PATH: an executable that runs stockade-runc with the test's configuration.
+runtime_wrapper() {
+        printf '#!/bin/sh\nexec "%s" --stockade-config "%s" "$@"\n' "$STOCKADE_BIN/stockade-runc" "$SCRATCH/etc/stockaded.json" >"$1"
+        chmod 755 "$1"
+}
+
+# busybox_root DIR: a root filesystem of busybox-static, root in passwd and group.
+busybox_root() {
+        local root=$1
         mkdir -p "$root/bin" "$root/etc" "$root/tmp" "$root/root"
         cp "$(command -v busybox)" "$root/bin/busybox"
         for applet in $("$root/bin/busybox" --list); do
                 [[ $applet == busybox ]] || ln -sf busybox "$root/bin/$applet"
         done
+        echo 'root:x:0:0:root:/root:/bin/sh' >"$root/etc/passwd"
+        echo 'root:x:0:' >"$root/etc/group"
+}
+
+# An image from busybox-static: no registry is reachable here.
+docker_import_busybox() {
+        local root=$SCRATCH/image
+        busybox_root "$root"
         # Small static probes for the tests and benchmarks.
         gcc -static -O2 -o "$root/bin/vsock-probe" "$STOCKADE_TOP/tests/integration/vsock-probe.c"
         gcc -static -O2 -o "$root/bin/mount-probe" "$STOCKADE_TOP/tests/integration/mount-probe.c"
         gcc -static -O2 -o "$root/bin/seccomp-probe" "$STOCKADE_TOP/tests/integration/seccomp-probe.c"
+        gcc -static -O2 -o "$root/bin/procfs-read" "$STOCKADE_TOP/tests/bench/procfs-read.c"
         gcc -static -O2 -o "$root/bin/notify-loop" "$STOCKADE_TOP/tests/bench/notify-loop.c" -lseccomp 2>/dev/null
-        echo 'root:x:0:0:root:/root:/bin/sh' >"$root/etc/passwd"
-        echo 'root:x:0:' >"$root/etc/group"
         tar -C "$root" -c . | docker import -c 'CMD ["/bin/sh"]' -c 'ENV PATH=/bin' - stockade-test:latest >/dev/null
 }
 
@@ -107,4 +123,20 @@ docker_setup() {
         on_exit docker_stop_agent
         on_exit docker_stop
         docker_start_agent && docker_start "$@"
+}
+
+# docker_admin_init: a trust root of the test's own (etc/root.json, key admin.key in the
+# current directory), for push_settings. Before the agent starts.
+docker_admin_init() {
+        mkdir -p etc
+        "$STOCKADE_BIN/stockadectl" keygen --out admin >/dev/null
+        "$STOCKADE_BIN/stockadectl" root init --threshold 1 --key admin.pub --sign admin.key >etc/root.json
+        SETTINGS_SERIAL=0
+}
+# push_settings JSON: signs admin-settings.json content and pushes it to the agent.
+push_settings() {
+        SETTINGS_SERIAL=$((SETTINGS_SERIAL + 1))
+        printf '%s' "$1" >settings.json
+        "$STOCKADE_BIN/stockadectl" sign --key admin.key --org acme --serial $SETTINGS_SERIAL --valid-for 1d settings.json >bundle.json &&
+                "$STOCKADE_BIN/stockadectl" --socket "unix:$SCRATCH/control.sock" push bundle.json >/dev/null
 }

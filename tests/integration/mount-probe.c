@@ -5,7 +5,11 @@
  *   mount-probe remount-rw PATH  mount(2) with MS_REMOUNT|MS_BIND, no MS_RDONLY
  *   mount-probe own-listener     installs a seccomp filter of its own that would send
  *                                mount(2) to a listener of its own (which could answer
- *                                CONTINUE past the agent) */
+ *                                CONTINUE past the agent)
+ *   mount-probe loop STOPFILE    mounts and unmounts a tmpfs until STOPFILE exists, then
+ *                                prints "calls N failed F"; prints each failure and each
+ *                                call slower than 50 ms ("slow D_US ended END_US", END
+ *                                by CLOCK_REALTIME) as it happens */
 #include <errno.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
@@ -17,6 +21,7 @@
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 static void report(const char *what, long r) {
@@ -59,6 +64,40 @@ static int own_listener(void) {
         return 0;
 }
 
+static long long now_us(clockid_t clock) {
+        struct timespec ts;
+        clock_gettime(clock, &ts);
+        return ts.tv_sec * 1000000LL + ts.tv_nsec / 1000;
+}
+
+/* One trapped call, timed: 1 if it failed. */
+static int timed(const char *what, long r, long long start) {
+        long long took = now_us(CLOCK_MONOTONIC) - start;
+        if (took > 50000)
+                printf("slow %lld ended %lld\n", took, now_us(CLOCK_REALTIME));
+        if (r < 0)
+                printf("%s failed: %s\n", what, strerror(errno));
+        fflush(stdout);
+        return r < 0;
+}
+
+static int loop(const char *stop) {
+        long long calls = 0, failed = 0;
+        mkdir("/mnt/loop", 0755);
+        while (access(stop, F_OK) < 0) {
+                long long start = now_us(CLOCK_MONOTONIC);
+                long r = mount("none", "/mnt/loop", "tmpfs", 0, NULL);
+                failed += timed("mount", r, start);
+                if (r == 0) {
+                        start = now_us(CLOCK_MONOTONIC);
+                        failed += timed("umount", umount("/mnt/loop"), start);
+                }
+                calls += r == 0 ? 2 : 1;
+        }
+        printf("calls %lld failed %lld\n", calls, failed);
+        return failed > 0;
+}
+
 int main(int argc, char *argv[]) {
         mkdir("/mnt", 0755);
         if (argc == 2 && strcmp(argv[1], "bad") == 0)
@@ -69,6 +108,8 @@ int main(int argc, char *argv[]) {
         }
         if (argc == 2 && strcmp(argv[1], "own-listener") == 0)
                 return own_listener();
-        fprintf(stderr, "usage: mount-probe bad | remount-rw PATH | own-listener\n");
+        if (argc == 3 && strcmp(argv[1], "loop") == 0)
+                return loop(argv[2]);
+        fprintf(stderr, "usage: mount-probe bad | remount-rw PATH | own-listener | loop STOPFILE\n");
         return 2;
 }

@@ -25,7 +25,7 @@ runtime() { "${rt[@]}" "$@"; }
 rootfs=$SCRATCH/docker/data/rootfs-cli
 mkdir -p "$rootfs/bin" "$rootfs/proc" "$rootfs/tmp"
 cp "$(command -v busybox)" "$rootfs/bin/busybox"
-for applet in sh echo sleep cat true id; do ln -sf busybox "$rootfs/bin/$applet"; done
+for applet in sh echo sleep cat true id tty mount touch; do ln -sf busybox "$rootfs/bin/$applet"; done
 
 # make_bundle DIR PYTHON-EDIT: a minimal spec in DIR/config.json, edited by a python
 # expression on s.
@@ -42,12 +42,13 @@ exec(sys.argv[3])
 json.dump(s, open(sys.argv[1], "w"), indent=1)
 PY
 }
-running() { "$ctl" --socket "unix:$SCRATCH/control.sock" status --json | python3 -c 'import json, sys; print(json.load(sys.stdin)["containers"]["running"])'; }
+# The ranges held (running containers and stopped ones not yet deleted).
+registered() { "$ctl" --socket "unix:$SCRATCH/control.sock" status --json | python3 -c 'import json, sys; print(json.load(sys.stdin)["containers"]["ranges"])'; }
 mounts_left() { grep -cF " $SCRATCH/run/containers" /proc/self/mountinfo; }
 # nothing_left NAME: no range held, no mount left under runDir.
 nothing_left() {
         local n m
-        n=$(running) m=$(mounts_left)
+        n=$(registered) m=$(mounts_left)
         if [[ $n == 0 && $m == 0 ]]; then pass "$1"; else fail "$1" "$n containers still registered, $m mounts left under runDir"; fi
 }
 base_of() { # ROOT ID: the first VM uid of the container's range
@@ -82,6 +83,84 @@ else
         fail "SIGTERM to a foreground run reaches the container, its exit status comes back" "exit status $rc: $(cat "$SCRATCH/trap.out")"
 fi
 nothing_left "... and everything is given back"
+
+# ---- a foreground run whose runtime and runc are killed: the agent reclaims it ----
+make_bundle "$SCRATCH/b-kill" "s['process']['args'] = ['/bin/sh', '-c', 'echo ready; exec sleep 300']"
+"${rt[@]}" run --bundle "$SCRATCH/b-kill" killed </dev/null >"$SCRATCH/kill.out" 2>&1 &
+wrapper=$!
+for _ in $(seq 50); do grep -q ready "$SCRATCH/kill.out" && break; sleep 0.1; done
+init=$(runc --root "${roots[0]}" state killed 2>/dev/null | python3 -c 'import json, sys; print(json.load(sys.stdin)["pid"])')
+{ kill -KILL "$wrapper" $(pgrep -P "$wrapper") "$init"; wait "$wrapper"; } 2>/dev/null # (bash's "Killed" line too)
+[[ $(registered) == 1 ]] && pass "SIGKILL to a foreground run: while runc keeps its state, the range stays held" ||
+        fail "SIGKILL to a foreground run: while runc keeps its state, the range stays held" "$(registered) registered"
+runc --root "${roots[0]}" delete --force killed # runc alone, as its user would clean up
+for _ in $(seq 50); do [[ $(registered) == 0 && $(mounts_left) == 0 ]] && break; sleep 0.2; done
+nothing_left "... once its init and runc's state are gone, the agent gives back range and mounts"
+grep -q '/killed"' "$SCRATCH/state/ranges.json" && fail "... and ranges.json no longer has it" "$(cat "$SCRATCH/state/ranges.json")" ||
+        pass "... and ranges.json no longer has it"
+expect "... and the same id runs again" 3 '^hello from 0$' runtime run --bundle "$SCRATCH/b-run" killed
+nothing_left "... and gives everything back"
+
+# ---- a relative --console-socket is read in the bundle directory, as runc reads it ----
+# console_receive SOCKET OUT: takes one console's pty master and copies what it shows to OUT.
+console_receive() {
+        python3 - "$1" "$2" <<'PY' &
+import os, socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.bind(sys.argv[1])
+s.listen(1)
+s.settimeout(20)
+conn, _ = s.accept()
+_, ancillary, _, _ = conn.recvmsg(1024, socket.CMSG_SPACE(4 * 4))
+fds = [int.from_bytes(data[:4], "little") for level, kind, data in ancillary if kind == socket.SCM_RIGHTS]
+out = b""
+while True:
+    try:
+        chunk = os.read(fds[0], 4096)
+    except OSError:  # EIO: the container closed its terminal
+        break
+    if not chunk:
+        break
+    out += chunk
+open(sys.argv[2], "wb").write(out)
+PY
+        receiver=$!
+        for _ in $(seq 50); do [[ -S $1 ]] && break; sleep 0.1; done
+}
+make_bundle "$SCRATCH/b-tty" "s['process']['terminal'] = True; s['process']['args'] = ['/bin/sh', '-c', 'echo on \$(tty)']
+s['mounts'] += [{'destination': '/dev', 'type': 'tmpfs', 'source': 'tmpfs'},
+                {'destination': '/dev/pts', 'type': 'devpts', 'source': 'devpts', 'options': ['newinstance', 'ptmxmode=0666']}]"
+console_receive "$SCRATCH/b-tty/console.sock" "$SCRATCH/tty.out"
+expect "run -d --bundle DIR --console-socket RELATIVE (the socket in DIR)" 0 '' sh -c '"$@" </dev/null 2>&1' _ \
+        "${rt[@]}" run -d --bundle b-tty --console-socket console.sock tty-rel
+wait "$receiver"
+grep -q '^on /dev/pts/0' "$SCRATCH/tty.out" && pass "... the container's terminal reached the caller's socket" ||
+        fail "... the container's terminal reached the caller's socket" "$(cat "$SCRATCH/tty.out" 2>/dev/null)"
+runtime delete --force tty-rel >/dev/null 2>&1
+rm -f "$SCRATCH/b-tty/console.sock"
+console_receive "$SCRATCH/b-tty/console.sock" "$SCRATCH/tty.out"
+(cd "$SCRATCH/b-tty" && expect "run -d --console-socket=RELATIVE from the bundle directory" 0 '' sh -c '"$@" </dev/null 2>&1' _ \
+        "${rt[@]}" run -d --console-socket=console.sock tty-cwd)
+wait "$receiver"
+grep -q '^on /dev/pts/0' "$SCRATCH/tty.out" && pass "... the container's terminal reached the caller's socket" ||
+        fail "... the container's terminal reached the caller's socket" "$(cat "$SCRATCH/tty.out" 2>/dev/null)"
+runtime delete --force tty-cwd >/dev/null 2>&1
+nothing_left "... and both give everything back"
+
+# ---- remounting the whole root file system, as under runc ----
+# An engine's root: an overlay over the image (Stockade mounts its own over the same layers).
+ov=$SCRATCH/docker/data/overlay-cli
+mkdir -p "$ov/upper" "$ov/work" "$ov/merged"
+mount -t overlay overlay -o "lowerdir=$rootfs,upperdir=$ov/upper,workdir=$ov/work" "$ov/merged"
+on_exit "umount -l '$ov/merged'"
+make_bundle "$SCRATCH/b-remount" "s['root']['path'] = '$ov/merged'; s['process']['capabilities'] = {k: ['CAP_SYS_ADMIN'] for k in ('bounding', 'effective', 'permitted')}
+s['process']['args'] = ['/bin/sh', '-c', 'mount -o remount,ro / && ! touch /x 2>/dev/null && echo -n \"ro, \" && mount -o remount,rw / && touch /x && echo rw again']"
+expect "mount -o remount,ro / makes the root read-only, remount,rw makes it writable again" 0 '^ro, rw again$' runtime run --bundle "$SCRATCH/b-remount" remount
+make_bundle "$SCRATCH/b-remount-ro" "s['root']['path'] = '$ov/merged'; s['process']['capabilities'] = {k: ['CAP_SYS_ADMIN'] for k in ('bounding', 'effective', 'permitted')}
+s['root']['readonly'] = True
+s['process']['args'] = ['/bin/sh', '-c', 'mount -o remount,rw / 2>&1; touch /x 2>/dev/null || echo still ro']"
+expect "... a root the container started read-only stays read-only" 0 'still ro$' runtime run --bundle "$SCRATCH/b-remount-ro" remount-ro
+nothing_left "... and both give everything back"
 
 # ---- create leaves the caller's files alone ----
 make_bundle "$SCRATCH/b-sleep" "s['process']['args'] = ['/bin/sleep', '300']"
@@ -126,7 +205,7 @@ expect "delete -f" 0 '' runtime delete -f flags
 nothing_left "run --detach + kill --all + delete -f: range and mounts are given back"
 expect "run --keep keeps the stopped container" 3 '^hello from 0$' runtime run --keep --bundle "$SCRATCH/b-run" kept
 expect "... runc still has it" 0 '"status": "stopped"' runtime state kept
-[[ $(running) == 1 ]] && pass "... and so does Stockade" || fail "... and so does Stockade" "$(running) registered"
+[[ $(registered) == 1 ]] && pass "... and so does Stockade" || fail "... and so does Stockade" "$(registered) registered"
 expect "... until delete" 0 '' runtime delete kept
 nothing_left "run --keep + delete: range and mounts are given back"
 
@@ -144,6 +223,10 @@ expect "create --help prints runc's help" 0 'runc create - create a container' r
 expect "exec -h prints runc's help" 0 'runc exec - execute new process inside the container' runtime exec -h
 expect "delete -h prints runc's help" 0 'runc delete - delete any resources held by the container' runtime delete -h
 expect "--help prints runc's help" 0 'USAGE:' runtime --help
+expect "checkpoint -h prints runc's help" 0 'runc checkpoint - checkpoint a running container' runtime checkpoint -h
+expect "restore --help prints runc's help" 0 'runc restore - restore a container from a previous checkpoint' runtime restore --help
+expect "checkpoint with -h and an id is still refused" 1 "^stockade: 'runc checkpoint' is refused" runtime checkpoint -h some-id
+expect "an unknown command's -h gets runc's answer" 3 "No help topic for 'foo'" runtime foo -h
 
 # ---- a spec's own seccomp listener ----
 make_bundle "$SCRATCH/b-listener" "s['linux']['seccomp'] = {'defaultAction': 'SCMP_ACT_ALLOW', 'listenerPath': '$SCRATCH/evil.sock', 'syscalls': [{'names': ['mount'], 'action': 'SCMP_ACT_NOTIFY'}]}"
@@ -169,7 +252,7 @@ runtime delete --force twin >/dev/null 2>&1
 held=$("$ctl" --socket "unix:$SCRATCH/control.sock" status --json | python3 -c '
 import json, sys
 s = json.load(sys.stdin)["containers"]
-print(s["running"], [c["uid_base"] for c in s["list"] if c["id"] == "twin"])')
+print(s["ranges"], [c["uid_base"] for c in s["list"] if c["id"] == "twin"])')
 if [[ -n $base_b && $held == "1 [$base_b]" ]] && runc --root "${roots[1]}" state twin 2>/dev/null | grep -q '"running"'; then
         pass "deleting it under one root leaves the other's range held"
 else

@@ -7,6 +7,8 @@
  *   seccomp-probe i386-vsock         socketcall(SYS_SOCKET, AF_VSOCK) and socket(AF_VSOCK)
  *                                    through int 0x80
  *   seccomp-probe i386-umount P      umount (22) and umount2 (52) of P through int 0x80
+ *   seccomp-probe i386-getpid        getpid (20) through int 0x80: whether the kernel runs
+ *                                    the i386 ABI at all
  *   seccomp-probe x32-vsock          socket(AF_VSOCK) with the x32 bit
  *   seccomp-probe x32-umount P       umount2 of P with the x32 bit
  *   seccomp-probe inet               socket(AF_INET, SOCK_DGRAM)
@@ -34,6 +36,7 @@
 #define I386_SOCKET 359
 #define I386_UMOUNT 22
 #define I386_UMOUNT2 52
+#define I386_GETPID 20
 #define SYS_SOCKET_CALL 1
 #ifndef AT_RECURSIVE
 #define AT_RECURSIVE 0x8000
@@ -203,6 +206,11 @@ static int attempt(int argc, char **argv) {
                 return i386_vsock();
         if (strcmp(what, "i386-umount") == 0)
                 return i386_umount(path);
+        if (strcmp(what, "i386-getpid") == 0) {
+                long r = int80(I386_GETPID, 0, 0, 0);
+                report("i386 getpid", r);
+                return r >= 0 ? 0 : 1;
+        }
         if (strcmp(what, "x32-vsock") == 0)
                 return x32_vsock();
         if (strcmp(what, "x32-umount") == 0)

@@ -12,6 +12,8 @@ integration test); otherwise a fixed document with ETag "v1".
   GET /big           2 MiB body with Content-Length
   GET /big-unsized   2 MiB body without Content-Length (ends with the connection)
   GET /slow          answers after 30 s
+  HEAD /v2/tool/manifests/1.0  with the token and Accept naming the OCI index: a
+                     Docker-Content-Digest; without the token 401 with a Bearer challenge
 """
 
 import hashlib
@@ -43,6 +45,16 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
+
+    def do_HEAD(self):
+        if self.path != "/v2/tool/manifests/1.0":
+            self.reply(404)
+        elif self.headers.get("Authorization") != "Bearer " + TOKEN:
+            self.reply(401, headers=[("WWW-Authenticate", 'Bearer realm="https://127.0.0.1/token",service="test"')])
+        elif "application/vnd.oci.image.index.v1+json" not in self.headers.get("Accept", ""):
+            self.reply(406)
+        else:
+            self.reply(200, headers=[("Docker-Content-Digest", "sha256:" + "0123456789abcdef" * 4)])
 
     def do_GET(self):
         if self.path == "/slow":

@@ -11,13 +11,18 @@
 #include <linux/capability.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sched.h>
 #include <seccomp.h>
 #include <signal.h>
+#include <spawn.h>
 #include <sys/mman.h>
 #include <sys/param.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/ptrace.h>
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
@@ -27,7 +32,9 @@
 #include <sys/wait.h>
 #include <time.h>
 
+#include "enforcer/broker-actor.h"
 #include "enforcer/broker.h"
+#include "enforcer/helper.h"
 #include "test.h"
 #include "util.h"
 
@@ -156,7 +163,7 @@ static void seccomp_trap(int socket) {
         scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
         if (!ctx)
                 die("seccomp_init");
-        static const char *const names[] = { "mount", "umount2", "mknod", "mknodat" };
+        static const char *const names[] = { "mount", "umount2", "mknod", "mknodat", "pivot_root" };
         for (size_t i = 0; i < ELEMENTSOF(names); i++)
                 if (seccomp_rule_add(ctx, SCMP_ACT_NOTIFY, seccomp_syscall_resolve_name(names[i]), 0) < 0)
                         die("seccomp_rule_add");
@@ -175,12 +182,15 @@ typedef struct Run {
         /* set by the test */
         BrokerLimits limits;
         bool fork_failures; /* our forks (the helpers) fail now and then */
-        bool stop_helper;  /* SIGSTOP a helper once it took the caller's ids */
+        bool stop_helper;  /* SIGSTOP a helper once it took the caller's ids (the stopper) */
+        int stall_parent_ms; /* SIGSTOP the helper parent for this long once the first call went to it */
+        bool kill_agent;   /* serve in a child, killed once a call waits in its queue; then anew */
         /* results */
         char pids_cgroup[128]; /* with fork_failures: ours, "" if there is none */
         char *results;
         int handled, pending, queued, denied, continued, cancelled;
         uid_t stopped_owner; /* of /proc/PID of the stopped helper, -1 if none */
+        int kept; /* with kill_agent: the calls the new broker took from the journal */
 } Run;
 
 static void run_done(Run *r) {
@@ -237,79 +247,106 @@ static int64_t now_ms(void) {
         return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* A child of ours other than the container: a helper. */
-static pid_t helper_pid(pid_t container) {
-        DIR *d = opendir("/proc");
-        ASSERT_TRUE(d);
-        pid_t found = 0;
-        for (struct dirent *de; !found && (de = readdir(d));) {
-                char path[300], stat[512];
-                snprintf(path, sizeof(path), "/proc/%s/stat", de->d_name);
-                int fd = open(path, O_RDONLY | O_CLOEXEC);
-                ssize_t n = fd < 0 ? -1 : read(fd, stat, sizeof(stat) - 1);
-                if (fd >= 0)
-                        close(fd);
-                const char *end = n > 0 ? (stat[n] = '\0', strrchr(stat, ')')) : NULL;
-                int ppid;
-                pid_t pid = atoi(de->d_name);
-                if (end && sscanf(end, ") %*c %d", &ppid) == 1 && ppid == getpid() && pid != container)
-                        found = pid;
-        }
-        closedir(d);
-        return found;
+/* The helper executable of this build: $STOCKADE_BIN/stockade-helper, else the build tree's. */
+static const char *helper_path(void) {
+        static char path[PATH_MAX];
+        const char *bin = getenv("STOCKADE_BIN");
+        if (bin)
+                snprintf(path, sizeof(path), "%s/stockade-helper", bin);
+        else if (!realpath("build/bin/stockade-helper", path))
+                test_skip("no stockade-helper: set STOCKADE_BIN");
+        return path;
 }
 
-/* Whether the helper's last system call changed its credentials: until the one after
- * (it then makes itself undumpable), the kernel may have made it dumpable. */
-static bool changing_credentials(pid_t pid) {
-        static const long calls[] = { SYS_setgroups, SYS_setresgid, SYS_setresuid, SYS_setfsgid,
-                                      SYS_setfsuid,  SYS_capset,    SYS_prctl };
-        char path[64], text[256] = "";
-        snprintf(path, sizeof(path), "/proc/%d/syscall", (int) pid);
+/* The first child of pid other than not (/proc/PID/task/PID/children), 0 if none. */
+static pid_t child_of(pid_t pid, pid_t not) {
+        char path[96], text[4096] = "";
+        snprintf(path, sizeof(path), "/proc/%d/task/%d/children", (int) pid, (int) pid);
         int fd = open(path, O_RDONLY | O_CLOEXEC);
-        if (fd < 0 || read(fd, text, sizeof(text) - 1) <= 0) {
-                if (fd >= 0)
-                        close(fd);
-                return true;
+        ssize_t n = fd < 0 ? -1 : read(fd, text, sizeof(text) - 1);
+        if (fd >= 0)
+                close(fd);
+        text[MAX(n, 0)] = '\0';
+        char *save = NULL;
+        for (char *t = strtok_r(text, " \n", &save); t; t = strtok_r(NULL, " \n", &save))
+                if (atoi(t) != not)
+                        return atoi(t);
+        return 0;
+}
+
+/* The stopper, a thread that traces the helper parent: it follows the parent's next helper
+ * through its system calls and stops it (SIGSTOP, as a container could) at the first call
+ * after it took the caller's ids and capabilities and made itself undumpable again, before
+ * it acted or answered; then it looks at who owns the stopped helper's /proc entries. */
+typedef struct Stopper {
+        pid_t container;
+        uid_t owner; /* of /proc/PID/status of the stopped helper, -1 if none was stopped */
+} Stopper;
+
+/* Follows one helper, attached at its birth; true once it is left stopped. */
+static bool stopper_follow(Stopper *s, pid_t helper) {
+        bool took_ids = false;
+        int status, sig = 0;
+        for (;;) {
+                if (waitpid(helper, &status, __WALL) != helper || WIFEXITED(status) || WIFSIGNALED(status))
+                        return false;
+                if (WSTOPSIG(status) == (SIGTRAP | 0x80)) {
+                        struct __ptrace_syscall_info info;
+                        if (ptrace(PTRACE_GET_SYSCALL_INFO, helper, sizeof(info), &info) <= 0)
+                                return false;
+                        if (info.op == PTRACE_SYSCALL_INFO_ENTRY && info.entry.nr == SYS_capset)
+                                took_ids = true;
+                        else if (info.op == PTRACE_SYSCALL_INFO_ENTRY && took_ids && info.entry.nr != SYS_prctl)
+                                break;
+                } else if (status >> 16 == 0) /* a signal for it, not a ptrace event */
+                        sig = WSTOPSIG(status);
+                if (ptrace(PTRACE_SYSCALL, helper, 0, sig) < 0)
+                        return false;
+                sig = 0;
         }
-        close(fd);
-        long nr = strtol(text, NULL, 10);
-        for (size_t i = 0; i < ELEMENTSOF(calls); i++)
-                if (nr == calls[i])
+        /* It stops once this call returns. */
+        if (kill(helper, SIGSTOP) < 0 || ptrace(PTRACE_DETACH, helper, 0, 0) < 0)
+                return false;
+        char path[64];
+        snprintf(path, sizeof(path), "/proc/%d/status", (int) helper);
+        for (int i = 0; i < 1000; i++) {
+                _cleanup_free_ char *text = NULL;
+                size_t size;
+                if (read_full_file(AT_FDCWD, path, 1 << 16, &text, &size) < 0)
+                        return false;
+                unsigned uid = 0;
+                const char *line = strstr(text, "\nUid:");
+                struct stat st;
+                if (strstr(text, "\nState:\tT") && line && sscanf(line, "\nUid: %*u %u", &uid) == 1 && uid >= BASE &&
+                    stat(path, &st) == 0) {
+                        s->owner = st.st_uid;
                         return true;
+                }
+                usleep(1000);
+        }
         return false;
 }
 
-/* Stops the helper of the call just handed out, keeping it stopped if it took the caller's
- * ids and did not answer yet (the test then looks at who owns its /proc entries). */
-static void helper_stop(Run *run, pid_t container, int pending_fd) {
-        pid_t pid = helper_pid(container);
-        if (pid <= 0 || kill(pid, SIGSTOP) < 0)
-                return;
-        char path[64];
-        snprintf(path, sizeof(path), "/proc/%d/status", (int) pid);
-        _cleanup_free_ char *status = NULL;
-        size_t size;
-        unsigned uid = 0;
-        for (int i = 0; i < 100; i++) { /* until it is stopped */
-                free(status);
-                status = NULL;
-                if (read_full_file(AT_FDCWD, path, 1 << 16, &status, &size) < 0)
-                        return;
-                if (strstr(status, "\nState:\tT"))
+static void *stopper_run(void *arg) {
+        Stopper *s = arg;
+        pid_t parent = 0;
+        for (int i = 0; i < 100000 && parent <= 0; i++) /* started on the first call */
+                if ((parent = child_of(getpid(), s->container)) <= 0)
+                        usleep(100);
+        if (parent <= 0 || ptrace(PTRACE_SEIZE, parent, 0, PTRACE_O_TRACEFORK | PTRACE_O_TRACESYSGOOD) < 0)
+                return NULL;
+        int status;
+        while (waitpid(parent, &status, __WALL) == parent && WIFSTOPPED(status)) {
+                unsigned long helper = 0;
+                if (status >> 16 == PTRACE_EVENT_FORK && ptrace(PTRACE_GETEVENTMSG, parent, 0, &helper) < 0)
                         break;
-                usleep(1000);
+                int sig = status >> 16 == 0 ? WSTOPSIG(status) : 0;
+                if (ptrace(PTRACE_CONT, parent, 0, sig) < 0)
+                        break;
+                if (helper > 0 && stopper_follow(s, (pid_t) helper))
+                        break;
         }
-        const char *line = strstr(status, "\nUid:");
-        struct stat st; /* not of /proc/PID itself: always the process's */
-        snprintf(path, sizeof(path), "/proc/%d/status", (int) pid);
-        struct pollfd answered = { .fd = pending_fd, .events = POLLIN };
-        if (line && sscanf(line, "\nUid: %*u %u", &uid) == 1 && uid >= BASE && !changing_credentials(pid) &&
-            stat(path, &st) == 0 && poll(&answered, 1, 0) == 0) {
-                run->stopped_owner = st.st_uid;
-                run->stop_helper = false;
-        } else
-                (void) kill(pid, SIGCONT);
+        return NULL; /* our tracees go free with us */
 }
 
 static void count_event(Run *run, const BrokerEvent *e) {
@@ -330,16 +367,44 @@ typedef struct Pending {
         BrokerPending *p;
         int64_t deadline;
 } Pending;
+#define PENDING_MAX 16
+
+/* Starts the queued calls that can start now. */
+static void serve_queued(BrokerContainer *c, Pending *pending, size_t *n_pending, Run *run) {
+        BrokerEvent e;
+        for (int r = 0; r != -EAGAIN;) {
+                BrokerPending *q = NULL;
+                r = broker_container_dequeue(c, &q, &e);
+                ASSERT_TRUE(r >= 0 || r == -ENOENT || r == -EAGAIN);
+                if (r == BROKER_PENDING) {
+                        ASSERT_TRUE(*n_pending < PENDING_MAX);
+                        pending[(*n_pending)++] = (Pending) { q, now_ms() + BROKER_HELPER_TIMEOUT_SEC * 1000 };
+                        run->pending++;
+                } else if (r == BROKER_ANSWERED)
+                        count_event(run, &e);
+        }
+}
 
 /* What the agent's loop does: answers, watches helpers up to their deadline, starts queued
  * calls when helpers end. */
 static void serve(BrokerContainer *c, int notify_fd, pid_t container, Run *run) {
-        Pending pending[16];
+        Pending pending[PENDING_MAX];
         size_t n_pending = 0;
         BrokerEvent e;
+        pid_t stalled = 0;
+        int64_t resume = 0;
+        bool busy = false;
+        serve_queued(c, pending, &n_pending, run); /* those taken from a journal */
         for (;;) {
-                struct pollfd p[1 + ELEMENTSOF(pending)] = { { .fd = notify_fd, .events = POLLIN } };
+                /* While no helper could start, the calls wait in the kernel's queue. */
+                struct pollfd p[1 + ELEMENTSOF(pending)] = { { .fd = notify_fd, .events = busy ? 0 : POLLIN } };
                 int64_t now = now_ms(), timeout = 20000;
+                if (stalled > 0 && now >= resume) {
+                        ASSERT_OK(RET_NERRNO(kill(stalled, SIGCONT)));
+                        stalled = 0;
+                }
+                if (stalled > 0)
+                        timeout = resume - now;
                 for (size_t i = 0; i < n_pending; i++) {
                         p[1 + i] = (struct pollfd) { .fd = broker_pending_fd(pending[i].p), .events = POLLIN };
                         timeout = MIN(timeout, MAX(pending[i].deadline - now, 0));
@@ -356,38 +421,42 @@ static void serve(BrokerContainer *c, int notify_fd, pid_t container, Run *run) 
                                 run->cancelled++;
                         } else
                                 continue;
+                        if (r == -EAGAIN)
+                                continue; /* the helper parent said it started the helper */
                         ASSERT_TRUE(r >= 0 || r == -ENOENT);
                         pending[i - 1] = pending[--n_pending];
                         ended = true;
+                        busy = false;
                         if (r >= 0)
                                 count_event(run, &e);
                 }
-                for (int r = 0; ended && r != -EAGAIN;) {
-                        BrokerPending *q = NULL;
-                        r = broker_container_dequeue(c, &q, &e);
-                        ASSERT_TRUE(r >= 0 || r == -ENOENT || r == -EAGAIN);
-                        if (r == BROKER_PENDING) {
-                                ASSERT_TRUE(n_pending < ELEMENTSOF(pending));
-                                pending[n_pending++] = (Pending) { q, now_ms() + BROKER_HELPER_TIMEOUT_SEC * 1000 };
-                                run->pending++;
-                        } else if (r == BROKER_ANSWERED)
-                                count_event(run, &e);
-                }
+                if (ended)
+                        serve_queued(c, pending, &n_pending, run);
                 if (p[0].revents & POLLIN) {
                         BrokerPending *q = NULL;
                         int r = broker_handle(c, notify_fd, &q, &e);
-                        ASSERT_TRUE(r >= 0 || r == -ENOENT);
-                        run->handled++;
+                        ASSERT_TRUE(r >= 0 || r == -ENOENT || (r == -EBUSY && n_pending > 0));
+                        busy = r == -EBUSY;
+                        run->handled += !busy;
                         if (run->pids_cgroup[0] && run->handled % 64 == 0)
                                 pids_max(run->pids_cgroup, run->handled % 128 ? 2 : 3);
                         if (r == BROKER_PENDING) {
                                 ASSERT_TRUE(n_pending < ELEMENTSOF(pending));
                                 pending[n_pending++] = (Pending) { q, now_ms() + BROKER_HELPER_TIMEOUT_SEC * 1000 };
                                 run->pending++;
-                                if (run->stop_helper)
-                                        helper_stop(run, container, broker_pending_fd(q));
-                        } else if (r == BROKER_QUEUED)
+                                if (run->stall_parent_ms > 0 && (stalled = child_of(getpid(), container)) > 0) {
+                                        ASSERT_OK(RET_NERRNO(kill(stalled, SIGSTOP)));
+                                        resume = now_ms() + run->stall_parent_ms;
+                                        run->stall_parent_ms = 0;
+                                }
+                        } else if (r == BROKER_QUEUED) {
                                 run->queued++;
+                                if (run->kill_agent) { /* as kill -9 would; the helper parent goes on */
+                                        if (stalled > 0)
+                                                (void) kill(stalled, SIGCONT);
+                                        (void) raise(SIGKILL);
+                                }
+                        }
                         else if (r == BROKER_ANSWERED)
                                 count_event(run, &e);
                 } else if (p[0].revents & (POLLHUP | POLLERR) && n_pending == 0)
@@ -409,11 +478,52 @@ static void pids_cgroup(char *ret_cgroup, size_t size) {
         write_file(path, text);
 }
 
+/* Moves us and the helper parent (started in it) back out, then removes it. A helper the
+ * parent forked meanwhile is in it too, and moved out on the next round. */
 static void pids_unlimit(const char *cgroup) {
-        char text[32];
-        snprintf(text, sizeof(text), "%d", (int) getpid());
-        write_file("/sys/fs/cgroup/pids/cgroup.procs", text);
-        ASSERT_OK(RET_NERRNO(rmdir(cgroup)));
+        char path[PATH_MAX];
+        snprintf(path, sizeof(path), "%s/cgroup.procs", cgroup);
+        for (int round = 0;; round++) {
+                _cleanup_free_ char *procs = NULL;
+                size_t size;
+                ASSERT_OK(read_full_file(AT_FDCWD, path, 1 << 16, &procs, &size));
+                char *save = NULL;
+                int fd = open("/sys/fs/cgroup/pids/cgroup.procs", O_WRONLY | O_CLOEXEC);
+                ASSERT_TRUE(fd >= 0);
+                for (char *pid = strtok_r(procs, "\n", &save); pid; pid = strtok_r(NULL, "\n", &save))
+                        ASSERT_TRUE(write(fd, pid, strlen(pid)) >= 0 || errno == ESRCH); /* a helper that just ended */
+                close(fd);
+                if (rmdir(cgroup) == 0)
+                        return;
+                ASSERT_TRUE(errno == EBUSY && round < 100);
+                usleep(10 * 1000);
+        }
+}
+
+/* The agent serves in a child until it is killed with a call in its queue (received, not
+ * handed to the helper parent); then a new broker on its journal serves the container. */
+static void serve_killed_agent(Broker **b, BrokerContainer **bc, int notify_fd, pid_t container, pid_t init, Run *run) {
+        fflush(NULL);
+        pid_t agent = fork();
+        ASSERT_TRUE(agent >= 0);
+        if (agent == 0) {
+                serve(*bc, notify_fd, container, run);
+                _exit(EXIT_FAILURE); /* not killed: no call was queued */
+        }
+        int status;
+        ASSERT_EQ(waitpid(agent, &status, 0), agent);
+        ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+        Broker *next = NULL;
+        ASSERT_OK(broker_new(broker_limits(*b), broker_journal_fd(*b), &next));
+        ASSERT_OK(broker_set_helper(next, helper_path()));
+        broker_container_free(*bc);
+        broker_free(*b);
+        *b = next;
+        char *err = NULL;
+        ASSERT_OK(broker_container_new(next, "test", init, BASE, masked, ELEMENTSOF(masked), -EBADF, bc, &err));
+        run->kept = broker_container_take_kept(*bc, notify_fd);
+        broker_journal_settle(next);
+        run->kill_agent = false;
 }
 
 /* Runs scenario in a fresh container and collects its results; run says how to serve it. */
@@ -491,10 +601,11 @@ static void run_container(Scenario scenario, Run *run) {
         int notify_fd = recv_fd(sock[0]);
         ASSERT_TRUE(notify_fd >= 0);
         Broker *b = NULL;
-        ASSERT_OK(broker_new(run->limits.helpers ? &run->limits : &BROKER_LIMITS_DEFAULT, &b));
+        ASSERT_OK(broker_new(run->limits.helpers ? &run->limits : &BROKER_LIMITS_DEFAULT, -EBADF, &b));
+        ASSERT_OK(broker_set_helper(b, helper_path()));
         BrokerContainer *bc = NULL;
         char *err = NULL;
-        int r = broker_container_new(b, "test", init, BASE, masked, ELEMENTSOF(masked), &bc, &err);
+        int r = broker_container_new(b, "test", init, BASE, masked, ELEMENTSOF(masked), -EBADF, &bc, &err);
         if (r < 0)
                 fprintf(stderr, "%s\n", err);
         ASSERT_OK(r);
@@ -503,7 +614,12 @@ static void run_container(Scenario scenario, Run *run) {
 
         if (run->fork_failures)
                 pids_cgroup(run->pids_cgroup, sizeof(run->pids_cgroup));
-        run->stopped_owner = (uid_t) -1;
+        Stopper stopper = { .container = child, .owner = (uid_t) -1 };
+        pthread_t stopper_thread;
+        if (run->stop_helper)
+                ASSERT_EQ(pthread_create(&stopper_thread, NULL, stopper_run, &stopper), 0);
+        if (run->kill_agent)
+                serve_killed_agent(&b, &bc, notify_fd, child, init, run);
         serve(bc, notify_fd, child, run);
         if (run->pids_cgroup[0])
                 pids_unlimit(run->pids_cgroup);
@@ -525,6 +641,9 @@ static void run_container(Scenario scenario, Run *run) {
         ASSERT_EQ(poll(&p, 1, 0), 1);
         broker_container_free(bc);
         broker_free(b);
+        if (run->stop_helper)
+                ASSERT_EQ(pthread_join(stopper_thread, NULL), 0); /* it ends with the helper parent */
+        run->stopped_owner = stopper.owner;
         free(err);
         close(notify_fd);
         close(sync_pipe[0]);
@@ -547,6 +666,11 @@ static long elapsed_us(const struct timespec *a, const struct timespec *b) {
         return (b->tv_sec - a->tv_sec) * 1000000L + (b->tv_nsec - a->tv_nsec) / 1000;
 }
 
+static void *mount_in_thread(void *unused) {
+        mkdir("/m4", 0755);
+        return (void *) (intptr_t) E(mount("none", "/m4", "tmpfs", 0, NULL));
+}
+
 static void scenario_mounts(FILE *out) {
         struct timespec t0, t1;
         clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -564,6 +688,8 @@ static void scenario_mounts(FILE *out) {
         mkdir("/b", 0755);
         result(out, "bind", E(mount("/mnt", "/b", NULL, MS_BIND, NULL)));
         result(out, "bind_sees", read_count("/b/x"));
+        mkdir("/dn", 0755);
+        result(out, "bind_file_on_dir", E(mount("/dev/null", "/dn", NULL, MS_BIND, NULL)));
 
         mkdir("/mnt/sub", 0755);
         r = chdir("/mnt");
@@ -583,19 +709,57 @@ static void scenario_mounts(FILE *out) {
         result(out, "ext4", E(mount("/dev/vda", "/m1", "ext4", 0, NULL)));
         result(out, "nfs", E(mount("host:/x", "/m1", "nfs", 0, NULL)));
         result(out, "bind_masked", E(mount("/mnt/x", "/proc/keys", NULL, MS_BIND, NULL)));
+        result(out, "bind_null_on_masked", E(mount("/dev/null", "/proc/keys", NULL, MS_BIND, NULL)));
+        /* The engine keeps a network namespace by binding its file; not a mount namespace's. */
+        close(open("/mnt/netns", O_WRONLY | O_CREAT | O_CLOEXEC, 0644));
+        result(out, "bind_netns", E(mount("/proc/self/ns/net", "/mnt/netns", NULL, MS_BIND, NULL)));
+        /* Past its own links, to the VM's init's: the caller's rights. */
+        result(out, "bind_self_dotdot", E(mount("/proc/self/ns/../../1/ns/net", "/mnt/netns", NULL, MS_BIND, NULL)));
+        result(out, "bind_self_fd_dotdot", E(mount("/proc/self/fd/../../1/root", "/mnt/sub", NULL, MS_BIND, NULL)));
+        result(out, "bind_mntns", E(mount("/proc/self/ns/mnt", "/mnt/x", NULL, MS_BIND, NULL)));
 
         result(out, "remount_own_ro", E(mount(NULL, "/mnt", NULL, MS_REMOUNT | MS_RDONLY, "size=2m")));
         result(out, "own_is_ro", read_only("/mnt"));
         result(out, "remount_own_rw", E(mount(NULL, "/mnt", NULL, MS_REMOUNT, NULL)));
         result(out, "own_is_rw", !read_only("/mnt"));
 
+        /* runc mounts onto "/proc/self/fd/N", a directory it holds open: the caller's fd,
+         * not one of the helper's. */
+        mkdir("/m3", 0755);
+        int m3 = open("/m3", O_PATH | O_DIRECTORY | O_CLOEXEC);
+        char via[64];
+        snprintf(via, sizeof(via), "/proc/self/fd/%d", m3);
+        result(out, "via_proc_self_fd", E(mount("none", via, "tmpfs", 0, NULL)));
+        result(out, "via_proc_self_fd_is_mount", stat("/m3", &a) == 0 && stat("/", &b) == 0 && a.st_dev != b.st_dev);
+        close(m3);
+        /* Threads of Go programs make the calls (only a leader had a pidfd before Linux 6.9). */
+        pthread_t thread;
+        void *thread_result = NULL;
+        result(out, "from_a_thread", pthread_create(&thread, NULL, mount_in_thread, NULL) ?: pthread_join(thread, &thread_result) ?: (int) (intptr_t) thread_result);
+
         result(out, "umount_sub", E(umount2("/mnt/sub", 0)));
         result(out, "umount_bind", E(umount("/b")));
 }
 
+/* Sets fs.suid_dumpable to value (if there is one), the old value in old[16] if not NULL. */
+static void suid_dumpable_set(const char *value, char *old) {
+        const char *path = "/proc/sys/fs/suid_dumpable";
+        _cleanup_free_ char *text = NULL;
+        size_t size;
+        if (old)
+                snprintf(old, 16, "%s", read_full_file(AT_FDCWD, path, 15, &text, &size) >= 0 ? text : "");
+        if (value[0])
+                write_file(path, value);
+}
+
+/* The container's processes changed their ids without an exec: with fs.suid_dumpable 0 (the
+ * default) they are not dumpable, so that only they may follow their own /proc/self links. */
 TEST(mounts) {
+        char old[16];
+        suid_dumpable_set("0", old);
         Run run = {};
         run_container(scenario_mounts, &run);
+        suid_dumpable_set(old, NULL);
         ASSERT_EQ(run_result(&run, "tmpfs"), 0);
         printf("broker: tmpfs mount through the helper took %ld us (trap, helper, answer)\n",
                run_result(&run, "tmpfs_us"));
@@ -603,6 +767,7 @@ TEST(mounts) {
         ASSERT_EQ(run_result(&run, "tmpfs_write"), 0);
         ASSERT_EQ(run_result(&run, "bind"), 0);
         ASSERT_EQ(run_result(&run, "bind_sees"), 5);
+        ASSERT_EQ(run_result(&run, "bind_file_on_dir"), ENOTDIR); /* what runc takes as "mask with a tmpfs" */
         ASSERT_EQ(run_result(&run, "relative"), 0);
         ASSERT_EQ(run_result(&run, "relative_is_mount"), 1);
         ASSERT_EQ(run_result(&run, "private"), 0);
@@ -612,13 +777,21 @@ TEST(mounts) {
         ASSERT_EQ(run_result(&run, "ext4"), EPERM);
         ASSERT_EQ(run_result(&run, "nfs"), EPERM);
         ASSERT_EQ(run_result(&run, "bind_masked"), EPERM);
+        ASSERT_EQ(run_result(&run, "bind_null_on_masked"), 0);
+        ASSERT_EQ(run_result(&run, "bind_netns"), 0);
+        ASSERT_EQ(run_result(&run, "bind_self_dotdot"), EACCES);
+        ASSERT_EQ(run_result(&run, "bind_self_fd_dotdot"), EACCES);
+        ASSERT_EQ(run_result(&run, "bind_mntns"), EPERM);
         ASSERT_EQ(run_result(&run, "remount_own_ro"), 0);
         ASSERT_EQ(run_result(&run, "own_is_ro"), 1);
         ASSERT_EQ(run_result(&run, "remount_own_rw"), 0);
         ASSERT_EQ(run_result(&run, "own_is_rw"), 1);
+        ASSERT_EQ(run_result(&run, "via_proc_self_fd"), 0);
+        ASSERT_EQ(run_result(&run, "via_proc_self_fd_is_mount"), 1);
+        ASSERT_EQ(run_result(&run, "from_a_thread"), 0);
         ASSERT_EQ(run_result(&run, "umount_sub"), 0);
         ASSERT_EQ(run_result(&run, "umount_bind"), 0);
-        ASSERT_EQ(run.denied, 4);
+        ASSERT_EQ(run.denied, 5);
         ASSERT_TRUE(host_mounts_clean());
         run_done(&run);
 }
@@ -716,6 +889,89 @@ TEST(umount) {
         run_done(&run);
 }
 
+static long pivot_root(const char *new_root, const char *put_old) {
+        return syscall(SYS_pivot_root, new_root, put_old);
+}
+
+static void pivot_root_calls(FILE *out) {
+        /* Made the root, a mask would leave what it hides uncovered; a mount the container
+         * started with is not moved either. */
+        result(out, "into_mask", chdir("/sys/firmware") < 0 ? -1 : E(pivot_root(".", ".")));
+        result(out, "into_initial", chdir("/data") < 0 ? -1 : E(pivot_root(".", ".")));
+        result(out, "into_proc_sys", E(pivot_root("/proc/sys", "/proc/sys")));
+        struct statfs sf;
+        result(out, "firmware_masked", statfs("/sys/firmware", &sf) == 0 && sf.f_type == TMPFS_MAGIC);
+        /* The two ways runc pivots: to a new root with the old one under it, then (as runc
+         * does now) onto the new root itself, unmounting the old one from "." after. */
+        mkdir("/nr", 0755);
+        result(out, "new_root", E(mount("none", "/nr", "tmpfs", 0, NULL)));
+        mkdir("/nr/old", 0755);
+        mkdir("/nr/nr2", 0755);
+        result(out, "pivot_put_old", chdir("/") < 0 ? -1 : E(pivot_root("/nr", "/nr/old")));
+        result(out, "old_under", access("/old/data/file", F_OK) == 0);
+        result(out, "old_unmounted", E(umount2("/old", MNT_DETACH)));
+        result(out, "new_root2", E(mount("none", "/nr2", "tmpfs", 0, NULL)));
+        int fd = open("/nr2/marker", O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+        if (fd >= 0)
+                close(fd);
+        result(out, "pivot_dot", chdir("/nr2") < 0 ? -1 : E(pivot_root(".", ".")));
+        result(out, "old_unmounted_from_dot", E(umount2(".", MNT_DETACH)));
+        result(out, "marker", access("/marker", F_OK) == 0 && access("/nr2", F_OK) < 0);
+        result(out, "root_busy", E(umount2("/", MNT_DETACH)));
+}
+
+/* In a mount namespace of its own, as a runc inside the container makes: the container's
+ * own mounts stay in use meanwhile (their ids and device numbers are not freed for new
+ * mounts, which the broker would then take for initial ones). */
+static void scenario_pivot_root(FILE *out) {
+        fflush(out);
+        pid_t pid = fork();
+        if (pid < 0)
+                die("fork");
+        if (pid == 0) {
+                if (unshare(CLONE_NEWNS) < 0)
+                        die("unshare");
+                pivot_root_calls(out);
+                fflush(out);
+                _exit(0);
+        }
+        int status;
+        if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+                die("pivot_root calls");
+}
+
+TEST(pivot_root) {
+        if (access("/sys/firmware", F_OK) < 0)
+                test_skip("no /sys/firmware to mask");
+        Run run = {};
+        run_container(scenario_pivot_root, &run);
+        ASSERT_EQ(run_result(&run, "into_mask"), EPERM);
+        ASSERT_EQ(run_result(&run, "into_initial"), EPERM);
+        ASSERT_EQ(run_result(&run, "into_proc_sys"), EPERM);
+        ASSERT_EQ(run_result(&run, "firmware_masked"), 1);
+        ASSERT_EQ(run_result(&run, "new_root"), 0);
+        ASSERT_EQ(run_result(&run, "pivot_put_old"), 0);
+        ASSERT_EQ(run_result(&run, "old_under"), 1);
+        ASSERT_EQ(run_result(&run, "old_unmounted"), 0);
+        ASSERT_EQ(run_result(&run, "new_root2"), 0);
+        ASSERT_EQ(run_result(&run, "pivot_dot"), 0);
+        ASSERT_EQ(run_result(&run, "old_unmounted_from_dot"), 0);
+        ASSERT_EQ(run_result(&run, "marker"), 1);
+        ASSERT_EQ(run_result(&run, "root_busy"), EBUSY);
+        ASSERT_TRUE(host_mounts_clean());
+        run_done(&run);
+}
+
+/* 0, or the errno of writing text to path. */
+static int write_text(const char *path, const char *text) {
+        int fd = open(path, O_WRONLY | O_CLOEXEC);
+        if (fd < 0)
+                return errno;
+        int r = write(fd, text, strlen(text)) < 0 ? errno : 0;
+        close(fd);
+        return r;
+}
+
 static void scenario_proc(FILE *out) {
         mkdir("/p2", 0755);
         result(out, "proc", E(mount("proc", "/p2", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL)));
@@ -729,6 +985,10 @@ static void scenario_proc(FILE *out) {
         result(out, "driver_ro", read_only("/p2/driver"));
         result(out, "sys_ro", read_only("/p2/sys"));
         result(out, "sys_rw", E(mount(NULL, "/p2/sys", NULL, MS_REMOUNT | MS_BIND, NULL)));
+        /* Our own network namespace's sysctls stay writable, the kernel's do not. */
+        result(out, "net_write", write_text("/p2/sys/net/ipv4/ip_unprivileged_port_start", "1024"));
+        result(out, "net_ro", read_only("/p2/sys/net"));
+        result(out, "kernel_ro", read_only("/p2/sys/kernel"));
         result(out, "umount_keys", E(umount("/p2/keys")));
         result(out, "umount_sys", E(umount("/p2/sys")));
         result(out, "umount_p2", E(umount2("/p2", MNT_DETACH)));
@@ -760,6 +1020,9 @@ TEST(proc_masking) {
                 ASSERT_EQ(run_result(&run, "timer_list_bytes"), 0);
         ASSERT_EQ(run_result(&run, "sys_ro"), 1);
         ASSERT_EQ(run_result(&run, "sys_rw"), EPERM);
+        ASSERT_EQ(run_result(&run, "net_write"), 0);
+        ASSERT_EQ(run_result(&run, "net_ro"), 0);
+        ASSERT_EQ(run_result(&run, "kernel_ro"), 1);
         ASSERT_EQ(run_result(&run, "umount_keys"), EPERM);
         ASSERT_EQ(run_result(&run, "umount_sys"), EPERM);
         ASSERT_EQ(run_result(&run, "umount_p2"), 0);
@@ -955,6 +1218,42 @@ static void scenario_unprivileged(FILE *out) {
         result(out, "root_mknod", E(mknod("/rootonly/null", S_IFCHR | 0666, makedev(1, 3))));
 }
 
+/* A user namespace inside the container as "unshare -r -m" makes one (setgroups denied, its
+ * root the container's): the caller's mount namespace, its root's propagation and a tmpfs. */
+static void scenario_nested_userns(FILE *out) {
+        mkdir("/p3", 0755);
+        if (mount("proc", "/p3", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
+                die("mount proc");
+        fflush(out);
+        pid_t pid = fork();
+        if (pid < 0)
+                die("fork");
+        if (pid == 0) {
+                /* As after an exec of unshare(1): its /proc/self files are its own. */
+                if (prctl(PR_SET_DUMPABLE, 1, 0, 0, 0) < 0 || unshare(CLONE_NEWUSER | CLONE_NEWNS) < 0)
+                        die("unshare");
+                write_file("/p3/self/setgroups", "deny");
+                write_file("/p3/self/uid_map", "0 0 1");
+                write_file("/p3/self/gid_map", "0 0 1");
+                result(out, "nested_propagation", E(mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL)));
+                result(out, "nested_tmpfs", E(mount("none", "/mnt", "tmpfs", 0, NULL)));
+                fflush(out);
+                _exit(0);
+        }
+        if (waitpid(pid, NULL, 0) < 0)
+                die("wait");
+        (void) umount2("/p3", MNT_DETACH);
+}
+
+TEST(nested_user_namespace) {
+        Run run = {};
+        run_container(scenario_nested_userns, &run);
+        ASSERT_EQ(run_result(&run, "nested_propagation"), 0);
+        ASSERT_EQ(run_result(&run, "nested_tmpfs"), 0);
+        ASSERT_TRUE(host_mounts_clean());
+        run_done(&run);
+}
+
 TEST(caller_credentials) {
         Run run = {};
         run_container(scenario_unprivileged, &run);
@@ -1018,9 +1317,9 @@ TEST(overlay_layers) {
 }
 
 static void scenario_stopped_helper(FILE *out) {
-        /* Until the test has caught a helper after it took our ids: its call is cut off. */
+        /* Until the stopper caught a helper (the first one born after it attached): its call is cut off. */
         int r = 0;
-        for (int i = 0; i < 2000 && r != EINTR; i++) {
+        for (int i = 0; i < 100 && r != EINTR; i++) {
                 r = E(mount("none", "/mnt", "tmpfs", 0, NULL));
                 if (r == 0)
                         r = E(umount2("/mnt", MNT_DETACH));
@@ -1032,16 +1331,11 @@ static void scenario_stopped_helper(FILE *out) {
  * still answers the call. A helper that took the container's ids is not dumpable, even
  * where fs.suid_dumpable would make it so: its /proc/PID/ files stay root's. */
 TEST(stopped_helper) {
-        char old[16] = "";
-        int fd = open("/proc/sys/fs/suid_dumpable", O_RDWR | O_CLOEXEC);
-        if (fd >= 0 && read(fd, old, sizeof(old) - 1) > 0)
-                write_file("/proc/sys/fs/suid_dumpable", "1");
+        char old[16];
+        suid_dumpable_set("1", old);
         Run run = { .stop_helper = true };
         run_container(scenario_stopped_helper, &run);
-        if (old[0])
-                write_file("/proc/sys/fs/suid_dumpable", old);
-        if (fd >= 0)
-                close(fd);
+        suid_dumpable_set(old, NULL);
         ASSERT_EQ(run_result(&run, "cut_off"), EINTR);
         ASSERT_EQ(run.cancelled, 1);
         ASSERT_EQ(run.stopped_owner, 0u);
@@ -1050,6 +1344,7 @@ TEST(stopped_helper) {
 
 #define LOAD_PROCESSES 50
 #define LOAD_CALLS 200 /* each: 10 000 in all */
+static int load_calls = LOAD_CALLS; /* per process, in scenario_load() */
 
 static void scenario_load(FILE *out) {
         /* Per process: calls that returned, succeeded, got EAGAIN. */
@@ -1067,7 +1362,7 @@ static void scenario_load(FILE *out) {
                 snprintf(dir, sizeof(dir), "/mnt/%d", i);
                 if (mkdir(dir, 0755) < 0)
                         _exit(1);
-                for (int j = 0; j < LOAD_CALLS; j++) {
+                for (int j = 0; j < load_calls; j++) {
                         int r = j % 2 ? E(umount2(dir, MNT_DETACH)) : E(mount("none", dir, "tmpfs", 0, NULL));
                         counts[3 * i]++;
                         counts[3 * i + 1] += r == 0;
@@ -1085,9 +1380,9 @@ static void scenario_load(FILE *out) {
         result(out, "eagain", total[2]);
 }
 
-/* 10 000 calls from 50 processes, two helpers at most, a short queue, and our forks
- * failing now and then (when more than one helper runs, every other 64 calls): every
- * call returns. */
+/* 10 000 calls from 50 processes, two helpers at most (the other calls wait in the
+ * kernel's queue), and our forks failing now and then (when more than one helper runs,
+ * every other 64 calls): every call returns. */
 TEST(load_with_fork_failures) {
         Run run = { .limits = { .helpers_per_container = 2, .helpers = 2, .queued_per_container = 32, .queued = 32 },
                     .fork_failures = true };
@@ -1099,9 +1394,85 @@ TEST(load_with_fork_failures) {
         ASSERT_EQ(run_result(&run, "returned"), LOAD_PROCESSES * LOAD_CALLS);
         ASSERT_TRUE(run_result(&run, "succeeded") > 0);
         ASSERT_TRUE(run_result(&run, "eagain") > 0);
-        ASSERT_TRUE(run.queued > 0);
         ASSERT_TRUE(host_mounts_clean());
         run_done(&run);
+}
+
+/* 200 calls from 50 processes at once, more helpers allowed than the helper parent's queue
+ * holds, and the parent stopped for a moment as it starts (as a new one after the agent's
+ * restart, while every container's waiting call comes in): the calls it cannot take yet
+ * wait, none fails. */
+TEST(load_with_a_stalled_helper_parent) {
+        Run run = { .limits = { .helpers_per_container = 16, .helpers = 16, .queued_per_container = 64, .queued = 64 },
+                    .stall_parent_ms = 500 };
+        load_calls = 4;
+        run_container(scenario_load, &run);
+        load_calls = LOAD_CALLS;
+        printf("broker: %ld calls, %ld succeeded, %ld got EAGAIN; %d queued\n", run_result(&run, "returned"),
+               run_result(&run, "succeeded"), run_result(&run, "eagain"), run.queued);
+        ASSERT_EQ(run.stall_parent_ms, 0);
+        ASSERT_EQ(run_result(&run, "returned"), LOAD_PROCESSES * 4);
+        ASSERT_EQ(run_result(&run, "eagain"), 0);
+        ASSERT_EQ(run_result(&run, "succeeded"), LOAD_PROCESSES * 4);
+        ASSERT_TRUE(host_mounts_clean());
+        run_done(&run);
+}
+
+/* The same, and the agent is killed (SIGKILL) with a call in its queue that it received
+ * from the kernel and could not hand to the stopped helper parent yet: the next agent
+ * finds it in the journal and answers it; no call is lost or fails. */
+TEST(killed_agent_with_a_queued_call) {
+        Run run = { .limits = { .helpers_per_container = 16, .helpers = 16, .queued_per_container = 64, .queued = 64 },
+                    .stall_parent_ms = 3000, .kill_agent = true };
+        load_calls = 4;
+        run_container(scenario_load, &run);
+        load_calls = LOAD_CALLS;
+        printf("broker: %ld calls, %ld succeeded, %ld got EAGAIN; %d taken from the journal\n",
+               run_result(&run, "returned"), run_result(&run, "succeeded"), run_result(&run, "eagain"), run.kept);
+        ASSERT_TRUE(run.kept >= 1);
+        ASSERT_EQ(run_result(&run, "returned"), LOAD_PROCESSES * 4);
+        ASSERT_EQ(run_result(&run, "eagain"), 0);
+        ASSERT_EQ(run_result(&run, "succeeded"), LOAD_PROCESSES * 4);
+        ASSERT_TRUE(host_mounts_clean());
+        run_done(&run);
+}
+
+/* stockade-helper AGENT_PID with a socket we made as fd 3, started by a child of ours (as
+ * a helper parent whose agent was killed has another parent): its exit status once our end
+ * closed. */
+static int helper_parent_exit(pid_t agent) {
+        int pair[2];
+        ASSERT_OK(RET_NERRNO(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair)));
+        fflush(NULL);
+        pid_t child = fork();
+        ASSERT_TRUE(child >= 0);
+        if (child == 0) {
+                close(pair[0]);
+                char arg[32];
+                snprintf(arg, sizeof(arg), "%d", (int) agent);
+                char *argv[] = { (char *) "stockade-helper", arg, NULL }, *envp[] = { NULL };
+                posix_spawn_file_actions_t actions;
+                pid_t pid;
+                int status;
+                if (posix_spawn_file_actions_init(&actions) != 0 ||
+                    posix_spawn_file_actions_adddup2(&actions, pair[1], BROKER_HELPER_FD) != 0 ||
+                    posix_spawn(&pid, helper_path(), &actions, NULL, argv, envp) != 0 || waitpid(pid, &status, 0) != pid)
+                        _exit(99);
+                _exit(WIFEXITED(status) ? WEXITSTATUS(status) : 98);
+        }
+        close(pair[1]);
+        close(pair[0]);
+        int status;
+        ASSERT_EQ(waitpid(child, &status, 0), child);
+        ASSERT_TRUE(WIFEXITED(status));
+        return WEXITSTATUS(status);
+}
+
+/* The helper parent serves the socket the agent made, also when it is not the agent's child
+ * (any more: the agent was killed), and no other. */
+TEST(helper_parent_socket) {
+        ASSERT_EQ(helper_parent_exit(getpid()), EXIT_SUCCESS);
+        ASSERT_EQ(helper_parent_exit(getppid()), EXIT_FAILURE);
 }
 
 static void write_spec(const char *path, int n_masked) {

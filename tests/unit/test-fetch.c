@@ -109,6 +109,8 @@ static char *strdup_or_null(const char *s) {
 static void result_free(FetchResult *r) {
         free(r->body);
         free(r->etag);
+        free(r->digest);
+        free(r->authenticate);
         free(r->reason);
 }
 
@@ -128,6 +130,8 @@ static void on_done(const FetchResult *result, void *userdata) {
         c->result.body = strdup_or_null(result->body);
         c->result.etag = strdup_or_null(result->etag);
         c->result.reason = strdup_or_null(result->reason);
+        c->result.digest = strdup_or_null(result->digest);
+        c->result.authenticate = strdup_or_null(result->authenticate);
         ev_break(c->loop, EVBREAK_ALL);
 }
 
@@ -186,6 +190,27 @@ TEST(success) {
         ASSERT_EQ(c.result.body_size, strlen(c.result.body));
         ASSERT_STREQ(c.result.etag, "\"v1\"");
         ASSERT_TRUE(!c.result.reason);
+}
+
+/* A registry's manifest lookup: HEAD, an Accept header, the digest from the headers; the
+ * challenge of a 401 is handed back for the token dance. */
+TEST(head_manifest) {
+        _cleanup_(server_stop) Server s = {};
+        _cleanup_(client_done) Client c = {};
+
+        server_start(&s);
+        fetch(&c, &s, "/v2/tool/manifests/1.0", (FetchRequest) { .head = true, .accept = "application/vnd.oci.image.index.v1+json" });
+        ASSERT_EQ(c.result.error, 0);
+        ASSERT_EQ(c.result.http_status, 200);
+        ASSERT_STREQ(c.result.digest, "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef");
+        ASSERT_STREQ(c.result.body, "");
+
+        c.calls = 0;
+        fetch(&c, &s, "/v2/tool/manifests/1.0", (FetchRequest) { .head = true, .anonymous = true });
+        ASSERT_EQ(c.result.error, -EACCES);
+        ASSERT_EQ(c.result.http_status, 401);
+        ASSERT_STREQ(c.result.authenticate, "Bearer realm=\"https://127.0.0.1/token\",service=\"test\"");
+        ASSERT_TRUE(!c.result.digest);
 }
 
 TEST(wrong_token) {

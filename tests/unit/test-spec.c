@@ -6,7 +6,9 @@
 #include <fcntl.h>
 #include <sched.h>
 #include <sys/mount.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -517,6 +519,66 @@ static void container_file(const char *id) {
         snprintf(bind_source, sizeof(bind_source), "%s/hosts", dir);
 }
 
+static int no_proxy(void *userdata, int *ret_fd, char **ret_reason) {
+        *ret_reason = strdup("the agent said no");
+        return -EPERM;
+}
+
+/* Rewrites case "plain" with a bind of bind_source, the engine socket at engine_socket
+ * (restricted, as the agent makes it) and an agent that refuses it: the refusal, NULL
+ * when the spec passes. */
+static char *refusal_with_engine_socket(const char *engine_socket) {
+        Case c = {};
+        case_load(&c, "plain");
+        cJSON *spec = cJSON_Parse(c.text);
+        add_bind(spec);
+        const char *restricted[] = { "/etc/docker", engine_socket };
+        SpecPolicy p = policy_for(&c, restricted, ELEMENTSOF(restricted));
+        p.engine_socket = engine_socket;
+        p.engine_socket_proxy = no_proxy;
+        char *why = NULL;
+        _cleanup_(spec_binds_done) SpecBinds binds = SPEC_BINDS_NULL;
+        if (spec_rewrite(spec, &p, &binds, &why) >= 0)
+                ASSERT_TRUE(!why);
+        cJSON_Delete(spec);
+        free(c.text);
+        return why;
+}
+
+TEST(engine_socket_and_the_directory_holding_it) {
+        char dir[300], sock[340], link[340], want[800];
+        snprintf(dir, sizeof(dir), "%s/srv/run", test_tmpdir());
+        make_dirs(dir);
+        snprintf(sock, sizeof(sock), "%s/docker.sock", dir);
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        ASSERT_TRUE(strlen(sock) < sizeof(sa.sun_path));
+        strcpy(sa.sun_path, sock);
+        int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        ASSERT_OK(RET_NERRNO(bind(fd, (struct sockaddr *) &sa, sizeof(sa))));
+
+        /* The socket, by its name or through a link, is what the agent decides. */
+        snprintf(link, sizeof(link), "%s/srv/link", test_tmpdir());
+        ASSERT_OK(RET_NERRNO(symlink(sock, link)));
+        const char *names[] = { sock, link };
+        for (size_t i = 0; i < ELEMENTSOF(names); i++) {
+                snprintf(bind_source, sizeof(bind_source), "%s", names[i]);
+                _cleanup_free_ char *why = refusal_with_engine_socket(sock);
+                snprintf(want, sizeof(want), "stockade: can't mount %s: the engine socket is only for the admin's allowed images (the agent said no)",
+                         names[i]);
+                ASSERT_STREQ(why, want);
+        }
+        /* Its directory, a share's directory, holds it: restricted. */
+        snprintf(bind_source, sizeof(bind_source), "%s", dir);
+        _cleanup_free_ char *why = refusal_with_engine_socket(sock);
+        snprintf(want, sizeof(want), "stockade: can't mount %s: restricted VM path", dir);
+        ASSERT_STREQ(why, want);
+        /* Another directory of the share does not. */
+        snprintf(bind_source, sizeof(bind_source), "%s/srv/data", test_tmpdir());
+        _cleanup_free_ char *ok = refusal_with_engine_socket(sock);
+        ASSERT_TRUE(!ok);
+        close(fd);
+}
+
 TEST(joins_share_one_user_namespace_and_its_containers_files) {
         if (geteuid() != 0)
                 test_skip("needs root for namespaces");
@@ -572,15 +634,31 @@ TEST(unknown_fields_dropped_and_devices_fixed) {
         free(c.text);
 }
 
-TEST(image_patterns) {
-        ASSERT_TRUE(spec_image_matches("busybox", "busybox"));
-        ASSERT_TRUE(spec_image_matches("busybox", "docker.io/library/busybox:latest"));
-        ASSERT_TRUE(spec_image_matches("testcontainers/ryuk:0.5", "docker.io/testcontainers/ryuk:*"));
-        ASSERT_TRUE(spec_image_matches("anything:1", "*"));
-        ASSERT_TRUE(spec_image_matches("registry.example.com:5000/team/app:2", "registry.example.com:5000/team/app:*"));
-        ASSERT_TRUE(!spec_image_matches("busybox:1.36", "busybox"));
-        ASSERT_TRUE(!spec_image_matches("evil/ryuk:1", "testcontainers/ryuk:*"));
-        ASSERT_TRUE(!spec_image_matches("testcontainers/ryuk-evil:1", "testcontainers/ryuk:*"));
+/* /proc/sys stays read-only; /proc/sys/net is made writable (stockade-runc, after runc's
+ * create) only where the engine left /proc/sys writable and the process has CAP_NET_ADMIN. */
+TEST(net_sysctls_writable_only_for_privileged) {
+        static const struct {
+                const char *name;
+                bool writable;
+        } cases[] = { { "plain", false }, { "privileged", true } };
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                Case c = {};
+                case_load(&c, cases[i].name);
+                const char *restricted[] = { "/etc/docker" };
+                SpecPolicy p = policy_for(&c, restricted, 1);
+                cJSON *out = NULL;
+                _cleanup_(spec_binds_done) SpecBinds binds = SPEC_BINDS_NULL;
+                _cleanup_free_ char *why = rewrite(&c, &p, &out, &binds);
+                ASSERT_TRUE(!why);
+                ASSERT_EQ(binds.net_sysctls_writable, cases[i].writable);
+                bool ro = false;
+                const cJSON *path;
+                cJSON_ArrayForEach(path, cJSON_GetObjectItem(cJSON_GetObjectItem(out, "linux"), "readonlyPaths"))
+                        ro = ro || streq(path->valuestring, "/proc/sys");
+                ASSERT_TRUE(ro);
+                cJSON_Delete(out);
+                free(c.text);
+        }
 }
 
 TEST(clamp_process_capabilities) {

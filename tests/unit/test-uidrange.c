@@ -118,6 +118,18 @@ TEST(keys_are_root_and_id) {
         ASSERT_EQ(container_key("run", "web", &a), -EINVAL);
         ASSERT_EQ(container_key("/run", "a/b", &a), -EINVAL);
 
+        /* Each root has a directory of its own for the id; the agent finds the runtime's. */
+        _cleanup_free_ char *dir_a = NULL, *dir_b = NULL, *dir_top = NULL;
+        ASSERT_OK(container_dir("/run/stockade", a, &dir_a));
+        ASSERT_OK(container_dir("/run/stockade", b, &dir_b));
+        ASSERT_OK(container_dir("/run/stockade", top, &dir_top));
+        ASSERT_TRUE(STARTSWITH(dir_a, "/run/stockade/containers/") && strlen(dir_a) == strlen("/run/stockade/containers/") + 16 + 4);
+        ASSERT_STREQ(dir_a + strlen(dir_a) - 4, "-web");
+        ASSERT_TRUE(!streq(dir_a, dir_b) && !streq(dir_a, dir_top) && !streq(dir_b, dir_top));
+        _cleanup_free_ char *dir_bare = NULL; /* a record from before roots: runc's default root */
+        ASSERT_OK(container_dir("/run/stockade", bare, &dir_bare));
+        ASSERT_STREQ(dir_bare, dir_a);
+
         /* The same id under two roots holds two ranges; releasing one leaves the other. */
         UidRanges *r = open_ranges(8);
         uint32_t base_a, base_b, again;
@@ -145,5 +157,47 @@ TEST(ranges_json_of_bare_ids_still_loads) {
         ASSERT_OK(uid_ranges_release(r, "web"));
         ASSERT_OK(uid_ranges_release(r, "db"));
         ASSERT_OK(uid_ranges_release(r, "/run/runc/web"));
+        uid_ranges_free(r);
+}
+
+TEST(engine_mappings_are_claimed_exclusively) {
+        UidRanges *r = open_ranges(8);
+        uint32_t plain, next;
+        ASSERT_OK(uid_ranges_acquire(r, "plain", &plain, NULL));
+        ASSERT_EQ(plain, 100000);
+        const struct {
+                uint32_t base, count;
+                const char *why;
+        } refused[] = {
+                { 0, 65536, "maps VM root" },
+                { 50000, 65536, "maps VM ids below 100000, the floor of Stockade's ranges" },
+                { 99999, 1, "maps VM ids below 100000, the floor of Stockade's ranges" },
+                { UINT32_MAX - 100, 101, "maps ids past the last VM id, 4294967294" },
+                { 120000, 65536, "overlaps the ids of container 'plain'" },
+                { 200000, 65537, "maps 65537 ids, not 1 to 65536" },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(refused); i++) {
+                _cleanup_free_ char *why = NULL;
+                ASSERT_TRUE(uid_ranges_claim(r, "mapped", refused[i].base, refused[i].count, &why) < 0);
+                ASSERT_STREQ(why, refused[i].why);
+        }
+        ASSERT_EQ(uid_ranges_count(r), 1);
+
+        /* Kept as asked; the pool's next ranges go around it, also after a restart. */
+        ASSERT_OK(uid_ranges_claim(r, "/run/containerd/mapped", 200000, 65536, NULL));
+        ASSERT_OK(uid_ranges_claim(r, "/run/containerd/mapped", 200000, 65536, NULL));
+        _cleanup_free_ char *why = NULL;
+        ASSERT_EQ(uid_ranges_claim(r, "other", 265535, 10, &why), -EPERM);
+        ASSERT_STREQ(why, "overlaps the ids of container 'mapped'");
+        uid_ranges_free(r);
+        r = open_ranges(8);
+        ASSERT_EQ(uid_ranges_count(r), 2);
+        ASSERT_OK(uid_ranges_acquire(r, "next", &next, NULL));
+        ASSERT_EQ(next, 100000 + 3 * 65536);
+        ASSERT_OK(uid_ranges_share(r, "member", 200000, NULL));
+        ASSERT_OK(uid_ranges_release(r, "/run/containerd/mapped"));
+        ASSERT_OK(uid_ranges_release(r, "member"));
+        ASSERT_OK(uid_ranges_acquire(r, "after", &next, NULL));
+        ASSERT_EQ(next, 165536);
         uid_ranges_free(r);
 }

@@ -73,6 +73,20 @@ if [[ -e $state/first-boot ]]; then
         exit 0
 fi
 
+# ---- how Stockade was installed: run.sh boots a disk installed from the Debian package
+# with "stockade.install=package" on the kernel command line ----
+if grep -qw 'stockade.install=package' /proc/cmdline; then
+        status=$(dpkg-query -W -f='${Status} ${Version}' stockade 2>&1)
+        if [[ $status == "install ok installed "* && $(command -v stockaded) == /usr/bin/stockaded &&
+                $(systemctl is-enabled stockaded.socket stockaded.service 2>&1 | tr '\n' ' ') == "enabled enabled " ]]; then
+                pass "installed from the Debian package ($status): /usr/bin/stockaded, its units enabled by the package"
+        else
+                fail "installed from the Debian package" "dpkg: '$status', stockaded: '$(command -v stockaded)', units: $(systemctl is-enabled stockaded.socket stockaded.service 2>&1 | tr '\n' ' ')"
+        fi
+else
+        echo "# Stockade installed with make install: $(command -v stockaded)"
+fi
+
 # ---- order: socket, then the agent ready, then containerd, then dockerd ----
 sock=$(mono stockaded.socket ActiveEnterTimestampMonotonic)
 agent_start=$(mono stockaded.service ExecMainStartTimestampMonotonic)
@@ -189,7 +203,9 @@ fi
 # ---- a busybox image made from the guest's own files ----
 mkdir -p "$tmp/rootfs/bin" "$tmp/rootfs/etc" "$tmp/rootfs/proc" "$tmp/rootfs/sys" "$tmp/rootfs/dev" "$tmp/rootfs/tmp"
 cp /bin/busybox "$tmp/rootfs/bin/"
-for t in sh cat sleep true id ls echo grep; do ln -s busybox "$tmp/rootfs/bin/$t"; done
+for t in sh cat sleep true id ls echo grep test; do ln -s busybox "$tmp/rootfs/bin/$t"; done
+# run.sh puts tests/integration/seccomp-probe (static) beside this script.
+cp "$(dirname "$0")/seccomp-probe" "$tmp/rootfs/bin/" 2>/dev/null
 echo 'root:x:0:0:root:/:/bin/sh' >"$tmp/rootfs/etc/passwd"
 if tar -C "$tmp/rootfs" -c . | timeout 120 docker import - "$img" >/dev/null 2>"$tmp/err"; then
         pass "docker import of a busybox image"
@@ -224,23 +240,158 @@ elif grep -q "restricted VM path" "$tmp/err"; then
 else
         fail "-v /etc:/x is refused with Stockade's reason" "$(oneline "$tmp/err")"
 fi
-drun --memory 64m --cpus 0.5 "$img" cat /sys/fs/cgroup/memory.max /sys/fs/cgroup/cpu.max >"$tmp/cg" 2>"$tmp/err"
-mem=$(sed -n 1p "$tmp/cg") cpu=$(sed -n 2p "$tmp/cg")
-if [[ $mem == 67108864 ]]; then
-        pass "--memory 64m: the container's memory.max is 67108864"
+# The i386 ABI (int 0x80): the guest's kernel runs it, and a container's first such call
+# kills it (the ABI is refused as a whole).
+probe=$(dirname "$0")/seccomp-probe
+if [[ $("$probe" i386-getpid 2>&1) != 'i386 getpid: succeeded' ]]; then
+        fail "the guest's kernel runs int 0x80 outside containers" "$("$probe" i386-getpid 2>&1 | tr '\n' ' ')"
 else
-        fail "--memory 64m: the container's memory.max is 67108864" "got '$mem': $(oneline "$tmp/err")"
-fi
-if [[ $cpu == "50000 100000" ]]; then
-        pass "--cpus 0.5: the container's cpu.max is 50000 100000"
-else
-        fail "--cpus 0.5: the container's cpu.max is 50000 100000" "got '$cpu': $(oneline "$tmp/err")"
+        out=$(drun "$img" sh -c 'seccomp-probe i386-vsock; seccomp-probe i386-umount /proc; test -e /proc/self/status && echo /proc still mounted' 2>&1)
+        if [[ $out == $'i386-vsock: killed by Bad system call\ni386-umount: killed by Bad system call\n/proc still mounted' ]]; then
+                pass "int 0x80 in a container: socketcall(AF_VSOCK) and umount of /proc kill the caller (SIGSYS); int 0x80 works outside"
+        else
+                fail "int 0x80 in a container: socketcall(AF_VSOCK) and umount of /proc kill the caller (SIGSYS)" "$(tr '\n' ' ' <<<"$out")"
+        fi
 fi
 
+# A container that keeps running: its limits seen inside and on the VM's side, and the
+# agent's restart below must leave it up.
+running() { [[ $(timeout 20 docker inspect -f '{{.State.Running}}' keep 2>/dev/null) == true ]]; }
+timeout 60 docker rm -f keep >/dev/null 2>&1
+timeout 180 docker run -d --name keep --memory 64m --cpus 0.5 "$img" \
+        sh -c 'cat /sys/fs/cgroup/memory.max /sys/fs/cgroup/cpu.max; exec sleep 100000' >/dev/null 2>"$tmp/err"
+sleep 1
+timeout 20 docker logs keep >"$tmp/cg" 2>>"$tmp/err"
+pid=$(timeout 20 docker inspect -f '{{.State.Pid}}' keep 2>>"$tmp/err")
+cgroup=/sys/fs/cgroup$(sed -n 's/^0:://p' "/proc/$pid/cgroup" 2>/dev/null)
+mem=$(sed -n 1p "$tmp/cg") cpu=$(sed -n 2p "$tmp/cg")
+vm_mem=$(cat "$cgroup/memory.max" 2>/dev/null) vm_cpu=$(cat "$cgroup/cpu.max" 2>/dev/null)
+if [[ $mem == 67108864 && $vm_mem == 67108864 && $cgroup == */docker-*.scope ]]; then
+        pass "--memory 64m: memory.max is 67108864 inside and in the VM's $cgroup"
+else
+        fail "--memory 64m: memory.max is 67108864 inside and on the VM" "inside '$mem', VM '$vm_mem' in '$cgroup': $(oneline "$tmp/err")"
+fi
+if [[ $cpu == "50000 100000" && $vm_cpu == "50000 100000" ]]; then
+        pass "--cpus 0.5: cpu.max is 50000 100000 inside and on the VM"
+else
+        fail "--cpus 0.5: cpu.max is 50000 100000 inside and on the VM" "inside '$cpu', VM '$vm_cpu': $(oneline "$tmp/err")"
+fi
+
+# ---- Docker-in-Docker: an engine inside a --privileged container ----
+# The image is the guest's own engine (dockerd, containerd, its shim, runc) with the
+# libraries they load, and busybox. The inner engine mounts overlays, proc, sysfs, cgroup2
+# and makes namespaces for its containers; all of it inside the outer container's user
+# namespace, its mounts vetted by the agent. The guest's docker CLI speaks to the inner
+# engine's socket through /proc/PID/root (a CLI in the image would only add 45 MB to copy
+# and import under TCG).
+dind_image() {
+        local root=$tmp/dind b p
+        mkdir -p "$root"/{bin,usr/bin,etc,proc,sys,dev,tmp,run,var/lib/docker}
+        ln -s ../run "$root/var/run"
+        cp /bin/busybox "$root/bin/"
+        for b in sh cat sleep true ls echo grep sed mkdir wc mount tr; do ln -s busybox "$root/bin/$b"; done
+        for b in dockerd containerd containerd-shim-runc-v2 runc; do
+                p=$(PATH=/usr/sbin:/usr/bin:/sbin:/bin command -v "$b") || return 1
+                cp "$p" "$root/usr/bin/" || return 1
+                ldd "$p" | grep -o '/[^ ]*' | xargs -r cp --parents -L -t "$root" || return 1
+        done
+        echo 'root:x:0:0:root:/:/bin/sh' >"$root/etc/passwd"
+        echo 'root:x:0:' >"$root/etc/group"
+        # cgroup v2 lets only a leaf hold processes: the engine's processes move to a child
+        # before the controllers are handed down to the inner containers' cgroups.
+        cat >"$root/bin/dind" <<'EOF'
+#!/bin/sh
+export PATH=/usr/bin:/bin
+mkdir -p /sys/fs/cgroup/init
+for p in $(cat /sys/fs/cgroup/cgroup.procs); do echo "$p" >/sys/fs/cgroup/init/cgroup.procs 2>/dev/null; done
+sed -e 's/ / +/g' -e 's/^/+/' /sys/fs/cgroup/cgroup.controllers >/sys/fs/cgroup/cgroup.subtree_control
+exec dockerd --iptables=false --ip6tables=false --ip-forward=false --ip-masq=false --bridge=none \
+        --userland-proxy=false --storage-driver=overlay2 --log-level=warn
+EOF
+        chmod 0755 "$root/bin/dind"
+        tar -C "$root" -c . | timeout 180 docker import - vmtest/dind >/dev/null
+}
+dind_checks() {
+        local driver inner outer outer_pid pid uid masked t=$SECONDS
+        if ! dind_image 2>"$tmp/err"; then
+                fail "Docker-in-Docker: an image of the guest's engine" "$(oneline "$tmp/err")"
+                return
+        fi
+        echo "# Docker-in-Docker: the image in $((SECONDS - t)) s"
+        t=$SECONDS
+        if ! timeout 180 docker run -d --privileged --name dind -v /var/lib/docker vmtest/dind /bin/dind >/dev/null 2>"$tmp/err"; then
+                fail "Docker-in-Docker: a --privileged container of the engine starts" "$(oneline "$tmp/err")"
+                return
+        fi
+        outer_pid=$(timeout 20 docker inspect -f '{{.State.Pid}}' dind)
+        inner_docker() { timeout 180 docker -H "unix:///proc/$outer_pid/root/run/docker.sock" "$@"; }
+        for _ in $(seq 1 60); do
+                inner_docker info >/dev/null 2>&1 && break
+                [[ $(timeout 20 docker inspect -f '{{.State.Running}}' dind 2>&1) == true ]] || break
+                sleep 2
+        done
+        driver=$(inner_docker info -f '{{.Driver}}' 2>"$tmp/err")
+        if [[ $driver != overlay2 ]]; then
+                fail "Docker-in-Docker: the inner engine runs on overlay2" "driver '$driver': $(oneline "$tmp/err")"
+                timeout 20 docker logs dind 2>&1 | tail -n 20 | sed 's/^/# dind: /'
+                return
+        fi
+        pass "Docker-in-Docker: the inner engine runs, storage driver overlay2"
+        echo "# Docker-in-Docker: the inner engine up $((SECONDS - t)) s after docker run"
+        t=$SECONDS
+        if ! tar -C "$tmp/rootfs" -c . | inner_docker import - inner >/dev/null 2>"$tmp/err"; then
+                fail "Docker-in-Docker: docker import in the inner engine" "exit status ${PIPESTATUS[1]}: $(oneline "$tmp/err")"
+                timeout 20 docker logs dind 2>&1 | tail -n 10 | sed 's/^/# dind: /'
+                return
+        fi
+        echo "# Docker-in-Docker: docker import in the inner engine in $((SECONDS - t)) s"
+        # The outer container's range: another container of the checks may hold the first.
+        outer=$(tr -s ' ' <"/proc/$outer_pid/uid_map" | sed 's/^ //')
+        base=${outer#0 } base=${base%% *}
+        # A container of the inner engine that keeps running: its uid_map inside, and its
+        # process seen from the VM.
+        inner_docker run -d --name sleeper --network=none inner sh -c 'cat /proc/self/uid_map; exec sleep 7777' >/dev/null 2>"$tmp/err"
+        for _ in $(seq 1 20); do
+                pid=$(pgrep -x -f 'sleep 7777' | head -n 1)
+                [[ -n $pid ]] && break
+                sleep 1
+        done
+        inner=$(inner_docker logs sleeper 2>>"$tmp/err" | tr -s ' ' | sed 's/^ //')
+        if [[ -z $base || $inner != "$outer" ]]; then
+                fail "Docker-in-Docker: a container of the inner engine runs in the outer's range" "got '$inner', outer '$outer': $(oneline "$tmp/err")"
+                journalctl -u stockaded.service --no-pager -o cat 2>&1 | grep -i 'denied\|refused\|cannot\|watchdog' | tail -n 10 | sed 's/^/# agent: /'
+                echo "# agent: restarted $(systemctl show -P NRestarts stockaded.service) times by systemd"
+                return
+        fi
+        pass "Docker-in-Docker: a container of the inner engine runs, uid_map '$inner' (the outer's range)"
+        # Seen from the VM: the inner container's process is the outer's first uid in the
+        # outer's user namespace, holding no capability over the VM.
+        uid=$(awk '/^Uid:/ { print $2 }' "/proc/$pid/status" 2>/dev/null)
+        if [[ -n $pid && $uid == "$base" && $(readlink "/proc/$pid/ns/user") == "$(readlink "/proc/$outer_pid/ns/user")" &&
+                $(readlink "/proc/$pid/ns/user") != "$(readlink /proc/1/ns/user)" ]]; then
+                pass "Docker-in-Docker: the inner container is uid $uid on the VM, in the outer container's user namespace"
+        else
+                fail "Docker-in-Docker: the inner container is unprivileged on the VM" \
+                        "pid '$pid', uid '$uid', user ns $(readlink "/proc/$pid/ns/user" 2>&1), outer's $(readlink "/proc/$outer_pid/ns/user"): $(oneline "$tmp/err")"
+        fi
+        # The inner engine unmasks /proc and /sys for --privileged; Stockade's masks stay on
+        # every proc and sysfs mounted in the outer container.
+        masked=$(inner_docker run --rm --privileged --network=none inner sh -c 'wc -c </proc/kcore; ls -a /sys/firmware | wc -l' 2>"$tmp/err" | tr '\n' ' ')
+        if [[ $masked == "0 2 " ]]; then
+                pass "Docker-in-Docker: a --privileged inner container still has /proc/kcore and /sys/firmware masked"
+        else
+                fail "Docker-in-Docker: a --privileged inner container still has /proc/kcore and /sys/firmware masked" \
+                        "bytes in /proc/kcore, entries in /sys/firmware: '$masked': $(oneline "$tmp/err")"
+        fi
+}
+timeout 60 docker rm -fv dind >/dev/null 2>&1
+t_dind=$SECONDS
+dind_checks
+timeout 60 docker rm -fv dind >/dev/null 2>&1
+echo "# Docker-in-Docker checks took $((SECONDS - t_dind)) s"
+
 # ---- the agent restarts; dockerd and a running container stay up ----
-running() { [[ $(docker inspect -f '{{.State.Running}}' keep 2>/dev/null) == true ]]; }
-docker rm -f keep >/dev/null 2>&1
-if timeout 180 docker run -d --name keep "$img" sleep 100000 >/dev/null 2>"$tmp/err" && running; then
+if running; then
         dockerd_pid=$(systemctl show -P MainPID docker.service)
         agent_pid=$(systemctl show -P MainPID stockaded.service)
         timeout 60 systemctl restart stockaded.service
@@ -258,6 +409,39 @@ else
 fi
 timeout 60 systemctl start docker.service >/dev/null 2>&1
 docker rm -f keep >/dev/null 2>&1
+
+# ---- kill -9 of the agent: the notify fds wait in systemd's fd store for the next one ----
+check_kill_restart() {
+        local name="kill -9 of the agent: a running container's vetted calls go on under the restarted agent"
+        docker rm -f loop >/dev/null 2>&1
+        if ! timeout 180 docker run -d --cap-add SYS_ADMIN --name loop "$img" sh -c \
+                'mkdir -p /mnt/t; while true; do mount -t tmpfs none /mnt/t && umount /mnt/t && echo ok || echo FAILED; sleep 0.2; done' \
+                >/dev/null 2>"$tmp/err"; then
+                fail "$name" "cannot start a container: $(oneline "$tmp/err")"
+                return
+        fi
+        sleep 3
+        local kept agent_pid new_pid before after
+        kept=$(systemctl show -P NFileDescriptorStore stockaded.service)
+        agent_pid=$(systemctl show -P MainPID stockaded.service)
+        kill -9 "$agent_pid"
+        new_pid=$agent_pid
+        for _ in $(seq 1 40); do
+                sleep 0.5
+                new_pid=$(systemctl show -P MainPID stockaded.service)
+                [[ $new_pid != "$agent_pid" && $new_pid != 0 && $(systemctl show -P ActiveState stockaded.service) == active ]] && break
+        done
+        before=$(docker logs loop 2>&1 | grep -c '^ok')
+        sleep 3
+        after=$(docker logs loop 2>&1 | grep -c '^ok')
+        if [[ ${kept:-0} -ge 1 && $new_pid != "$agent_pid" && $after -gt $before ]] && ! docker logs loop 2>&1 | grep -q FAILED; then
+                pass "$name (pid $agent_pid -> $new_pid, $kept fds in systemd's fd store, $((after - before)) mount+umount pairs since)"
+        else
+                fail "$name" "fds kept $kept, agent $agent_pid -> $new_pid, pairs $before -> $after, $(docker logs loop 2>&1 | grep -m1 FAILED)"
+        fi
+        docker rm -f loop >/dev/null 2>&1
+}
+check_kill_restart
 
 # ---- the agent stopped: new containers fail closed; start brings it back ----
 timeout 60 systemctl stop stockaded.socket stockaded.service

@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# The agent's /proc and /sys emulation under a real Docker engine: a container sees its
+# own memory limit, CPUs, uptime and load, tools that size themselves from /proc agree, a
+# process outside any container sees the VM's files, and a restarted agent serves the
+# mounts of running containers again.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/docker-lib.sh"
+cd "$SCRATCH"
+docker_require
+[[ -c /dev/fuse ]] || { echo "SKIP: no /dev/fuse"; exit 0; }
+
+docker_agent_config
+docker_setup || exit 1
+img=stockade-test
+run() { timeout -s KILL 60 docker run --rm "$@" 2>&1 | grep -v '^WARNING: IPv4 forwarding'; return "${PIPESTATUS[0]}"; }
+limited=(-m 256m --cpus 1.5 --cpuset-cpus 0)
+
+# Read with read(2): busybox cat's sendfile(2) gets nothing from the FUSE files (see README).
+expect "MemTotal is the memory limit" 0 '^MemTotal: +262144 kB$' run "${limited[@]}" $img grep MemTotal /proc/meminfo
+# procps free (busybox's asks sysinfo(2)), with its libraries from the VM.
+mkdir -p procps
+for f in $(command -v free) $(ldd "$(command -v free)" | grep -o '/[^ ]*'); do cp -L "$f" procps/; done
+expect "free -m shows 256 total" 0 '^Mem: +256 ' run "${limited[@]}" -v "$SCRATCH/procps:/procps:ro" $img \
+        /procps/ld-linux-x86-64.so.2 --library-path /procps /procps/free -m
+expect "nproc says 1 with --cpuset-cpus 0" 0 '^1$' run "${limited[@]}" $img nproc
+expect "cpuinfo has one processor with --cpuset-cpus 0" 0 '^1$' run "${limited[@]}" $img grep -c ^processor /proc/cpuinfo
+expect "cpu/online says 0" 0 '^0$' run "${limited[@]}" $img head -1 /sys/devices/system/cpu/online
+expect "stat has one cpu line per CPU" 0 '^cpu0 .*#1$' run "${limited[@]}" $img sh -c 'grep ^cpu0 /proc/stat | tr "\n" "#"; grep -c "^cpu[0-9]" /proc/stat | sed "s/^/#/"'
+# The proc and sysfs a container mounts itself get the same files: a pid namespace of its
+# own (as Docker-in-Docker's containers have), a second proc, a sysfs.
+expect "a proc mounted for a nested pid namespace shows the container's memory and CPUs" 0 '^MemTotal: +262144 kB#1#$' \
+        run --privileged "${limited[@]}" $img unshare -p -f --mount-proc sh -c 'grep MemTotal /proc/meminfo | tr "\n" "#"; grep -c ^processor /proc/cpuinfo | tr "\n" "#"'
+expect "a second proc and a sysfs mounted in the container show its own files" 0 '^MemTotal: +262144 kB#0$' \
+        run --privileged "${limited[@]}" $img sh -c 'mkdir -p /mnt/p /mnt/s && mount -t proc proc /mnt/p && mount -t sysfs sysfs /mnt/s &&
+                grep MemTotal /mnt/p/meminfo | tr "\n" "#" && head -1 /mnt/s/devices/system/cpu/online'
+# Attacks on those files: unmounting one (a proc the container mounted itself holds no
+# initial mounts) or copying a proc without the mounts on it would show the VM's figures.
+expect "a container cannot unmount an emulated file of a proc it mounted" 0 '^MemTotal: +262144 kB$' \
+        run --privileged "${limited[@]}" $img sh -c 'mkdir -p /mnt/p && mount -t proc proc /mnt/p &&
+                { umount /mnt/p/meminfo; umount -l /mnt/p/meminfo; } 2>/dev/null; grep MemTotal /mnt/p/meminfo'
+expect "a container cannot unmount an emulated file of its own /proc" 0 '^MemTotal: +262144 kB$' \
+        run --privileged "${limited[@]}" $img sh -c '{ umount /proc/meminfo; umount -l /proc/meminfo; } 2>/dev/null; grep MemTotal /proc/meminfo'
+expect "a bind of /proc without MS_REC is refused (it would drop the emulated files)" 0 '^refused$' \
+        run --privileged "${limited[@]}" $img sh -c 'mkdir -p /mnt/q && if mount --bind /proc /mnt/q 2>/dev/null; then
+                grep MemTotal /mnt/q/meminfo; else echo refused; fi'
+expect "--cpus 1.5 without a cpuset shows 2 processors" 0 '^2$' run --cpus 1.5 $img grep -c ^processor /proc/cpuinfo
+expect "--cpus 0.5 shows 1 processor" 0 '^1$' run --cpus 0.5 $img grep -c ^processor /proc/cpuinfo
+expect "top -bn1 shows the container's memory" 0 '^Mem: [0-9]+K used, [0-9]+K free' run "${limited[@]}" $img sh -c 'top -bn1 | head -3'
+expect "swaps has its header" 0 '^Filename' run "${limited[@]}" $img head -5 /proc/swaps
+expect "loadavg counts the container's tasks" 0 '^[0-9.]+ [0-9.]+ [0-9.]+ [0-9]+/[0-9]+ ' run $img head -1 /proc/loadavg
+expect "reads at any offset: dd bs=1 skip=3 count=6" 0 '^Total:$' run "${limited[@]}" $img sh -c 'dd if=/proc/meminfo bs=1 skip=3 count=6 2>/dev/null; echo'
+expect "head -c 8 of meminfo" 0 '^MemTotal$' run "${limited[@]}" $img sh -c 'head -c 8 /proc/meminfo; echo'
+expect "the files cannot be written" 1 'Read-only|Permission denied' run --privileged $img sh -c 'echo x >/proc/meminfo'
+
+# Uptime starts near 0 and grows.
+out=$(run $img sh -c 'cut -d" " -f1 /proc/uptime; sleep 1.2; cut -d" " -f1 /proc/uptime')
+first=$(head -1 <<<"$out") second=$(tail -1 <<<"$out")
+if [[ $first =~ ^[0-9.]+$ ]] && awk -v a="$first" -v b="$second" 'BEGIN { exit !(a < 5 && b >= a + 1) }'; then
+        pass "uptime starts near 0 and grows ($first, $second)"
+else
+        fail "uptime starts near 0 and grows" "$out"
+fi
+
+# A process outside any container gets the VM's file.
+vm=$(grep ^MemTotal /proc/meminfo)
+if [[ "$(grep ^MemTotal "$SCRATCH/run/procfs/meminfo")" == "$vm" ]]; then
+        pass "a VM process reads the VM's meminfo through the mount"
+else
+        fail "a VM process reads the VM's meminfo through the mount" "$(grep ^MemTotal "$SCRATCH/run/procfs/meminfo" 2>&1)"
+fi
+
+# Network sysctls belong to the container's own network namespace: --sysctl sets them, and
+# a --privileged container may (only /proc/sys/net is writable there).
+vm_forward=$(cat /proc/sys/net/ipv4/ip_forward) vm_ttl=$(cat /proc/sys/net/ipv4/ip_default_ttl)
+expect "--sysctl net.ipv4.ip_forward=1 is set in the container" 0 '^1$' run --sysctl net.ipv4.ip_forward=1 $img cat /proc/sys/net/ipv4/ip_forward
+expect "sysctl -w of a network sysctl works in a --privileged container" 0 '^net.ipv4.ip_forward = 1#net.ipv4.ip_default_ttl = 99#99$' \
+        run --privileged $img sh -c 'sysctl -w net.ipv4.ip_forward=1 net.ipv4.ip_default_ttl=99 | tr "\n" "#"; cat /proc/sys/net/ipv4/ip_default_ttl'
+[[ $(cat /proc/sys/net/ipv4/ip_forward) == "$vm_forward" && $(cat /proc/sys/net/ipv4/ip_default_ttl) == "$vm_ttl" ]] &&
+        pass "the VM's ip_forward and ip_default_ttl are unchanged ($vm_forward, $vm_ttl)" ||
+        fail "the VM's ip_forward and ip_default_ttl are unchanged" "now $(cat /proc/sys/net/ipv4/ip_forward), $(cat /proc/sys/net/ipv4/ip_default_ttl); were $vm_forward, $vm_ttl"
+expect "the rest of /proc/sys stays read-only in a --privileged container" 1 'Read-only file system' \
+        run --privileged $img sh -c 'echo evil >/proc/sys/kernel/hostname'
+expect "sysctl -w of a network sysctl is refused without --privileged" 1 'Read-only file system' \
+        run $img sysctl -w net.ipv4.ip_default_ttl=99
