@@ -765,6 +765,45 @@ static void do_mknod(Context *x) {
 
 /* ---- the helper process ---- */
 
+/* Joins the caller's namespaces (those of `namespaces` that are not ours), root and
+ * directory, and takes its ids. */
+static void enter_caller(const Context *x, int namespaces) {
+        const BrokerJob *q = x->q;
+        int socket = x->socket;
+        /* The caller's groups, while in the agent's user namespace: in the caller's,
+         * setgroups() may be denied (/proc/PID/setgroups, as "unshare -r" leaves it), and
+         * setns() keeps them. Then its namespaces, root and directory, and its ids. */
+        if (setgroups(q->creds.n_groups, q->creds.groups) < 0)
+                helper_fail(socket, -EPERM, "cannot take the groups of process %d: %m", (int) q->pid);
+        if (setns(q->fds[BROKER_FD_PIDFD], namespaces) < 0)
+                helper_fail(socket, errno == ESRCH ? -ENOENT : -errno, "cannot join the namespaces of process %d: %m",
+                            (int) q->pid);
+        if (fchdir(q->fds[BROKER_FD_ROOT]) < 0 || chroot(".") < 0 || fchdir(q->fds[BROKER_FD_CWD]) < 0)
+                helper_fail(socket, -errno, "cannot enter the root and directory of process %d: %m", (int) q->pid);
+        helper_become(socket, q);
+}
+
+static void perform(Context *x) {
+        const BrokerJob *q = x->q;
+        switch (q->syscall) {
+        case BROKER_SYSCALL_MOUNT:
+                do_mount(x);
+                break;
+        case BROKER_SYSCALL_UMOUNT2:
+                do_umount(x);
+                break;
+        case BROKER_SYSCALL_PIVOT_ROOT:
+                do_pivot_root(x);
+                break;
+        case BROKER_SYSCALL_MKNOD:
+        case BROKER_SYSCALL_MKNODAT:
+                do_mknod(x);
+                break;
+        default:
+                helper_deny(x->socket, -EPERM, "unexpected request");
+        }
+}
+
 void broker_actor_run(int socket, const BrokerJob *q, const BrokerRules *rules) {
         Context x = { .socket = socket, .q = q, .rules = rules, .proc_fd = -EBADF, .device = -EBADF,
                       .self_links = { -EBADF, -EBADF } };
@@ -815,37 +854,60 @@ void broker_actor_run(int socket, const BrokerJob *q, const BrokerRules *rules) 
                         helper_fail(socket, -errno, "cannot copy '%s': %m", q->device);
         }
 
-        /* The caller's groups, while in the agent's user namespace: in the caller's,
-         * setgroups() may be denied (/proc/PID/setgroups, as "unshare -r" leaves it), and
-         * setns() keeps them. Then its namespaces, root and directory, and its ids. */
-        if (setgroups(q->creds.n_groups, q->creds.groups) < 0)
-                helper_fail(socket, -EPERM, "cannot take the groups of process %d: %m", (int) q->pid);
-        int namespaces = q->syscall == BROKER_SYSCALL_MOUNT ? namespaces_of(q->pid) : CLONE_NEWNS | CLONE_NEWUSER;
-        if (setns(q->fds[BROKER_FD_PIDFD], namespaces) < 0)
-                helper_fail(socket, errno == ESRCH ? -ENOENT : -errno, "cannot join the namespaces of process %d: %m",
-                            (int) q->pid);
-        if (fchdir(q->fds[BROKER_FD_ROOT]) < 0 || chroot(".") < 0 || fchdir(q->fds[BROKER_FD_CWD]) < 0)
-                helper_fail(socket, -errno, "cannot enter the root and directory of process %d: %m", (int) q->pid);
-        helper_become(socket, q);
-
-        switch (q->syscall) {
-        case BROKER_SYSCALL_MOUNT:
-                do_mount(&x);
-                break;
-        case BROKER_SYSCALL_UMOUNT2:
-                do_umount(&x);
-                break;
-        case BROKER_SYSCALL_PIVOT_ROOT:
-                do_pivot_root(&x);
-                break;
-        case BROKER_SYSCALL_MKNOD:
-        case BROKER_SYSCALL_MKNODAT:
-                do_mknod(&x);
-                break;
-        default:
-                helper_deny(socket, -EPERM, "unexpected request");
-        }
+        enter_caller(&x, q->syscall == BROKER_SYSCALL_MOUNT ? namespaces_of(q->pid) : CLONE_NEWNS | CLONE_NEWUSER);
+        perform(&x);
         _exit(EXIT_SUCCESS);
+}
+
+/* ---- kept helpers ---- */
+
+bool broker_job_keepable(const BrokerJob *q) {
+        if (q->syscall == BROKER_SYSCALL_UMOUNT2)
+                return q->fds[BROKER_FD_PROC] < 0;
+        return q->syscall == BROKER_SYSCALL_MOUNT && q->fds[BROKER_FD_PROC] < 0 && q->fds[BROKER_FD_PIDNS] < 0 &&
+               q->fds[BROKER_FD_EMULATION] < 0 && !q->device[0] &&
+               !(q->has_fstype && broker_mount_op(q->flags) == BROKER_MOUNT_NEW &&
+                 (streq(q->fstype, "proc") || streq(q->fstype, "sysfs") || streq(q->fstype, "cgroup") ||
+                  streq(q->fstype, "cgroup2")));
+}
+
+static int kept_proc_fd = -EBADF;
+
+void broker_actor_keep(int socket, const BrokerJob *q, int channel) {
+        helper_prepare();
+        answering = q;
+        helper_answer_hook(answer_call);
+        int keep[_BROKER_FD_MAX + 3] = { socket, STDERR_FILENO, channel };
+        memcpy(keep + 3, q->fds, sizeof(q->fds));
+        close_all_but(keep, ELEMENTSOF(keep));
+        kept_proc_fd = open("/proc", O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (kept_proc_fd < 0)
+                helper_fail(socket, -errno, "cannot open /proc: %m");
+        Context x = { .socket = socket, .q = q };
+        /* Not the cgroup namespace: the mount tables it reads show cgroup roots as the agent's
+         * does (broker_actor_run()), and no call it takes mounts a cgroup. */
+        enter_caller(&x, namespaces_of(q->pid) & ~CLONE_NEWCGROUP);
+        alarm(0);
+}
+
+void broker_actor_serve(int socket, const BrokerJob *q, const BrokerRules *rules) {
+        Context x = { .socket = socket, .q = q, .rules = rules, .proc_fd = kept_proc_fd, .device = -EBADF,
+                      .self_links = { -EBADF, -EBADF } };
+        for (size_t i = 0; i < _PROCFS_FILE_MAX; i++)
+                x.emulated[i] = -EBADF;
+        alarm(BROKER_HELPER_TIMEOUT_SEC);
+        answering = q;
+        helper_answer_hook(answer_call);
+        if (q->fds[BROKER_FD_MOUNTINFO] >= 0) {
+                int r = mount_table_read(q->fds[BROKER_FD_MOUNTINFO], &x.table);
+                if (r < 0)
+                        helper_fail(socket, r, "cannot read the mount table: %s", strerror(-r));
+        }
+        if (fchdir(q->fds[BROKER_FD_CWD]) < 0)
+                helper_fail(socket, -errno, "cannot enter the directory of process %d: %m", (int) q->pid);
+        perform(&x);
+        mount_table_done(&x.table);
+        alarm(0);
 }
 
 /* ---- the rules, handed over ---- */

@@ -78,6 +78,20 @@ typedef struct BrokerMessage {
 /* The helper parent's fd to the agent. */
 #define BROKER_HELPER_FD 3
 
+/* A kept helper performs the calls of one caller's kind in turn, without a fork each: those
+ * of callers in the same namespaces (user, mount, network, IPC, UTS), with the same root and
+ * the same credentials (the helper parent keys them so), since it enters these once and so
+ * acts with exactly the rights each caller has. Only calls that need nothing opened in the
+ * agent's namespaces first and no cgroup namespace: mounts and unmounts not of proc, sysfs
+ * or a cgroup and naming nothing under /proc/, no device node. */
+bool broker_job_keepable(const BrokerJob *q);
+/* In a new kept helper, with q its first job: closes all fds but socket, channel and q's,
+ * and enters q's caller as broker_actor_run() does; exits after answering on failure. */
+void broker_actor_keep(int socket, const BrokerJob *q, int channel);
+/* In a kept helper: performs q (of a caller keyed as the first) and answers on socket; on
+ * failure it exits after the answer, as broker_actor_run() does. q's fds stay open. */
+void broker_actor_serve(int socket, const BrokerJob *q, const BrokerRules *rules);
+
 /* The rules as the agent hands them to helpers, in a sealed memfd: each masked path with its
  * NUL, an empty string, then the mountinfo text of the container's initial mounts. */
 int broker_rules_encode(const char *const *masked, size_t n_masked, const char *mountinfo, int *ret_fd);

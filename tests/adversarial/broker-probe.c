@@ -9,6 +9,9 @@
  *                                                    succeeds, counts the entries of LOOK
  *                                                    ("../sys/firmware": the old root, now
  *                                                    on top of the new one, reached by "..")
+ *   broker-probe hold SECONDS CALL...             the call as above, then stays SECONDS
+ *                                                    (a kept helper ends with its first caller)
+ *   broker-probe as UID CALL...                  the call as above, as UID (gid UID, no groups)
  *   broker-probe stop-helper TARGET                  mounts a proc on TARGET while a child
  *                                                    SIGSTOPs every process named
  *                                                    "stockaded" it can see; prints whether
@@ -16,8 +19,10 @@
  *   broker-probe stop-children PID                   (on the VM) until killed, SIGSTOPs every
  *                                                    child and grandchild of PID (the agent's
  *                                                    helper parent and its helpers) */
+#define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>
+#include <grp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -111,6 +116,20 @@ static int stop_helper(const char *target) {
 }
 
 int main(int argc, char *argv[]) {
+        if (argc > 3 && strcmp(argv[1], "hold") == 0) {
+                int r = main(argc - 2, argv + 2);
+                fflush(stdout);
+                sleep((unsigned) atoi(argv[2]));
+                return r;
+        }
+        if (argc > 3 && strcmp(argv[1], "as") == 0) {
+                unsigned id = (unsigned) atoi(argv[2]);
+                if (setgroups(0, NULL) < 0 || setresgid(id, id, id) < 0 || setresuid(id, id, id) < 0) {
+                        perror("as");
+                        return 1;
+                }
+                return main(argc - 2, argv + 2);
+        }
         if ((argc == 5 || argc == 6) && strcmp(argv[1], "mount") == 0)
                 report(argv[3], mount(argv[2], argv[3], argv[4], 0, argc == 6 ? argv[5] : NULL));
         else if (argc == 4 && strcmp(argv[1], "bind") == 0)
