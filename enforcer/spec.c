@@ -726,3 +726,47 @@ int spec_add_procfs_binds(cJSON *spec, const char *dir) {
         }
         return 0;
 }
+
+/* The CPUs of a cpuset list ("0-2,5"), below n, in set (n bits); false where it is not a
+ * plain list (the kernel also takes strides: nothing is hidden then). */
+static bool cpu_list_parse(const char *list, unsigned n, uint8_t *set) {
+        memset(set, 0, (n + 7) / 8);
+        for (const char *p = list; *p;) {
+                char *end;
+                unsigned long first = strtoul(p, &end, 10), last = first;
+                if (end == p || !isdigit((unsigned char) *p))
+                        return false;
+                if (*end == '-') {
+                        p = end + 1;
+                        last = strtoul(p, &end, 10);
+                        if (end == p || !isdigit((unsigned char) *p) || last < first)
+                                return false;
+                }
+                for (unsigned long i = first; i <= last && i < n; i++)
+                        set[i / 8] |= (uint8_t) (1u << (i % 8));
+                if (*end != ',' && *end != '\0')
+                        return false;
+                p = *end == ',' ? end + 1 : end;
+        }
+        return true;
+}
+
+int spec_mask_cpus(cJSON *spec, unsigned n_cpus) {
+        cJSON *linux_obj = cJSON_GetObjectItemCaseSensitive(spec, "linux");
+        const cJSON *cpu = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(linux_obj, "resources"), "cpu");
+        const char *list = json_get_string(cpu, "cpus");
+        if (!list || !*list || n_cpus == 0 || n_cpus > SPEC_CPUS_MAX)
+                return 0;
+        uint8_t set[SPEC_CPUS_MAX / 8];
+        if (!cpu_list_parse(list, n_cpus, set))
+                return 0;
+        for (unsigned i = 0; i < n_cpus; i++) {
+                char path[64];
+                snprintf(path, sizeof(path), "/sys/devices/system/cpu/cpu%u", i);
+                const char *paths[] = { path };
+                int r = set[i / 8] & (1u << (i % 8)) ? 0 : ensure_paths(linux_obj, "maskedPaths", paths, 1);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}

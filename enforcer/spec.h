@@ -89,6 +89,12 @@ int spec_rewrite(cJSON *spec, const SpecPolicy *policy, SpecBinds *ret_binds, ch
  * each only where the spec mounts /proc or /sys. */
 int spec_add_procfs_binds(cJSON *spec, const char *dir);
 
+/* Masks (linux.maskedPaths, an empty read-only directory) /sys/devices/system/cpu/cpuN for
+ * each of the n_cpus CPUs the spec's cpuset (linux.resources.cpu.cpus) leaves out; nothing
+ * without a cpuset or where it is not a plain list of numbers and ranges. */
+#define SPEC_CPUS_MAX 8192
+int spec_mask_cpus(cJSON *spec, unsigned n_cpus);
+
 /* Clamps a process object's capabilities to cap_bound (for "runc exec --process"). */
 int spec_clamp_process(cJSON *process, uint64_t cap_bound);
 

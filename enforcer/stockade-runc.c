@@ -17,6 +17,7 @@
 #include <stdarg.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/sysinfo.h>
 #include <sys/statfs.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -586,7 +587,7 @@ static int prepare_procfs(cJSON *spec, const cJSON *procfs, const char *dir, cha
         tree = open_tree(fd, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH);
         if (tree < 0 || move_mount(tree, "", AT_FDCWD, target, MOVE_MOUNT_F_EMPTY_PATH) < 0)
                 return error_set(reterr, -errno, "stockade: cannot bind the agent's /proc emulation at '%s': %m", target);
-        if ((r = spec_add_procfs_binds(spec, target)) < 0)
+        if ((r = spec_add_procfs_binds(spec, target)) < 0 || (r = spec_mask_cpus(spec, (unsigned) get_nprocs_conf())) < 0)
                 return error_set(reterr, r, "stockade: cannot add the /proc emulation's binds: %s", strerror(-r));
         return 0;
 }

@@ -3,7 +3,7 @@
  * rewritten by spec_rewrite() under a policy with root filesystems in /tmp and no host
  * share, hook or engine path. Whatever it says, a rewrite that succeeds has the
  * container's own user namespace mapping, no hooks and no bind mount, and every error is
- * one line for the user. */
+ * one line for the user. Before that, spec_mask_cpus() reads its cpuset list. */
 #include <assert.h>
 #include <stdint.h>
 #include <string.h>
@@ -17,6 +17,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         _cleanup_json_ cJSON *spec = cJSON_ParseWithLength((const char *) data, size);
         if (!spec)
                 return 0;
+        int m = spec_mask_cpus(spec, 64);
+        assert(m == 0 || m == -ENOMEM);
         static const char *const restricted[] = { "/etc", "/var/lib/docker" };
         static const char *const storage[] = { "/tmp" };
         const SpecPolicy policy = {

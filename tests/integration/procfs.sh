@@ -25,6 +25,15 @@ expect "free -m shows 256 total" 0 '^Mem: +256 ' run "${limited[@]}" -v "$SCRATC
 expect "nproc says 1 with --cpuset-cpus 0" 0 '^1$' run "${limited[@]}" $img nproc
 expect "cpuinfo has one processor with --cpuset-cpus 0" 0 '^1$' run "${limited[@]}" $img grep -c ^processor /proc/cpuinfo
 expect "cpu/online says 0" 0 '^0$' run "${limited[@]}" $img head -1 /sys/devices/system/cpu/online
+if (( $(nproc) >= 2 )); then
+        expect "cpu1's directory in /sys is empty with --cpuset-cpus 0, cpu0's is not" 0 '^cpu0:[1-9][0-9]* cpu1:0$' \
+                run "${limited[@]}" $img sh -c 'echo "cpu0:$(ls /sys/devices/system/cpu/cpu0 | wc -l) cpu1:$(ls /sys/devices/system/cpu/cpu1 | wc -l)"'
+        expect "the same in a sysfs the container mounts" 0 '^cpu0:[1-9][0-9]* cpu1:0$' \
+                run --privileged "${limited[@]}" $img sh -c 'mkdir -p /mnt/s && mount -t sysfs sysfs /mnt/s &&
+                        echo "cpu0:$(ls /mnt/s/devices/system/cpu/cpu0 | wc -l) cpu1:$(ls /mnt/s/devices/system/cpu/cpu1 | wc -l)"'
+else
+        echo "SKIP: cpuN directories outside the cpuset: one CPU here"
+fi
 expect "stat has one cpu line per CPU" 0 '^cpu0 .*#1$' run "${limited[@]}" $img sh -c 'grep ^cpu0 /proc/stat | tr "\n" "#"; grep -c "^cpu[0-9]" /proc/stat | sed "s/^/#/"'
 # The proc and sysfs a container mounts itself get the same files: a pid namespace of its
 # own (as Docker-in-Docker's containers have), a second proc, a sysfs.

@@ -669,3 +669,33 @@ TEST(clamp_process_capabilities) {
         ASSERT_STREQ(text, "{\"capabilities\":{\"bounding\":[\"CAP_SYS_ADMIN\"],\"effective\":[\"CAP_KILL\"]}}");
         cJSON_Delete(process);
 }
+
+/* The cpuN directories of the CPUs a cpuset leaves out are masked; none without a cpuset
+ * or with a list the kernel reads differently (a stride). */
+static char *masked_after(const char *resources, unsigned n_cpus) {
+        _cleanup_free_ char *text = NULL;
+        ASSERT_TRUE(asprintf(&text, "{\"linux\": {\"resources\": %s, \"maskedPaths\": [\"/proc/kcore\"]}}", resources) > 0);
+        cJSON *spec = cJSON_Parse(text);
+        ASSERT_OK(spec_mask_cpus(spec, n_cpus));
+        char *masked = cJSON_PrintUnformatted(cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(spec, "linux"), "maskedPaths"));
+        cJSON_Delete(spec);
+        return masked;
+}
+
+TEST(cpus_outside_the_cpuset_masked) {
+        const char *cases[][3] = {
+                { "{\"cpu\": {\"cpus\": \"0\"}}", "4",
+                  "[\"/proc/kcore\",\"/sys/devices/system/cpu/cpu1\",\"/sys/devices/system/cpu/cpu2\",\"/sys/devices/system/cpu/cpu3\"]" },
+                { "{\"cpu\": {\"cpus\": \"1-2,5\"}}", "6",
+                  "[\"/proc/kcore\",\"/sys/devices/system/cpu/cpu0\",\"/sys/devices/system/cpu/cpu3\",\"/sys/devices/system/cpu/cpu4\"]" },
+                { "{\"cpu\": {\"cpus\": \"0-7\"}}", "2", "[\"/proc/kcore\"]" },
+                { "{\"cpu\": {\"shares\": 512}}", "4", "[\"/proc/kcore\"]" },
+                { "{\"cpu\": {\"cpus\": \"0-7:2\"}}", "8", "[\"/proc/kcore\"]" },
+                { "{\"cpu\": {\"cpus\": \"3-1\"}}", "4", "[\"/proc/kcore\"]" },
+                { "{\"cpu\": {\"cpus\": \"-1\"}}", "4", "[\"/proc/kcore\"]" },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                _cleanup_free_ char *masked = masked_after(cases[i][0], (unsigned) atoi(cases[i][1]));
+                ASSERT_STREQ(masked, cases[i][2]);
+        }
+}
