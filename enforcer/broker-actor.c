@@ -867,8 +867,7 @@ bool broker_job_keepable(const BrokerJob *q) {
         return q->syscall == BROKER_SYSCALL_MOUNT && q->fds[BROKER_FD_PROC] < 0 && q->fds[BROKER_FD_PIDNS] < 0 &&
                q->fds[BROKER_FD_EMULATION] < 0 && !q->device[0] &&
                !(q->has_fstype && broker_mount_op(q->flags) == BROKER_MOUNT_NEW &&
-                 (streq(q->fstype, "proc") || streq(q->fstype, "sysfs") || streq(q->fstype, "cgroup") ||
-                  streq(q->fstype, "cgroup2")));
+                 (streq(q->fstype, "proc") || streq(q->fstype, "sysfs")));
 }
 
 static int kept_proc_fd = -EBADF;
@@ -884,9 +883,7 @@ void broker_actor_keep(int socket, const BrokerJob *q, int channel) {
         if (kept_proc_fd < 0)
                 helper_fail(socket, -errno, "cannot open /proc: %m");
         Context x = { .socket = socket, .q = q };
-        /* Not the cgroup namespace: the mount tables it reads show cgroup roots as the agent's
-         * does (broker_actor_run()), and no call it takes mounts a cgroup. */
-        enter_caller(&x, namespaces_of(q->pid) & ~CLONE_NEWCGROUP);
+        enter_caller(&x, namespaces_of(q->pid));
         alarm(0);
 }
 

@@ -79,11 +79,12 @@ typedef struct BrokerMessage {
 #define BROKER_HELPER_FD 3
 
 /* A kept helper performs the calls of one caller's kind in turn, without a fork each: those
- * of callers in the same namespaces (user, mount, network, IPC, UTS), with the same root and
- * the same credentials (the helper parent keys them so), since it enters these once and so
- * acts with exactly the rights each caller has. Only calls that need nothing opened in the
- * agent's namespaces first and no cgroup namespace: mounts and unmounts not of proc, sysfs
- * or a cgroup and naming nothing under /proc/, no device node. */
+ * of callers in the same namespaces (user, mount, network, IPC, UTS, cgroup), with the same
+ * root and the same credentials (the helper parent keys them so), since it enters these once
+ * and so acts with exactly the rights each caller has. Only calls that need nothing opened
+ * in the agent's namespaces first: mounts and unmounts not of a new proc or sysfs and naming
+ * nothing under /proc/, no device node. Their mount table comes as a memfd the helper
+ * parent filled (cgroup roots as the agent's cgroup namespace shows them). */
 bool broker_job_keepable(const BrokerJob *q);
 /* In a new kept helper, with q its first job: closes all fds but socket, channel and q's,
  * and enters q's caller as broker_actor_run() does; exits after answering on failure. */

@@ -5,7 +5,6 @@
 #include "mount-util.h"
 #include "util.h"
 
-#define MOUNTINFO_MAX (16u * 1024u * 1024u)
 
 const char *path_startswith(const char *path, const char *prefix) {
         size_t n = strlen(prefix);

@@ -28,6 +28,9 @@ typedef struct MountTable {
         size_t n;
 } MountTable;
 
+/* The largest mountinfo text read. */
+#define MOUNTINFO_MAX (16u * 1024u * 1024u)
+
 /* Reads the whole table from fd, an open mountinfo file, from its start: one fd can be read
  * again and again, and always shows the namespace of the process that opened it. */
 int mount_table_read(int fd, MountTable *ret);

@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 #include <sys/pidfd.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -25,6 +26,7 @@
 
 #include "broker-actor.h"
 #include "helper.h"
+#include "mount-util.h"
 #include "util.h"
 
 /* At most this many helpers at once: the agent's limits are lower. */
@@ -130,7 +132,7 @@ _noreturn_ static void helper_run(const Job *j) {
 
 /* What a kept helper's callers share: their namespaces, root and credentials. */
 typedef struct KeptKey {
-        ino_t ns[5];
+        ino_t ns[6];
         dev_t root_dev;
         ino_t root_ino;
         uint64_t root_mnt;
@@ -149,7 +151,7 @@ static Kept kept[KEPT_MAX];
 /* The key of q's caller; false if it cannot be read or the caller is gone (its pid then
  * named another). */
 static bool job_key(const BrokerJob *q, KeptKey *ret) {
-        static const char *const names[] = { "user", "mnt", "net", "ipc", "uts" };
+        static const char *const names[] = { "user", "mnt", "net", "ipc", "uts", "cgroup" };
         _Static_assert(ELEMENTSOF(names) == ELEMENTSOF(ret->ns), "one inode per namespace");
         memset(ret, 0, sizeof(*ret));
         for (size_t i = 0; i < ELEMENTSOF(names); i++) {
@@ -258,6 +260,30 @@ _noreturn_ static void kept_run(Job *first, int channel) {
         _exit(EXIT_SUCCESS);
 }
 
+/* The caller's mount table, read here into a memfd that takes the place of j's: a kept
+ * helper is in the caller's cgroup namespace when it reads it, and cgroup roots are to show
+ * as in the agent's (broker_actor_run() reads it before it joins the caller's). */
+static int mountinfo_snapshot(Job *j) {
+        int *fd = &j->m.job.fds[BROKER_FD_MOUNTINFO];
+        if (*fd < 0)
+                return 0;
+        _cleanup_free_ char *text = NULL;
+        size_t size;
+        int r = read_full_fd(*fd, MOUNTINFO_MAX, &text, &size);
+        _cleanup_close_ int memfd = r < 0 ? r : RET_NERRNO(memfd_create("mountinfo", MFD_CLOEXEC));
+        if (memfd < 0)
+                return memfd;
+        if ((r = write_all(memfd, text, size)) < 0)
+                return r;
+        for (size_t i = 0; i < j->n_fds; i++)
+                if (j->fds[i] == *fd) {
+                        safe_close(j->fds[i]);
+                        j->fds[i] = *fd = TAKE_FD(memfd);
+                        return 0;
+                }
+        return -EBADF;
+}
+
 /* Hands j to the kept helper of its caller's key, starting one if there is none and a
  * slot is free; the pid of the helper it went to, 0 if it went to none. */
 static pid_t kept_start(Job *j) {
@@ -270,9 +296,9 @@ static pid_t kept_start(Job *j) {
                         free_slot = free_slot ?: &kept[i];
                 else if (memcmp(&kept[i].key, &key, sizeof(key)) == 0)
                         k = &kept[i];
+        if ((k && k->busy) || mountinfo_snapshot(j) < 0)
+                return 0; /* one job at a time: the others are forked */
         if (k) {
-                if (k->busy)
-                        return 0; /* one job at a time: the others are forked */
                 if (message_send(k->channel, &j->m, j->fds, j->n_fds) < 0) {
                         kept_drop(k); /* it is ending */
                         return 0;
