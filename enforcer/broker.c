@@ -5,7 +5,6 @@
 #include <poll.h>
 #include <seccomp.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdarg.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
@@ -269,17 +268,17 @@ static int helper_parent_start(Broker *b) {
         char agent[32];
         snprintf(agent, sizeof(agent), "%d", (int) getpid());
         char *argv[] = { (char *) "stockade-helper", agent, NULL }, *envp[] = { NULL };
-        posix_spawn_file_actions_t actions;
-        int r = -posix_spawn_file_actions_init(&actions);
-        if (r < 0)
-                return r;
-        r = -posix_spawn_file_actions_adddup2(&actions, theirs, BROKER_HELPER_FD);
-        pid_t pid = 0;
-        if (r >= 0)
-                r = -posix_spawn(&pid, b->helper_path, &actions, NULL, argv, envp);
-        posix_spawn_file_actions_destroy(&actions);
-        if (r < 0)
-                return r;
+        /* fork(), not posix_spawn(): its vfork() would hold the agent until the child execs,
+         * and a child stopped before that (whatever stops the agent's children) never does.
+         * The child makes only async-signal-safe calls. */
+        pid_t pid = fork();
+        if (pid < 0)
+                return -errno;
+        if (pid == 0) {
+                if (dup2(theirs, BROKER_HELPER_FD) >= 0)
+                        execve(b->helper_path, argv, envp);
+                _exit(127);
+        }
         b->helper_pid = pid;
         b->helper_socket = TAKE_FD(ours);
         return 0;
