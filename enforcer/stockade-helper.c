@@ -284,6 +284,20 @@ static int mountinfo_snapshot(Job *j) {
         return -EBADF;
 }
 
+/* Whether the calling thread pid made one of the last RECENT_MAX calls forked for; notes it
+ * if not. A kept helper is started for a caller's second call: one for a process that makes
+ * a single call (a mount(8) in a shell loop) would end with it. */
+#define RECENT_MAX 64
+static bool calls_again(pid_t pid) {
+        static pid_t recent[RECENT_MAX];
+        static size_t next;
+        for (size_t i = 0; i < RECENT_MAX; i++)
+                if (recent[i] == pid)
+                        return true;
+        recent[next++ % RECENT_MAX] = pid;
+        return false;
+}
+
 /* Hands j to the kept helper of its caller's key, starting one if there is none and a
  * slot is free; the pid of the helper it went to, 0 if it went to none. */
 static pid_t kept_start(Job *j) {
@@ -296,8 +310,11 @@ static pid_t kept_start(Job *j) {
                         free_slot = free_slot ?: &kept[i];
                 else if (memcmp(&kept[i].key, &key, sizeof(key)) == 0)
                         k = &kept[i];
-        if ((k && k->busy) || mountinfo_snapshot(j) < 0)
-                return 0; /* one job at a time: the others are forked */
+        /* A kept helper takes one job at a time; a new one is for a caller's second call. */
+        if (k ? k->busy : (!calls_again(j->m.job.pid) || !free_slot || n_children >= CHILDREN_MAX))
+                return 0;
+        if (mountinfo_snapshot(j) < 0)
+                return 0;
         if (k) {
                 if (message_send(k->channel, &j->m, j->fds, j->n_fds) < 0) {
                         kept_drop(k); /* it is ending */
@@ -307,7 +324,7 @@ static pid_t kept_start(Job *j) {
                 return k->pid;
         }
         int pair[2];
-        if (!free_slot || n_children >= CHILDREN_MAX || socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) < 0)
+        if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) < 0)
                 return 0;
         pid_t pid = fork();
         if (pid < 0) {

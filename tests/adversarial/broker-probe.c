@@ -9,8 +9,9 @@
  *                                                    succeeds, counts the entries of LOOK
  *                                                    ("../sys/firmware": the old root, now
  *                                                    on top of the new one, reached by "..")
- *   broker-probe hold SECONDS CALL...             the call as above, then stays SECONDS
- *                                                    (a kept helper ends with its first caller)
+ *   broker-probe hold SECONDS CALL...             the call as above twice (a kept helper
+ *                                                    starts for a caller's second call), then
+ *                                                    stays SECONDS (it ends with its first caller)
  *   broker-probe as UID CALL...                  the call as above, as UID (gid UID, no groups)
  *   broker-probe stop-helper TARGET                  mounts a proc on TARGET while a child
  *                                                    SIGSTOPs every process named
@@ -118,6 +119,7 @@ static int stop_helper(const char *target) {
 int main(int argc, char *argv[]) {
         if (argc > 3 && strcmp(argv[1], "hold") == 0) {
                 int r = main(argc - 2, argv + 2);
+                r = r ?: main(argc - 2, argv + 2);
                 fflush(stdout);
                 sleep((unsigned) atoi(argv[2]));
                 return r;

@@ -8,7 +8,7 @@
 #  - pivot_root into a mask (which would uncover what it hides) is refused, runc's own
 #    pivot_root(".", ".") and unmount of the old root from "." work;
 #  - a user without capabilities gets EPERM for a tmpfs mount also while a root process of
-#    the same container holds a kept helper (one that performed its mount);
+#    the same container holds a kept helper (one that performed its two mounts);
 #  - a container that SIGSTOPs the broker's helper still gets its call answered, and
 #    no stopped helper is left behind.
 . "$(dirname "$0")/../integration/lib.sh"
@@ -40,14 +40,14 @@ for caps in --privileged "--cap-add SYS_ADMIN"; do
 done
 
 # A kept helper performs the calls of its first caller's kind only: same namespaces, root
-# and credentials. A root process that mounted (and so has one) stays while a process of
-# uid 1000 in the same container mounts: it must get the kernel's EPERM, not root's rights.
+# and credentials. A root process that mounted twice (and so has one) stays while a process
+# of uid 1000 in the same container mounts: it must get the kernel's EPERM, not root's rights.
 docker run -d --name adv --cap-add SYS_ADMIN -v "$SCRATCH/probe:/probe:ro" $img sleep 300 >/dev/null 2>&1
 expect "uid 1000 beside root's kept helper: a tmpfs mount gets EPERM" 0 '^/mnt/u: Operation not permitted$' \
         docker exec adv sh -c 'mkdir -p /mnt/r /mnt/u; /probe/broker-probe hold 3 mount none /mnt/r tmpfs >/tmp/r &
                 sleep 0.5; /probe/broker-probe as 1000 mount none /mnt/u tmpfs; wait'
-expect "uid 1000 beside root's kept helper: root's own mount succeeded, no tmpfs on /mnt/u" 0 '^/mnt/r: succeeded clean$' \
-        docker exec adv sh -c 'echo "$(cat /tmp/r) $(grep -q " /mnt/u " /proc/self/mountinfo || echo clean)"'
+expect "uid 1000 beside root's kept helper: root's own mounts succeeded, no tmpfs on /mnt/u" 0 '^/mnt/r: succeeded#/mnt/r: succeeded# clean$' \
+        docker exec adv sh -c 'echo "$(tr "\n" "#" </tmp/r) $(grep -q " /mnt/u " /proc/self/mountinfo || echo clean)"'
 docker rm -f adv >/dev/null 2>&1
 
 # Overlay layers are opened by the kernel from the layer's own mount: masks on top of it
