@@ -207,12 +207,18 @@ static void kept_heard(Kept *k, short revents) {
                 kept_drop(k);
 }
 
-/* In a kept helper: performs j (its fds mapped), closes them, and says it is done. */
-static void kept_serve(int channel, Job *j) {
+/* In a kept helper: performs j (its fds mapped), closes them, and says it is done. For the
+ * first job (ret_caller not NULL) it enters the caller's first and returns a pidfd of it. */
+static void kept_serve(int channel, Job *j, int *ret_caller) {
         BrokerRules rules;
         MountTable initial = {};
         _cleanup_free_ char *blob = NULL;
         rules_read(j, &rules, &blob, &initial);
+        if (ret_caller) {
+                j->fds[1] = safe_close(j->fds[1]); /* before its number is given out again */
+                broker_actor_keep(j->fds[0], &j->m.job, channel);
+                *ret_caller = fcntl(j->m.job.fds[BROKER_FD_PIDFD], F_DUPFD_CLOEXEC, 3);
+        }
         broker_actor_serve(j->fds[0], &j->m.job, &rules);
         mount_table_done(&initial);
         job_close(j);
@@ -222,18 +228,8 @@ static void kept_serve(int channel, Job *j) {
 /* A kept helper's life, from its first job on. At its end it stops taking jobs (the parent
  * then forks for them) and performs those already sent. */
 _noreturn_ static void kept_run(Job *first, int channel) {
-        BrokerRules rules;
-        MountTable initial = {};
-        char *blob = NULL;
-        rules_read(first, &rules, &blob, &initial);
-        first->fds[1] = safe_close(first->fds[1]); /* before its number is given out again */
-        broker_actor_keep(first->fds[0], &first->m.job, channel);
-        _cleanup_close_ int caller = fcntl(first->m.job.fds[BROKER_FD_PIDFD], F_DUPFD_CLOEXEC, 3);
-        broker_actor_serve(first->fds[0], &first->m.job, &rules);
-        mount_table_done(&initial);
-        free(blob);
-        job_close(first);
-        (void) send(channel, "", 1, MSG_NOSIGNAL);
+        _cleanup_close_ int caller = -EBADF;
+        kept_serve(channel, first, &caller);
         Job j = {};
         for (;;) {
                 struct pollfd p[2] = { { .fd = channel, .events = POLLIN }, { .fd = caller, .events = POLLIN } };
@@ -246,14 +242,14 @@ _noreturn_ static void kept_run(Job *first, int channel) {
                 if (k == 0)
                         break;
                 if (k == sizeof(j.m) && job_map(&j))
-                        kept_serve(channel, &j);
+                        kept_serve(channel, &j, NULL);
                 else if (k > 0 || k == -EBADMSG)
                         job_close(&j);
         }
         (void) shutdown(channel, SHUT_RD);
         while (message_receive(channel, &j.m, j.fds, &j.n_fds) == sizeof(j.m)) {
                 if (job_map(&j))
-                        kept_serve(channel, &j);
+                        kept_serve(channel, &j, NULL);
                 else
                         job_close(&j);
         }
