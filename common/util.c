@@ -63,6 +63,22 @@ int read_full_fd(int fd, size_t max, char **ret, size_t *ret_size) {
         return 0;
 }
 
+int ns_inode(int dir_fd, const char *path, uint64_t *ret) {
+        char link[64];
+        ssize_t n = readlinkat(dir_fd, path, link, sizeof(link) - 1);
+        if (n < 0)
+                return -errno;
+        link[n] = '\0';
+        const char *bracket = strstr(link, ":[");
+        char *end;
+        errno = 0;
+        unsigned long long ino = bracket ? strtoull(bracket + 2, &end, 10) : 0;
+        if (!bracket || end == bracket + 2 || errno || !streq(end, "]"))
+                return -EBADMSG;
+        *ret = ino;
+        return 0;
+}
+
 int read_full_file(int dir_fd, const char *path, size_t max, char **ret, size_t *ret_size) {
         _cleanup_close_ int fd = RET_NERRNO(openat(dir_fd, path, O_RDONLY | O_CLOEXEC | O_NOCTTY));
         if (fd < 0)

@@ -40,6 +40,12 @@ int duration_parse(const char *text, int64_t *ret_seconds);
 
 int safe_atoi64(const char *text, int64_t *ret);
 
+/* The inode of the namespace that the link at dir_fd/path (a /proc/PID/ns/TYPE) names,
+ * from the link's text "TYPE:[INODE]": a stat() of the link makes the kernel build an
+ * inode and a dentry for the namespace and free them again, which costs several times as
+ * much. All namespaces are on one file system, so the inode names one. */
+int ns_inode(int dir_fd, const char *path, uint64_t *ret);
+
 /* 64-bit FNV-1a: names derived from paths and keys, not for anything an attacker picks
  * to collide. */
 uint64_t hash_fnv1a(const void *data, size_t size);

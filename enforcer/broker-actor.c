@@ -50,12 +50,12 @@ static int namespaces_of(pid_t pid) {
         int flags = CLONE_NEWNS | CLONE_NEWUSER;
         for (size_t i = 0; i < ELEMENTSOF(types); i++) {
                 char path[64];
-                struct stat ours, theirs;
+                uint64_t ours, theirs;
                 snprintf(path, sizeof(path), "/proc/%d/ns/%s", (int) pid, types[i].name);
-                if (stat(path, &theirs) < 0)
+                if (ns_inode(AT_FDCWD, path, &theirs) < 0)
                         continue;
                 snprintf(path, sizeof(path), "/proc/self/ns/%s", types[i].name);
-                if (stat(path, &ours) < 0 || ours.st_ino != theirs.st_ino || ours.st_dev != theirs.st_dev)
+                if (ns_inode(AT_FDCWD, path, &ours) < 0 || ours != theirs)
                         flags |= types[i].flag;
         }
         return flags;

@@ -713,12 +713,12 @@ static int credentials_read(pid_t pid, BrokerCredentials *ret) {
 
 static bool same_namespace(pid_t a, pid_t b, const char *type) {
         char path[64];
-        struct stat sa, sb;
+        uint64_t ia, ib;
         snprintf(path, sizeof(path), "/proc/%d/ns/%s", (int) a, type);
-        if (stat(path, &sa) < 0)
+        if (ns_inode(AT_FDCWD, path, &ia) < 0)
                 return false;
         snprintf(path, sizeof(path), "/proc/%d/ns/%s", (int) b, type);
-        return stat(path, &sb) >= 0 && sa.st_ino == sb.st_ino && sa.st_dev == sb.st_dev;
+        return ns_inode(AT_FDCWD, path, &ib) >= 0 && ia == ib;
 }
 
 /* A pidfd whose namespaces the helper joins: the calling thread's (Linux 6.9 opens one for

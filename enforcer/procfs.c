@@ -67,12 +67,12 @@ static double boottime(void) {
 
 static int pidns_of(int proc_fd, pid_t pid, ino_t *ret) {
         char path[64];
-        struct stat st;
+        uint64_t ino;
         snprintf(path, sizeof(path), "%d/ns/pid", (int) pid);
-        if (fstatat(proc_fd, path, &st, 0) < 0)
-                return -errno;
-        *ret = st.st_ino;
-        return 0;
+        int r = ns_inode(proc_fd, path, &ino);
+        if (r >= 0)
+                *ret = (ino_t) ino;
+        return r;
 }
 
 static Container *container_of_pidns(const Procfs *p, ino_t ns) {

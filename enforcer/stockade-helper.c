@@ -132,7 +132,7 @@ _noreturn_ static void helper_run(const Job *j) {
 
 /* What a kept helper's callers share: their namespaces, root and credentials. */
 typedef struct KeptKey {
-        ino_t ns[6];
+        uint64_t ns[6];
         dev_t root_dev;
         ino_t root_ino;
         uint64_t root_mnt;
@@ -156,11 +156,9 @@ static bool job_key(const BrokerJob *q, KeptKey *ret) {
         memset(ret, 0, sizeof(*ret));
         for (size_t i = 0; i < ELEMENTSOF(names); i++) {
                 char path[64];
-                struct stat st;
                 snprintf(path, sizeof(path), "/proc/%d/ns/%s", (int) q->pid, names[i]);
-                if (stat(path, &st) < 0)
+                if (ns_inode(AT_FDCWD, path, &ret->ns[i]) < 0)
                         return false;
-                ret->ns[i] = st.st_ino;
         }
         struct statx stx;
         if (statx(q->fds[BROKER_FD_ROOT], "", AT_EMPTY_PATH, STATX_INO | STATX_MNT_ID, &stx) < 0 ||

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include <fcntl.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "enforcer/mount-util.h"
 #include "test.h"
@@ -76,4 +77,21 @@ TEST(read_the_real_table_twice_from_one_fd) {
         mount_table_done(&a);
         mount_table_done(&b);
         close(fd);
+}
+
+TEST(namespace_inode_from_the_link_text) {
+        static const char *const types[] = { "mnt", "user", "net", "pid", "cgroup" };
+        for (size_t i = 0; i < ELEMENTSOF(types); i++) {
+                char path[64];
+                struct stat st;
+                uint64_t ino = 0;
+                snprintf(path, sizeof(path), "/proc/self/ns/%s", types[i]);
+                ASSERT_OK(stat(path, &st));
+                ASSERT_OK(ns_inode(AT_FDCWD, path, &ino));
+                ASSERT_EQ(ino, (uint64_t) st.st_ino);
+        }
+        uint64_t ino;
+        ASSERT_EQ(ns_inode(AT_FDCWD, "/proc/self/exe", &ino), -EBADMSG);
+        ASSERT_EQ(ns_inode(AT_FDCWD, "/proc/self/ns/none", &ino), -ENOENT);
+        ASSERT_EQ(ns_inode(AT_FDCWD, "/proc/self/status", &ino), -EINVAL);
 }
