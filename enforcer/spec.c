@@ -600,6 +600,59 @@ static const char *const resources_fields[] = {
         "devices", "memory", "cpu", "pids", "blockIO", "hugepageLimits", "network", "rdma", "unified",
 };
 
+/* The next character of a key as runc's decoder (Go's encoding/json) matches keys to fields:
+ * ASCII letters in either case are one, and so are 'k' and KELVIN SIGN (U+212A), 's' and
+ * LATIN SMALL LETTER LONG S (U+017F), Unicode's only other spellings of ASCII letters. */
+static int key_fold_next(const char **p) {
+        const unsigned char *s = (const unsigned char *) *p;
+        if (s[0] == 0xE2 && s[1] == 0x84 && s[2] == 0xAA) {
+                *p += 3;
+                return 'k';
+        }
+        if (s[0] == 0xC5 && s[1] == 0xBF) {
+                *p += 2;
+                return 's';
+        }
+        if (*s)
+                (*p)++;
+        return *s >= 'A' && *s <= 'Z' ? *s - 'A' + 'a' : *s;
+}
+
+static int key_fold_compare(const void *a, const void *b) {
+        const char *x = *(const char *const *) a, *y = *(const char *const *) b;
+        for (;;) {
+                int cx = key_fold_next(&x), cy = key_fold_next(&y);
+                if (cx != cy || cx == 0)
+                        return cx - cy;
+        }
+}
+
+int spec_ambiguous_key(const cJSON *item, const char **ret_key) {
+        size_t n = 0;
+        const cJSON *child;
+        cJSON_ArrayForEach(child, item) {
+                int r = spec_ambiguous_key(child, ret_key);
+                if (r != 0)
+                        return r;
+                n++;
+        }
+        if (!cJSON_IsObject(item) || n < 2)
+                return 0;
+        _cleanup_free_ const char **keys = malloc(n * sizeof(char *));
+        if (!keys)
+                return -ENOMEM;
+        n = 0;
+        cJSON_ArrayForEach(child, item)
+                keys[n++] = child->string ?: "";
+        qsort(keys, n, sizeof(char *), key_fold_compare);
+        for (size_t i = 1; i < n; i++)
+                if (key_fold_compare(&keys[i - 1], &keys[i]) == 0) {
+                        *ret_key = keys[i];
+                        return 1;
+                }
+        return 0;
+}
+
 /* Only the fields Stockade knows reach runc. */
 static void keep_fields(cJSON *object, const char *const *names, size_t n) {
         cJSON *item, *next;
@@ -652,6 +705,12 @@ void spec_binds_done(SpecBinds *b) {
 int spec_rewrite(cJSON *spec, const SpecPolicy *p, SpecBinds *ret_binds, char **reterr) {
         if (!cJSON_IsObject(spec))
                 return error_set(reterr, -EINVAL, "stockade: config.json is not a JSON object");
+        const char *key = NULL;
+        int r = spec_ambiguous_key(spec, &key);
+        if (r < 0)
+                return error_set(reterr, r, "stockade: cannot read config.json: %s", strerror(-r));
+        if (r > 0)
+                return error_set(reterr, -EINVAL, "stockade: config.json names '%.64s' twice in one object", key);
         keep_fields(spec, spec_fields, ELEMENTSOF(spec_fields));
         cJSON *linux_obj = ensure_object(spec, "linux");
         cJSON *process = cJSON_GetObjectItemCaseSensitive(spec, "process");
@@ -663,7 +722,7 @@ int spec_rewrite(cJSON *spec, const SpecPolicy *p, SpecBinds *ret_binds, char **
         keep_fields(cJSON_GetObjectItemCaseSensitive(linux_obj, "resources"), resources_fields, ELEMENTSOF(resources_fields));
 
         _cleanup_(spec_binds_done) SpecBinds binds = SPEC_BINDS_NULL;
-        int r = check_hooks(spec, p, reterr);
+        r = check_hooks(spec, p, reterr);
         if (r >= 0)
                 r = check_annotations(spec, reterr);
         if (r >= 0)

@@ -80,8 +80,15 @@ void spec_binds_done(SpecBinds *b);
  * anything that is not on nsfs before opening it for reading. */
 int spec_namespace_open(const char *path, int *ret_fd);
 
-/* Rewrites spec (a parsed config.json) in place; on success *ret_binds holds the open
- * sources (spec_binds_done() closes them). */
+/* Whether item names a key twice in one of its objects, as runc reads keys: once in either
+ * case (Go's decoder takes "Linux" for "linux"), or twice alike. runc takes the last of
+ * such keys, cJSON_GetObjectItem() the first: Stockade would check one value and runc use
+ * another. 1 with *ret_key one of them, 0 if none, -ENOMEM. */
+int spec_ambiguous_key(const cJSON *item, const char **ret_key);
+
+/* Rewrites spec (a parsed config.json) in place, refusing one with an ambiguous key
+ * (spec_ambiguous_key()); on success *ret_binds holds the open sources (spec_binds_done()
+ * closes them). */
 int spec_rewrite(cJSON *spec, const SpecPolicy *policy, SpecBinds *ret_binds, char **reterr);
 
 /* Adds to spec's mounts, after the ones there, read-only binds of the emulated files in dir

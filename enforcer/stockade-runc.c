@@ -1015,6 +1015,12 @@ static int cmd_exec(Invocation *inv, const RuntimeConfig *rc) {
         _cleanup_json_ cJSON *process = r >= 0 ? cJSON_ParseWithLength(text, size) : NULL;
         if (!cJSON_IsObject(process))
                 return fail(inv, "stockade: cannot read the process spec '%s'", inv->process);
+        const char *key = NULL;
+        r = spec_ambiguous_key(process, &key);
+        if (r < 0)
+                return fail(inv, "stockade: cannot read the process spec '%s': %s", inv->process, strerror(-r));
+        if (r > 0)
+                return fail(inv, "stockade: the process spec names '%.64s' twice in one object", key);
         spec_clamp_process(process, bound);
 
         _cleanup_free_ char *clamped = cJSON_PrintUnformatted(process);

@@ -127,6 +127,21 @@ make_spec "s['linux']['namespaces'].append({'type': 'user', 'path': '/proc/$netn
 expect "a user namespace path is refused" 1 "stockade: containers can't join the user namespace" runtime create --bundle "$bundle" userns
 make_spec "s['linux']['namespaces'][4]['path'] = '/proc/1/ns/mnt'"
 expect "a mount namespace path is refused" 1 "stockade: containers can't join the mount namespace '/proc/1/ns/mnt'" runtime create --bundle "$bundle" mntns
+# Keys runc reads otherwise: its decoder takes the last of two alike keys (in either case),
+# cJSON the first. With a second "linux" of no namespaces, runc would have run the container
+# in the VM's namespaces had Stockade rewritten only the first.
+make_spec 'pass'
+python3 - "$bundle/config.json" <<'PY'
+import sys
+text = open(sys.argv[1]).read()
+open(sys.argv[1], "w").write(text[:-1] + ', "linux": {"namespaces": []}}')
+PY
+expect "a spec naming 'linux' twice is refused" 1 "stockade: config.json names 'linux' twice in one object" \
+        runtime create --bundle "$bundle" twice
+printf '{"args": ["/bin/sh"], "cwd": "/", "user": {"uid": 0, "gid": 0}, "capabilities": {"bounding": []}, "capabilities": {"bounding": ["CAP_SYS_MODULE"]}}' \
+        >"$SCRATCH/process.json"
+expect "a process spec naming 'capabilities' twice is refused" 1 "stockade: the process spec names 'capabilities' twice in one object" \
+        runtime exec --process "$SCRATCH/process.json" twice
 expect "runc restore is refused" 1 "stockade: 'runc restore' is refused" runtime restore --bundle "$bundle" restored
 expect "runc checkpoint is refused" 1 "stockade: 'runc checkpoint' is refused" runtime checkpoint restored
 [[ -e $SCRATCH/hooked ]] && fail "the hook ran"

@@ -1,13 +1,15 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Input: an engine's seccomp profile (docker run --security-opt seccomp=FILE puts a user's
- * file there), narrowed by seccomp_profile_narrow(). Whatever it says, the result denies
- * by default, names the native ABI alone, and never permits a refused call (the agent may
- * be asked, and refuses it, but not for io_uring) or an unconditional socket(). */
+ * file there), narrowed by seccomp_profile_narrow(). Whatever it says (but a key twice in
+ * one object, which spec_rewrite() refuses first), the result denies by default, names the
+ * native ABI alone, and never permits a refused call (the agent may be asked, and refuses
+ * it, but not for io_uring) or an unconditional socket(). */
 #include <assert.h>
 #include <stdint.h>
 #include <string.h>
 
 #include "enforcer/seccomp-profile.h"
+#include "enforcer/spec.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -38,8 +40,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         if (!linux_obj)
                 return 0;
         cJSON *profile = cJSON_ParseWithLength((const char *) data, size);
+        const char *key;
         if (profile)
                 cJSON_AddItemToObject(linux_obj, "seccomp", profile);
+        /* spec_rewrite() refuses these before it narrows the profile. */
+        if (spec_ambiguous_key(linux_obj, &key) != 0)
+                return 0;
         int r = seccomp_profile_narrow(linux_obj, "/run/stockade/seccomp.sock", "id");
         if (r < 0) {
                 assert(r == -ENOMEM);

@@ -414,6 +414,33 @@ TEST(fields_refused_with_their_reason) {
         free(c.text);
 }
 
+static int ambiguous(const char *text) {
+        _cleanup_json_ cJSON *json = cJSON_Parse(text);
+        ASSERT_TRUE(json);
+        const char *key = NULL;
+        return spec_ambiguous_key(json, &key);
+}
+
+static void add_second_linux(cJSON *spec) {
+        cJSON_AddItemToObject(spec, "linux", cJSON_CreateObject());
+}
+
+/* runc (Go) takes the last of keys that match alike, in either case, with Kelvin sign and
+ * long s for k and s; cJSON the first: each would let one value be checked and another used. */
+TEST(keys_runc_reads_otherwise_refused) {
+        static const char *const twice[] = {
+                "{\"linux\": {}, \"Linux\": {}}",
+                "{\"seccomp\": {\"syscalls\": [{\"names\": [\"x\"], \"action\": \"A\", \"action\": \"B\"}]}}",
+                "{\"mounts\": [{\"destination\\u0000\": \"/ok\", \"destination\": \"/etc\"}]}",
+                "{\"namespaces\": [], \"namespace\\u017f\": []}",
+                "{\"\\u212aey\": 1, \"key\": 2}",
+        };
+        for (size_t i = 0; i < ELEMENTSOF(twice); i++)
+                ASSERT_EQ(ambiguous(twice[i]), 1);
+        ASSERT_EQ(ambiguous("{\"a\": 1, \"ab\": {\"b\": [{\"a\": 1}, {\"a\": 2}]}, \"annotations\": {\"x\": \"k\", \"y\": \"s\"}}"), 0);
+        assert_refused("plain", add_second_linux, "stockade: config.json names 'linux' twice in one object");
+}
+
 /* A child that unshares first, then then (0: nothing) and stays until *ret_hold is
  * closed; returned once its namespace ns is no longer ours. */
 static pid_t namespace_child(int first, int then, const char *ns, int *ret_hold) {
