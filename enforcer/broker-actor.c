@@ -199,15 +199,24 @@ static int self_link_open(const Context *x, const char *path) {
         return RET_NERRNO(openat(x->q->fds[BROKER_FD_PROC], rest, O_PATH | O_CLOEXEC));
 }
 
+/* Whether path has a ".." component. */
+static bool has_dot_dot(const char *path) {
+        for (const char *p = path; (p = strstr(p, "..")); p += 2)
+                if ((p == path || p[-1] == '/') && (p[2] == '\0' || p[2] == '/'))
+                        return true;
+        return false;
+}
+
 /* Opens path as the caller would. "/proc/self/..." and "/proc/thread-self/..." name the
  * caller's own entries (runc mounts onto "/proc/self/fd/N", the directory it holds open):
  * where the caller's /proc is a proc, they are reached through the agent's /proc, as the
  * helper is in none of the caller's pid namespaces; self_link is path as self_link_open()
- * opened it, or negative. Otherwise the helper acts with the caller's credentials, so the
- * kernel checks the caller's right to follow its own links. */
+ * opened it, or negative. Not with a ".." component: from the agent's /proc that climbs to
+ * the VM's root, where the caller's own climbs to its root. Otherwise the helper acts with
+ * the caller's credentials, so the kernel checks the caller's right to follow its own links. */
 static int caller_open(const Context *x, const char *path, int self_link, int flags) {
         const char *rest = proc_self_rest(path);
-        if (rest && *rest && proc_is_procfs()) {
+        if (rest && *rest && !has_dot_dot(rest) && proc_is_procfs()) {
                 if (self_link >= 0)
                         return RET_NERRNO(fcntl(self_link, F_DUPFD_CLOEXEC, 3));
                 char own[PATH_MAX];

@@ -5,6 +5,7 @@
 #    containers) gets the kernel's errno for a tmpfs mount, a bind over /etc/passwd, a
 #    mknod in a root-only directory and an unmount of an initial mount;
 #  - an overlay whose layers are /sys (or anything under a masked path) is refused;
+#  - a bind or overlay of "/proc/self/../../tmp" shows nothing of the VM's /tmp;
 #  - pivot_root into a mask (which would uncover what it hides) is refused, runc's own
 #    pivot_root(".", ".") and unmount of the old root from "." work;
 #  - a user without capabilities gets EPERM for a tmpfs mount also while a root process of
@@ -64,6 +65,17 @@ expect "an overlay with a lower layer above a masked path is refused" 0 '^/mnt/o
         overlay lowerdir=/proc:/ov/l,upperdir=/ov/u,workdir=/ov/w
 expect "an ordinary overlay still works" 0 '^/mnt/o: succeeded$' \
         overlay lowerdir=/ov/l,upperdir=/ov/u,workdir=/ov/w
+
+# "/proc/self/.." is the container's /proc to the caller; from the agent's /proc, where the
+# helper opens the caller's own /proc/self entries, it climbs to the VM's root.
+echo stockade-vm-file >"/tmp/vm-file-$$"
+on_exit "rm -f /tmp/vm-file-$$"
+expect "a bind of /proc/self/../../tmp shows nothing of the VM's /tmp" 0 '^shown: 0$' \
+        docker_run --privileged -v "$SCRATCH/probe:/probe:ro" $img sh -c \
+        'mkdir -p /mnt/b && /probe/broker-probe bind /proc/self/../../tmp /mnt/b >/dev/null; echo "shown: $(ls /mnt/b | grep -c vm-file)"'
+expect "an overlay on /proc/self/../../tmp shows nothing of the VM's /tmp" 0 '^shown: 0$' \
+        docker_run --privileged -v "$SCRATCH/probe:/probe:ro" $img sh -c \
+        'mkdir -p /mnt/o && /probe/broker-probe mount overlay /mnt/o overlay lowerdir=/proc/self/../../tmp:/etc >/dev/null; echo "shown: $(ls /mnt/o | grep -c vm-file)"'
 
 # pivot_root moves the new root's mount away from where it was mounted: made the root, the
 # /sys/firmware mask would leave the VM's /sys/firmware uncovered in the old root, which is
