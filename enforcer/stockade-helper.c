@@ -205,8 +205,9 @@ static void kept_heard(Kept *k, short revents) {
                 kept_drop(k);
 }
 
-/* In a kept helper: performs j (its fds mapped), closes them, and says it is done. For the
- * first job (ret_caller not NULL) it enters the caller's first and returns a pidfd of it. */
+/* In a kept helper: performs j (its fds mapped) and closes them; broker_actor_serve() says
+ * when it is done. For the first job (ret_caller not NULL) it enters the caller's first and
+ * returns a pidfd of it. */
 static void kept_serve(int channel, Job *j, int *ret_caller) {
         BrokerRules rules;
         MountTable initial = {};
@@ -220,7 +221,6 @@ static void kept_serve(int channel, Job *j, int *ret_caller) {
         broker_actor_serve(j->fds[0], &j->m.job, &rules);
         mount_table_done(&initial);
         job_close(j);
-        (void) send(channel, "", 1, MSG_NOSIGNAL);
 }
 
 /* A kept helper's life, from its first job on. At its end it stops taking jobs (the parent
