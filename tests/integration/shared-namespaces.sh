@@ -48,8 +48,10 @@ for m in "${members[@]}"; do [[ $(in_ns $m "$nslinks") == "$want" ]] && same=$((
 [[ $same -eq 3 ]] && pass "the members are in the pause's user, network and IPC namespaces" ||
         fail "the members are in the pause's user, network and IPC namespaces" "pause: $want; m1: $(in_ns m1 "$nslinks")"
 
-# Loopback between members: m2 listens, m1 and m3 each send a line.
-docker exec -d m2 sh -c 'nc -l -p 7001 >/tmp/from-m1 & nc -l -p 7002 >/tmp/from-m3 & wait'
+# Loopback between members: m2 listens, m1 and m3 each send a line. A listener whose stdin
+# has ended (exec -d gives it /dev/null) closes a connection at once, before what the
+# sender wrote after it connected arrives: each reads a pipe that stays open instead.
+docker exec -d m2 sh -c 'sleep 60 | nc -l -p 7001 >/tmp/from-m1 & sleep 60 | nc -l -p 7002 >/tmp/from-m3 & wait'
 sent=0
 for _ in $(seq 50); do in_ns m1 'echo hello from m1 | nc 127.0.0.1 7001' >/dev/null && { sent=1; break; }; sleep 0.1; done
 for _ in $(seq 50); do in_ns m3 'echo hello from m3 | nc 127.0.0.1 7002' >/dev/null && break; sleep 0.1; done
