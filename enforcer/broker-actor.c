@@ -100,22 +100,15 @@ static void helper_prepare(void) {
 
 static const BrokerJob *answering; /* the call the helper answers (helper_answer_hook()) */
 static int kept_channel = -EBADF;  /* a kept helper's: a byte to the helper parent per job */
-static bool kept_told;             /* that byte sent for the job at work */
-
-/* Tells the helper parent that a kept helper can take its next job. */
-static void kept_tell(void) {
-        if (kept_channel >= 0 && !kept_told)
-                (void) send(kept_channel, "", 1, MSG_NOSIGNAL);
-        kept_told = true;
-}
 
 /* Answers the container's call with the helper's result before the agent hears it. A kept
- * helper that succeeded tells its parent first: the caller's next call, which the answer
- * lets it make, then finds the helper free instead of making the parent fork another. On
- * failure it exits after answering, and a job sent to it meanwhile would be lost. */
+ * helper that succeeded tells its parent first that it can take the next job: the caller's
+ * next call, which the answer lets it make, then finds the helper free instead of making
+ * the parent fork another. On failure it exits after answering, and a job sent to it
+ * meanwhile would be lost. */
 static int answer_call(int error, int detail) {
-        if (error == 0)
-                kept_tell();
+        if (error == 0 && kept_channel >= 0)
+                (void) send(kept_channel, "", 1, MSG_NOSIGNAL);
         struct seccomp_notif_resp resp = { .id = answering->id, .error = error };
         return ioctl(answering->fds[BROKER_FD_NOTIFY], SECCOMP_IOCTL_NOTIF_SEND, &resp) == 0 ? BROKER_DETAIL_ANSWERED : 0;
 }
@@ -919,7 +912,6 @@ void broker_actor_serve(int socket, const BrokerJob *q, const BrokerRules *rules
                 x.emulated[i] = -EBADF;
         alarm(BROKER_HELPER_TIMEOUT_SEC);
         answering = q;
-        kept_told = false;
         helper_answer_hook(answer_call);
         if (q->fds[BROKER_FD_MOUNTINFO] >= 0) {
                 int r = mount_table_read(q->fds[BROKER_FD_MOUNTINFO], &x.table);
@@ -930,7 +922,6 @@ void broker_actor_serve(int socket, const BrokerJob *q, const BrokerRules *rules
                 helper_fail(socket, -errno, "cannot enter the directory of process %d: %m", (int) q->pid);
         perform(&x);
         mount_table_done(&x.table);
-        kept_tell();
         alarm(0);
 }
 

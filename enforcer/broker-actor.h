@@ -91,8 +91,8 @@ bool broker_job_keepable(const BrokerJob *q);
 void broker_actor_keep(int socket, const BrokerJob *q, int channel);
 /* In a kept helper: performs q (of a caller keyed as the first) and answers on socket; on
  * failure it exits after the answer, as broker_actor_run() does. q's fds stay open. Before
- * it answers the call (or at its end), it sends a byte on the channel broker_actor_keep()
- * was given: the helper parent may send the next job. */
+ * it answers a call it performed, it sends a byte on the channel broker_actor_keep() was
+ * given: the helper parent may send the next job. */
 void broker_actor_serve(int socket, const BrokerJob *q, const BrokerRules *rules);
 
 /* The rules as the agent hands them to helpers, in a sealed memfd: each masked path with its
