@@ -99,18 +99,20 @@ static void helper_prepare(void) {
 }
 
 static const BrokerJob *answering; /* the call the helper answers (helper_answer_hook()) */
-static int kept_channel = -EBADF;  /* a kept helper's: a byte to the helper parent per job */
+static int kept_offer = -EBADF;    /* a new kept helper's: the agent's end of its channel */
 
-/* Answers the container's call with the helper's result before the agent hears it. A kept
- * helper that succeeded tells its parent first that it can take the next job: the caller's
- * next call, which the answer lets it make, then finds the helper free instead of making
- * the parent fork another. On failure it exits after answering, and a job sent to it
- * meanwhile would be lost. */
-static int answer_call(int error, int detail) {
-        if (error == 0 && kept_channel >= 0)
-                (void) send(kept_channel, "", 1, MSG_NOSIGNAL);
+/* Answers the container's call with the helper's result before the agent hears it. A new
+ * kept helper whose first job succeeded gives the agent its channel with that answer, once
+ * (on failure it exits after answering). */
+static int answer_call(int error, int detail, int *fd) {
+        int kept = 0;
+        if (error == 0 && kept_offer >= 0 && *fd < 0) {
+                *fd = kept_offer;
+                kept_offer = -EBADF;
+                kept = BROKER_DETAIL_KEPT;
+        }
         struct seccomp_notif_resp resp = { .id = answering->id, .error = error };
-        return ioctl(answering->fds[BROKER_FD_NOTIFY], SECCOMP_IOCTL_NOTIF_SEND, &resp) == 0 ? BROKER_DETAIL_ANSWERED : 0;
+        return kept | (ioctl(answering->fds[BROKER_FD_NOTIFY], SECCOMP_IOCTL_NOTIF_SEND, &resp) == 0 ? BROKER_DETAIL_ANSWERED : 0);
 }
 
 /* Takes the caller's ids and capabilities, in its user namespace (where the helper holds
@@ -889,14 +891,14 @@ bool broker_job_keepable(const BrokerJob *q) {
 
 static int kept_proc_fd = -EBADF;
 
-void broker_actor_keep(int socket, const BrokerJob *q, int channel) {
+void broker_actor_keep(int socket, const BrokerJob *q, int channel, int offer) {
         helper_prepare();
         answering = q;
         helper_answer_hook(answer_call);
-        int keep[_BROKER_FD_MAX + 3] = { socket, STDERR_FILENO, channel };
-        memcpy(keep + 3, q->fds, sizeof(q->fds));
+        int keep[_BROKER_FD_MAX + 4] = { socket, STDERR_FILENO, channel, offer };
+        memcpy(keep + 4, q->fds, sizeof(q->fds));
         close_all_but(keep, ELEMENTSOF(keep));
-        kept_channel = channel;
+        kept_offer = offer;
         kept_proc_fd = open("/proc", O_PATH | O_DIRECTORY | O_CLOEXEC);
         if (kept_proc_fd < 0)
                 helper_fail(socket, -errno, "cannot open /proc: %m");

@@ -65,34 +65,38 @@ typedef struct BrokerJob {
  * memfd, then those of job.fds that fd_mask names, in order). The parent forks a helper per
  * job and sends on the job's socket the helper's pidfd (detail BROKER_DETAIL_STARTED), so
  * that the agent can kill it, or an error (-EAGAIN) when it cannot start one; the helper
- * then answers on the same socket. */
+ * then answers on the same socket. With keep, the helper it forks is a kept one. */
 typedef struct BrokerMessage {
         uint32_t fd_mask;
+        bool keep;
         BrokerJob job;
 } BrokerMessage;
 /* HelperReply.detail */
 #define BROKER_DETAIL_DENIED 1  /* refused by the rules */
 #define BROKER_DETAIL_STARTED 2 /* from the parent, with the helper's pidfd */
 #define BROKER_DETAIL_ANSWERED 4 /* with DENIED or not: the helper answered the call itself */
+#define BROKER_DETAIL_KEPT 8 /* a new kept helper's first answer, with the agent's end of its channel */
 #define BROKER_MESSAGE_FDS_MAX (2 + _BROKER_FD_MAX)
 /* The helper parent's fd to the agent. */
 #define BROKER_HELPER_FD 3
 
 /* A kept helper performs the calls of one caller's kind in turn, without a fork each: those
  * of callers in the same namespaces (user, mount, network, IPC, UTS, cgroup), with the same
- * root and the same credentials (the helper parent keys them so), since it enters these once
- * and so acts with exactly the rights each caller has. Only calls that need nothing opened
- * in the agent's namespaces first: mounts and unmounts not of a new proc or sysfs and naming
- * nothing under /proc/, no device node. Their mount table comes as a memfd the helper
- * parent filled (cgroup roots as the agent's cgroup namespace shows them). */
+ * root and the same credentials (the agent keys them so), since it enters these once and so
+ * acts with exactly the rights each caller has. Only calls that need nothing opened in the
+ * agent's namespaces first: mounts and unmounts not of a new proc or sysfs and naming
+ * nothing under /proc/, no device node. A mount's table comes as a memfd the agent filled
+ * (cgroup roots as the agent's cgroup namespace shows them); an unmount's, which looks at
+ * no root, is read by the kept helper. The helper parent forks one where the agent asks
+ * (BrokerMessage.keep); its first answer gives the agent its channel (BROKER_DETAIL_KEPT),
+ * on which the agent then sends it jobs as BrokerMessages, one at a time. */
 bool broker_job_keepable(const BrokerJob *q);
-/* In a new kept helper, with q its first job: closes all fds but socket, channel and q's,
- * and enters q's caller as broker_actor_run() does; exits after answering on failure. */
-void broker_actor_keep(int socket, const BrokerJob *q, int channel);
+/* In a new kept helper, with q its first job: closes all fds but socket, channel, offer and
+ * q's, and enters q's caller as broker_actor_run() does; exits after answering on failure.
+ * offer (the agent's end of channel) goes with the first answer of a job that succeeds. */
+void broker_actor_keep(int socket, const BrokerJob *q, int channel, int offer);
 /* In a kept helper: performs q (of a caller keyed as the first) and answers on socket; on
- * failure it exits after the answer, as broker_actor_run() does. q's fds stay open. Before
- * it answers a call it performed, it sends a byte on the channel broker_actor_keep() was
- * given: the helper parent may send the next job. */
+ * failure it exits after the answer, as broker_actor_run() does. q's fds stay open. */
 void broker_actor_serve(int socket, const BrokerJob *q, const BrokerRules *rules);
 
 /* The rules as the agent hands them to helpers, in a sealed memfd: each masked path with its

@@ -13,6 +13,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/sysmacros.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
 
@@ -53,9 +54,34 @@ typedef enum SlotState {
         SLOT_KEPT,
 } SlotState;
 
+/* At most this many kept helpers (broker-actor.h) per container and in all. */
+#define KEPT_PER_CONTAINER 4
+#define KEPT_MAX 32
+/* A kept helper is asked for on a caller's second call among the last RECENT_MAX: one
+ * for a process that makes a single call (a mount(8) in a shell loop) would end with it. */
+#define RECENT_MAX 64
+
+/* What a kept helper's callers share: their namespaces, root and credentials. */
+typedef struct KeptKey {
+        uint64_t ns[6];
+        dev_t root_dev;
+        ino_t root_ino;
+        uint64_t root_mnt;
+        BrokerCredentials creds;
+} KeptKey;
+
+typedef struct Kept {
+        KeptKey key;
+        int channel; /* the jobs' way to it; -EBADF: a free slot */
+        int pidfd;
+        BrokerPending *job; /* the job of ours it has, or NULL */
+} Kept;
+
 struct Broker {
         BrokerLimits limits;
-        unsigned helpers, queued;
+        unsigned helpers, queued, kept;
+        pid_t recent[RECENT_MAX]; /* callers of the last calls sent to the helper parent */
+        size_t next_recent;
         char *helper_path;  /* stockade-helper */
         pid_t helper_pid;   /* the helper parent, started on the first call that needs it */
         int helper_socket;
@@ -84,6 +110,7 @@ struct BrokerContainer {
         size_t n_syscalls;
         unsigned helpers, queued;
         Queued *queue_first, *queue_last;
+        Kept kept[KEPT_PER_CONTAINER];
 };
 
 struct BrokerPending {
@@ -95,7 +122,147 @@ struct BrokerPending {
         uint64_t id;
         pid_t pid;
         BrokerSyscall kind;
+        Kept *kept;   /* the kept helper it was sent to, or NULL */
+        KeptKey *key; /* where the helper parent was asked for a kept helper: its key */
 };
+
+/* ---- kept helpers (broker-actor.h) ---- */
+
+/* The key of q's caller; false if it cannot be read or the caller is gone (its pid then
+ * named another). */
+static bool kept_key(const BrokerJob *q, KeptKey *ret) {
+        static const char *const names[] = { "user", "mnt", "net", "ipc", "uts", "cgroup" };
+        _Static_assert(ELEMENTSOF(names) == ELEMENTSOF(ret->ns), "one inode per namespace");
+        memset(ret, 0, sizeof(*ret));
+        for (size_t i = 0; i < ELEMENTSOF(names); i++) {
+                char path[64];
+                snprintf(path, sizeof(path), "/proc/%d/ns/%s", (int) q->pid, names[i]);
+                if (ns_inode(AT_FDCWD, path, &ret->ns[i]) < 0)
+                        return false;
+        }
+        struct statx stx;
+        if (statx(q->fds[BROKER_FD_ROOT], "", AT_EMPTY_PATH, STATX_INO | STATX_MNT_ID, &stx) < 0 ||
+            !(stx.stx_mask & STATX_MNT_ID))
+                return false;
+        ret->root_dev = makedev(stx.stx_dev_major, stx.stx_dev_minor);
+        ret->root_ino = stx.stx_ino;
+        ret->root_mnt = stx.stx_mnt_id;
+        const BrokerCredentials *cr = &q->creds;
+        memcpy(ret->creds.uid, cr->uid, sizeof(cr->uid));
+        memcpy(ret->creds.gid, cr->gid, sizeof(cr->gid));
+        memcpy(ret->creds.groups, cr->groups, cr->n_groups * sizeof(gid_t));
+        ret->creds.n_groups = cr->n_groups;
+        ret->creds.cap_inh = cr->cap_inh;
+        ret->creds.cap_prm = cr->cap_prm;
+        ret->creds.cap_eff = cr->cap_eff;
+        return pidfd_send_signal(q->fds[BROKER_FD_PIDFD], 0, NULL, 0) == 0;
+}
+
+/* Forgets k: the helper ends once it sees our end closed. */
+static void kept_drop(BrokerContainer *c, Kept *k) {
+        if (k->channel >= 0)
+                c->broker->kept--;
+        safe_close(k->channel);
+        safe_close(k->pidfd);
+        *k = (Kept) { .channel = -EBADF, .pidfd = -EBADF };
+}
+
+/* Whether k's helper has ended (it closed its end). */
+static bool kept_ended(const Kept *k) {
+        struct pollfd p = { .fd = k->channel };
+        return poll(&p, 1, 0) != 0;
+}
+
+/* Whether the calling thread pid made one of the last RECENT_MAX calls sent to the helper
+ * parent; notes it if not. */
+static bool calls_again(Broker *b, pid_t pid) {
+        for (size_t i = 0; i < RECENT_MAX; i++)
+                if (b->recent[i] == pid)
+                        return true;
+        b->recent[b->next_recent++ % RECENT_MAX] = pid;
+        return false;
+}
+
+/* Whether k's job is done as far as the next call of its caller pid is concerned: the
+ * helper answered the call (so pid could call again) with a success (after a failure it
+ * ends), even if we have not read the answer yet. */
+static bool kept_done(const Kept *k, pid_t pid) {
+        HelperReply reply;
+        return k->job->pid == pid && recv(k->job->helper.socket, &reply, sizeof(reply), MSG_PEEK | MSG_DONTWAIT) == sizeof(reply) &&
+               reply.detail == BROKER_DETAIL_ANSWERED && reply.error == 0;
+}
+
+/* A slot for a new kept helper in c, or NULL. */
+static Kept *kept_slot(BrokerContainer *c) {
+        Kept *free_slot = NULL;
+        for (size_t i = 0; i < KEPT_PER_CONTAINER; i++) {
+                Kept *k = &c->kept[i];
+                if (k->channel >= 0 && !k->job && kept_ended(k))
+                        kept_drop(c, k);
+                if (k->channel < 0)
+                        free_slot = free_slot ?: k;
+        }
+        return c->broker->kept < KEPT_MAX ? free_slot : NULL;
+}
+
+/* Where m goes: to c's kept helper of its caller's key where there is one and it is free
+ * (*ret_kept), else to the helper parent, asking it for a kept helper of that key (m->keep
+ * and *ret_key) for a caller's second call where there is room. A kept helper's mount table
+ * (but an unmount's) is read here, in the agent's cgroup namespace. */
+static void kept_route(BrokerContainer *c, BrokerMessage *m, Kept **ret_kept, KeptKey **ret_key) {
+        *ret_kept = NULL;
+        *ret_key = NULL;
+        m->keep = false;
+        BrokerJob *q = &m->job;
+        KeptKey key;
+        if (!broker_job_keepable(q) || !kept_key(q, &key))
+                return;
+        Kept *k = NULL;
+        for (size_t i = 0; i < KEPT_PER_CONTAINER && !k; i++)
+                if (c->kept[i].channel >= 0 && memcmp(&c->kept[i].key, &key, sizeof(key)) == 0)
+                        k = &c->kept[i];
+        /* A kept helper takes one job at a time: the parent forks for the others. */
+        bool keep = !k && calls_again(c->broker, q->pid) && kept_slot(c);
+        if (k ? k->job && !kept_done(k, q->pid) : !keep)
+                return;
+        int *fd = &q->fds[BROKER_FD_MOUNTINFO];
+        if (*fd >= 0 && q->syscall != BROKER_SYSCALL_UMOUNT2) {
+                _cleanup_free_ char *text = NULL;
+                size_t size;
+                int r = read_full_fd(*fd, MOUNTINFO_MAX, &text, &size);
+                _cleanup_close_ int memfd = r < 0 ? r : RET_NERRNO(memfd_create("mountinfo", MFD_CLOEXEC));
+                if (memfd < 0 || write_all(memfd, text, size) < 0) {
+                        (void) lseek(*fd, 0, SEEK_SET); /* the helper reads it */
+                        return;
+                }
+                safe_close(*fd);
+                *fd = TAKE_FD(memfd);
+        }
+        if (k) {
+                *ret_kept = k;
+                return;
+        }
+        *ret_key = malloc(sizeof(key));
+        if (*ret_key) {
+                **ret_key = key;
+                m->keep = true;
+        }
+}
+
+/* The first answer of the kept helper that p asked for came with its channel. */
+static void kept_add(BrokerPending *p, int channel) {
+        _cleanup_close_ int fd = channel;
+        Kept *k = p->key && p->c && p->helper_pidfd >= 0 ? kept_slot(p->c) : NULL;
+        for (size_t i = 0; k && i < KEPT_PER_CONTAINER; i++)
+                if (p->c->kept[i].channel >= 0 && memcmp(&p->c->kept[i].key, p->key, sizeof(*p->key)) == 0)
+                        return; /* one came first: this one ends */
+        if (!k)
+                return;
+        *k = (Kept) { .key = *p->key, .channel = TAKE_FD(fd), .pidfd = fcntl(p->helper_pidfd, F_DUPFD_CLOEXEC, 3) };
+        p->c->broker->kept++;
+        if (k->pidfd < 0)
+                kept_drop(p->c, k);
+}
 
 /* ---- the container ---- */
 
@@ -284,14 +451,13 @@ static int helper_parent_start(Broker *b) {
         return 0;
 }
 
-/* Sends m with fds to the helper parent, starting it (again) if needed. -EAGAIN: its queue
- * is full. */
-static int helper_parent_send(Broker *b, const BrokerMessage *m, size_t size, const int *fds, size_t n_fds) {
+/* Sends m with fds on socket (a SOCK_SEQPACKET socket): its sendmsg() result. */
+static ssize_t message_send(int socket, const BrokerMessage *m, const int *fds, size_t n_fds, int flags) {
         union {
                 char buf[CMSG_SPACE(BROKER_MESSAGE_FDS_MAX * sizeof(int))];
                 struct cmsghdr align;
         } control = {};
-        struct iovec iov = { .iov_base = (void *) m, .iov_len = size };
+        struct iovec iov = { .iov_base = (void *) m, .iov_len = sizeof(*m) };
         struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
         if (n_fds > 0) {
                 msg.msg_control = control.buf;
@@ -301,6 +467,15 @@ static int helper_parent_send(Broker *b, const BrokerMessage *m, size_t size, co
                                         .cmsg_type = SCM_RIGHTS };
                 memcpy(CMSG_DATA(c), fds, n_fds * sizeof(int));
         }
+        ssize_t n;
+        while ((n = sendmsg(socket, &msg, flags | MSG_NOSIGNAL)) < 0 && errno == EINTR)
+                ;
+        return n;
+}
+
+/* Sends m with fds to the helper parent, starting it (again) if needed. -EAGAIN: its queue
+ * is full. */
+static int helper_parent_send(Broker *b, const BrokerMessage *m, const int *fds, size_t n_fds) {
         for (int attempt = 0;; attempt++) {
                 if (b->helper_socket < 0) {
                         int r = helper_parent_start(b);
@@ -312,10 +487,7 @@ static int helper_parent_send(Broker *b, const BrokerMessage *m, size_t size, co
                  * does not tell when a socketpair's peer is full). The send waits for room,
                  * at most HELPER_PARENT_WAIT_MS (SO_SNDTIMEO); the call stays in the journal
                  * until the send went through. */
-                ssize_t n;
-                while ((n = sendmsg(b->helper_socket, &msg, MSG_NOSIGNAL)) < 0 && errno == EINTR)
-                        ;
-                if (n >= 0)
+                if (message_send(b->helper_socket, m, fds, n_fds, 0) >= 0)
                         return 0;
                 int r = -errno;
                 if (r == -EAGAIN || attempt > 0)
@@ -421,6 +593,8 @@ BrokerContainer *broker_container_free(BrokerContainer *c) {
                 free(q);
         }
         c->broker->queued -= c->queued;
+        for (size_t i = 0; i < KEPT_PER_CONTAINER; i++)
+                kept_drop(c, &c->kept[i]);
         free(c->id);
         safe_close(c->pidfd);
         safe_close(c->rules_fd);
@@ -474,6 +648,8 @@ int broker_container_new(Broker *b, const char *id, pid_t init_pid, uint32_t bas
                 return -ENOMEM;
         c->broker = b;
         c->pidfd = c->rules_fd = -EBADF;
+        for (size_t i = 0; i < KEPT_PER_CONTAINER; i++)
+                c->kept[i] = (Kept) { .channel = -EBADF, .pidfd = -EBADF };
         c->init_pid = init_pid;
         c->base = base;
         c->id = strdup(id);
@@ -857,8 +1033,8 @@ static bool helper_available(const BrokerContainer *c) {
         return c->helpers < b->limits.helpers_per_container && b->helpers < b->limits.helpers;
 }
 
-/* Hands the job to the helper parent, with a socket for the helper's answer: the call
- * leaves the journal. */
+/* Hands the job to a kept helper or to the helper parent, with a socket for the helper's
+ * answer: the call leaves the journal. */
 static int pending_start(BrokerContainer *c, int notify_fd, BrokerMessage *m, NotifBuffer *slot, BrokerPending **ret) {
         Broker *b = c->broker;
         _cleanup_(broker_pending_freep) BrokerPending *p = calloc(1, sizeof(BrokerPending));
@@ -880,6 +1056,8 @@ static int pending_start(BrokerContainer *c, int notify_fd, BrokerMessage *m, No
         m->job.fds[BROKER_FD_NOTIFY] = RET_NERRNO(fcntl(notify_fd, F_DUPFD_CLOEXEC, 3));
         if (m->job.fds[BROKER_FD_NOTIFY] < 0)
                 return m->job.fds[BROKER_FD_NOTIFY];
+        Kept *k;
+        kept_route(c, m, &k, &p->key);
         int fds[BROKER_MESSAGE_FDS_MAX] = { theirs, c->rules_fd };
         size_t n_fds = 2;
         m->fd_mask = 0;
@@ -888,9 +1066,18 @@ static int pending_start(BrokerContainer *c, int notify_fd, BrokerMessage *m, No
                         m->fd_mask |= 1u << i;
                         fds[n_fds++] = m->job.fds[i];
                 }
-        int r = helper_parent_send(b, m, sizeof(*m), fds, n_fds);
-        if (r < 0)
-                return r;
+        if (k && (p->helper_pidfd = RET_NERRNO(fcntl(k->pidfd, F_DUPFD_CLOEXEC, 3))) >= 0 &&
+            message_send(k->channel, m, fds, n_fds, MSG_DONTWAIT) >= 0) {
+                k->job = p;
+                p->kept = k;
+        } else {
+                if (k)
+                        kept_drop(c, k); /* it ended */
+                p->helper_pidfd = safe_close(p->helper_pidfd);
+                int r = helper_parent_send(b, m, fds, n_fds);
+                if (r < 0)
+                        return r;
+        }
         slot_release(b, slot);
         p->answered = false;
         p->c = c;
@@ -1074,6 +1261,8 @@ static int pending_read(BrokerPending *p, HelperReply *ret_reply) {
                         p->helper_pidfd = TAKE_FD(fd);
                         continue;
                 }
+                if (reply.detail & BROKER_DETAIL_KEPT)
+                        kept_add(p, TAKE_FD(fd));
                 p->answered = true;
                 if (ret_reply)
                         *ret_reply = reply;
@@ -1101,6 +1290,9 @@ BrokerPending *broker_pending_free(BrokerPending *p) {
         helper_done(&p->helper);
         safe_close(p->helper_pidfd);
         safe_close(p->notify_fd);
+        if (p->kept && p->kept->job == p)
+                p->kept->job = NULL;
+        free(p->key);
         if (p->c) {
                 p->c->helpers--;
                 p->c->broker->helpers--;
@@ -1109,10 +1301,13 @@ BrokerPending *broker_pending_free(BrokerPending *p) {
         return NULL;
 }
 
-/* answered: the helper answered the call itself. */
+/* answered: the helper answered the call itself. A kept helper that did not succeed ends
+ * (or was killed): a job sent to it now would be lost. */
 static int pending_answer(BrokerPending *p, BrokerEvent *e, bool stuck, bool answered, BrokerEvent *ret_event) {
         _cleanup_(broker_pending_freep) BrokerPending *owned = p;
         pending_kill(p, stuck);
+        if (p->kept && p->kept->job == p && e->error != 0)
+                kept_drop(p->c, p->kept);
         int r = answered ? 0 : notify_respond(p->notify_fd, p->id, e->error, false);
         if (r < 0)
                 return r;

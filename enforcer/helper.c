@@ -53,7 +53,7 @@ void helper_send(int socket, int fd, int error, const char *reason) {
 
 void helper_send_detail(int socket, int fd, int error, int detail, const char *reason) {
         if (answer_hook)
-                detail |= answer_hook(error, detail);
+                detail |= answer_hook(error, detail, &fd);
         HelperReply reply = { .error = error, .detail = detail };
         snprintf(reply.reason, sizeof(reply.reason), "%s", reason);
         struct iovec iov = { .iov_base = &reply, .iov_len = sizeof(reply) };

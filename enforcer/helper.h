@@ -43,9 +43,9 @@ int helper_wait(Helper *h, int timeout_ms, const char *what, int *ret_fd, char *
 int helper_read(Helper *h, HelperReply *ret_reply, int *ret_fd);
 
 /* In the helper: called with each answer's error and detail before it is sent, its result
- * added to the detail (the broker's helper answers the container's call there too). A
- * helper the helper starts has none. */
-typedef int (*HelperAnswerHook)(int error, int detail);
+ * added to the detail (the broker's helper answers the container's call there too); where
+ * the answer carries no fd, it may give one in *fd. A helper the helper starts has none. */
+typedef int (*HelperAnswerHook)(int error, int detail, int *fd);
 void helper_answer_hook(HelperAnswerHook hook);
 
 /* In the helper: answer (fd < 0: none). */
