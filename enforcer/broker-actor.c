@@ -237,6 +237,17 @@ static int caller_open(const Context *x, const char *path, int self_link, int fl
         return RET_NERRNO(openat(AT_FDCWD, path, flags | O_CLOEXEC));
 }
 
+/* The caller's mount table, from the mountinfo the agent opened (if the call needs it). An
+ * unmount looks at the mount of fd and its parent only, and at no mount's root: where the
+ * kernel has statmount(2), it asks it about those two instead of reading every mount. */
+static void table_read(Context *x, int fd) {
+        int r = fd >= 0 ? mount_table_stat(fd, &x->table) : -EBADF;
+        if (r < 0 && x->q->fds[BROKER_FD_MOUNTINFO] >= 0)
+                r = mount_table_read(x->q->fds[BROKER_FD_MOUNTINFO], &x->table);
+        if (r < 0 && r != -EBADF)
+                helper_fail(x->socket, r, "cannot read the mount table: %s", strerror(-r));
+}
+
 static const MountEntry *mount_of(const Context *x, int fd) {
         struct statx stx;
         if (statx(fd, "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW | AT_STATX_DONT_SYNC, STATX_MNT_ID, &stx) < 0 ||
@@ -712,6 +723,7 @@ static void do_umount(Context *x) {
                 safe_close(fd);
                 fd = top;
         }
+        table_read(x, fd);
         check(x, &(BrokerRequest) { .check = BROKER_CHECK_UMOUNT, .syscall = q->syscall, .table = &x->table,
                                     .path = path, .mount = mount_of(x, fd) });
         if (root) {
@@ -841,12 +853,9 @@ void broker_actor_run(int socket, const BrokerJob *q, const BrokerRules *rules) 
         x.proc_fd = open("/proc", O_PATH | O_DIRECTORY | O_CLOEXEC);
         if (x.proc_fd < 0)
                 helper_fail(socket, -errno, "cannot open /proc: %m");
-        if (q->fds[BROKER_FD_MOUNTINFO] >= 0) {
+        if (q->syscall != BROKER_SYSCALL_UMOUNT2)
                 /* Read here: cgroup roots show as the reader's cgroup namespace has them. */
-                int r = mount_table_read(q->fds[BROKER_FD_MOUNTINFO], &x.table);
-                if (r < 0)
-                        helper_fail(socket, r, "cannot read the mount table: %s", strerror(-r));
-        }
+                table_read(&x, -EBADF);
         if (q->syscall == BROKER_SYSCALL_MOUNT) {
                 x.self_links[0] = self_link_open(&x, q->source);
                 x.self_links[1] = self_link_open(&x, q->target);
@@ -915,11 +924,8 @@ void broker_actor_serve(int socket, const BrokerJob *q, const BrokerRules *rules
         alarm(BROKER_HELPER_TIMEOUT_SEC);
         answering = q;
         helper_answer_hook(answer_call);
-        if (q->fds[BROKER_FD_MOUNTINFO] >= 0) {
-                int r = mount_table_read(q->fds[BROKER_FD_MOUNTINFO], &x.table);
-                if (r < 0)
-                        helper_fail(socket, r, "cannot read the mount table: %s", strerror(-r));
-        }
+        if (q->syscall != BROKER_SYSCALL_UMOUNT2)
+                table_read(&x, -EBADF);
         if (fchdir(q->fds[BROKER_FD_CWD]) < 0)
                 helper_fail(socket, -errno, "cannot enter the directory of process %d: %m", (int) q->pid);
         perform(&x);

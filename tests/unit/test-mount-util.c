@@ -79,6 +79,40 @@ TEST(read_the_real_table_twice_from_one_fd) {
         close(fd);
 }
 
+/* What statmount(2) says of a mount and its parent is what mountinfo says of them. */
+TEST(statmount_agrees_with_mountinfo) {
+        int fd = open("/proc/self/mountinfo", O_RDONLY | O_CLOEXEC), proc = open("/proc", O_PATH | O_CLOEXEC);
+        ASSERT_TRUE(fd >= 0 && proc >= 0);
+        MountTable all = {}, two = {};
+        ASSERT_OK(mount_table_read(fd, &all));
+        int r = mount_table_stat(proc, &two);
+        if (r == -ENOSYS || r == -EOPNOTSUPP || r == -EINVAL)
+                test_skip("this kernel has no statmount (Linux 6.8)");
+        ASSERT_OK(r);
+        ASSERT_EQ(two.n, 2);
+        ASSERT_STREQ(two.entries[0].point, "/proc");
+        ASSERT_STREQ(two.entries[0].fstype, "proc");
+        ASSERT_EQ(two.entries[0].parent, two.entries[1].id);
+        for (size_t i = 0; i < two.n; i++) {
+                const MountEntry *s = &two.entries[i], *m = NULL;
+                for (size_t j = 0; j < all.n && !m; j++)
+                        if (all.entries[j].id == s->id)
+                                m = &all.entries[j];
+                ASSERT_TRUE(m != NULL);
+                ASSERT_EQ(s->parent, m->parent);
+                ASSERT_EQ(s->major, m->major);
+                ASSERT_EQ(s->minor, m->minor);
+                ASSERT_STREQ(s->root, m->root);
+                ASSERT_STREQ(s->point, m->point);
+                ASSERT_STREQ(s->fstype, m->fstype);
+                ASSERT_EQ(s->read_only, m->read_only);
+        }
+        mount_table_done(&all);
+        mount_table_done(&two);
+        close(fd);
+        close(proc);
+}
+
 TEST(namespace_inode_from_the_link_text) {
         static const char *const types[] = { "mnt", "user", "net", "pid", "cgroup" };
         for (size_t i = 0; i < ELEMENTSOF(types); i++) {
