@@ -106,6 +106,9 @@ struct BrokerContainer {
         uint32_t base;
         int pidfd;
         int rules_fd; /* broker_rules_encode() */
+        int userns_fd; /* its init's user namespace, pinned: no other takes its inode */
+        uint64_t userns;
+        char *uid_map, *gid_map; /* that namespace's, once read (written once, by the runtime) */
         SyscallNumber syscalls[SYSCALLS_MAX];
         size_t n_syscalls;
         unsigned helpers, queued;
@@ -158,10 +161,12 @@ static bool kept_key(const BrokerJob *q, KeptKey *ret) {
         return pidfd_send_signal(q->fds[BROKER_FD_PIDFD], 0, NULL, 0) == 0;
 }
 
-/* Forgets k: the helper ends once it sees our end closed. */
+/* Forgets k and ends its helper: closing our end would not end one that is stopped. */
 static void kept_drop(BrokerContainer *c, Kept *k) {
         if (k->channel >= 0)
                 c->broker->kept--;
+        if (k->pidfd >= 0)
+                (void) pidfd_send_signal(k->pidfd, SIGKILL, NULL, 0);
         safe_close(k->channel);
         safe_close(k->pidfd);
         *k = (Kept) { .channel = -EBADF, .pidfd = -EBADF };
@@ -255,9 +260,12 @@ static void kept_add(BrokerPending *p, int channel) {
         Kept *k = p->key && p->c && p->helper_pidfd >= 0 ? kept_slot(p->c) : NULL;
         for (size_t i = 0; k && i < KEPT_PER_CONTAINER; i++)
                 if (p->c->kept[i].channel >= 0 && memcmp(&p->c->kept[i].key, p->key, sizeof(*p->key)) == 0)
-                        return; /* one came first: this one ends */
-        if (!k)
+                        k = NULL; /* one came first */
+        if (!k) {
+                if (p->helper_pidfd >= 0) /* not needed: it ends */
+                        (void) pidfd_send_signal(p->helper_pidfd, SIGKILL, NULL, 0);
                 return;
+        }
         *k = (Kept) { .key = *p->key, .channel = TAKE_FD(fd), .pidfd = fcntl(p->helper_pidfd, F_DUPFD_CLOEXEC, 3) };
         p->c->broker->kept++;
         if (k->pidfd < 0)
@@ -596,6 +604,9 @@ BrokerContainer *broker_container_free(BrokerContainer *c) {
         for (size_t i = 0; i < KEPT_PER_CONTAINER; i++)
                 kept_drop(c, &c->kept[i]);
         free(c->id);
+        free(c->uid_map);
+        free(c->gid_map);
+        safe_close(c->userns_fd);
         safe_close(c->pidfd);
         safe_close(c->rules_fd);
         free(c);
@@ -647,7 +658,7 @@ int broker_container_new(Broker *b, const char *id, pid_t init_pid, uint32_t bas
         if (!c)
                 return -ENOMEM;
         c->broker = b;
-        c->pidfd = c->rules_fd = -EBADF;
+        c->pidfd = c->rules_fd = c->userns_fd = -EBADF;
         for (size_t i = 0; i < KEPT_PER_CONTAINER; i++)
                 c->kept[i] = (Kept) { .channel = -EBADF, .pidfd = -EBADF };
         c->init_pid = init_pid;
@@ -663,6 +674,13 @@ int broker_container_new(Broker *b, const char *id, pid_t init_pid, uint32_t bas
 
         int r = rules_fd >= 0 ? rules_adopt(rules_fd, &c->rules_fd)
                               : rules_record(init_pid, masked, n_masked, &c->rules_fd);
+        char path[64];
+        struct stat st;
+        snprintf(path, sizeof(path), "/proc/%d/ns/user", (int) init_pid);
+        if (r >= 0 && (c->userns_fd = RET_NERRNO(open(path, O_RDONLY | O_CLOEXEC))) >= 0 && fstat(c->userns_fd, &st) >= 0)
+                c->userns = st.st_ino;
+        else if (r >= 0)
+                r = c->userns_fd < 0 ? c->userns_fd : -errno;
         /* The pid could have been reused before we opened its files. */
         if (r >= 0)
                 r = RET_NERRNO(pidfd_send_signal(c->pidfd, 0, NULL, 0));
@@ -847,15 +865,41 @@ static int caps_parse(const char *status, const char *key, uint64_t *ret) {
         return 0;
 }
 
+/* The id maps of the user namespace of pid, a caller in c: read once for c's own. */
+static int maps_read(BrokerContainer *c, pid_t pid, char **ret_uid_map, char **ret_gid_map) {
+        char path[64];
+        uint64_t userns;
+        snprintf(path, sizeof(path), "/proc/%d/ns/user", (int) pid);
+        bool own = ns_inode(AT_FDCWD, path, &userns) >= 0 && userns == c->userns;
+        if (own && c->uid_map) {
+                *ret_uid_map = strdup(c->uid_map);
+                *ret_gid_map = strdup(c->gid_map);
+                return *ret_uid_map && *ret_gid_map ? 0 : -ENOMEM;
+        }
+        int r = proc_read(pid, "uid_map", ret_uid_map);
+        if (r >= 0)
+                r = proc_read(pid, "gid_map", ret_gid_map);
+        /* A caller's user namespace is its own while it waits in the call; any process with
+         * that pid later is in c's namespace only if the inode is c's. */
+        if (r < 0 || !own || !**ret_uid_map || !**ret_gid_map)
+                return r;
+        c->uid_map = strdup(*ret_uid_map);
+        c->gid_map = strdup(*ret_gid_map);
+        if (!c->uid_map || !c->gid_map) {
+                free(c->uid_map);
+                free(c->gid_map);
+                c->uid_map = c->gid_map = NULL;
+        }
+        return 0;
+}
+
 /* The calling thread's credentials, in its user namespace: -EPERM where it has ids that
  * cannot be taken there (none of its own), -E2BIG for more than BROKER_GROUPS_MAX groups. */
-static int credentials_read(pid_t pid, BrokerCredentials *ret) {
+static int credentials_read(BrokerContainer *c, pid_t pid, BrokerCredentials *ret) {
         _cleanup_free_ char *status = NULL, *uid_map = NULL, *gid_map = NULL;
         int r = proc_read(pid, "status", &status);
         if (r >= 0)
-                r = proc_read(pid, "uid_map", &uid_map);
-        if (r >= 0)
-                r = proc_read(pid, "gid_map", &gid_map);
+                r = maps_read(c, pid, &uid_map, &gid_map);
         if (r < 0)
                 return r;
         BrokerCredentials cr = {};
@@ -926,7 +970,8 @@ static int caller_pidfd(pid_t tid) {
 /* The caller's view: its root, working directory, mknodat's dirfd, its mount table, its
  * pid namespace for a new proc, its credentials. Opened and read here, before the
  * notification id is checked again, so that they are known to be its. */
-static int job_open(BrokerJob *q, int dirfd_arg, int emulation_fd) {
+static int job_open(BrokerContainer *c, BrokerJob *q, int dirfd_arg) {
+        int emulation_fd = c->broker->emulation_fd;
         int *fds = q->fds;
         fds[BROKER_FD_PIDFD] = caller_pidfd(q->pid);
         if (fds[BROKER_FD_PIDFD] < 0)
@@ -966,7 +1011,7 @@ static int job_open(BrokerJob *q, int dirfd_arg, int emulation_fd) {
                 if (fds[BROKER_FD_PIDNS] < 0)
                         return fds[BROKER_FD_PIDNS];
         }
-        return credentials_read(q->pid, &q->creds);
+        return credentials_read(c, q->pid, &q->creds);
 }
 
 static int notify_id_valid(int notify_fd, uint64_t id) {
@@ -1154,7 +1199,7 @@ static int notification_handle(BrokerContainer *c, int notify_fd, NotifBuffer *s
                 if (v.device)
                         snprintf(q->device, sizeof(q->device), "%s", v.device);
                 if ((r = job_read(req, q, &e)) == 0)
-                        r = job_open(q, (int) req->data.args[0], c->broker->emulation_fd);
+                        r = job_open(c, q, (int) req->data.args[0]);
         }
         /* Whatever was read or opened belongs to the caller only if it is still waiting. */
         int valid = notify_id_valid(notify_fd, req->id);
