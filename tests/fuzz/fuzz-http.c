@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Input: one byte giving the chunk size (0 means 1), then a byte stream read the way the
- * engine socket proxy reads a connection: request heads (each classified into commands),
- * their bodies by Content-Length or chunked framing, cut into pieces of that size. The
- * same bytes also go through the response parser. */
+ * engine socket proxy reads a connection: request heads (each classified into commands)
+ * arriving in growing pieces, their bodies by Content-Length or chunked framing, cut into
+ * pieces of that size. The same bytes also go through the response parser. */
 #include <assert.h>
 #include <stdint.h>
 #include <string.h>
@@ -30,10 +30,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         CommandList list = { .allow = size % 2, .commands = patterns, .n_commands = 3 };
         size_t pos = 0;
         while (pos < size) {
-                /* The head arrives a piece at a time: the parser must wait, then agree. */
+                /* The head arrives in pieces, the first of the chunk size and each as long as all
+                 * before it (so that a long head costs n log n, not n squared): the parser must
+                 * wait, then agree. */
                 HttpRequest req;
                 ssize_t n = 0;
-                for (size_t have = chunk < size - pos ? chunk : size - pos;; have = have + chunk < size - pos ? have + chunk : size - pos) {
+                for (size_t have = chunk < size - pos ? chunk : size - pos;; have = 2 * have < size - pos ? 2 * have : size - pos) {
                         n = http_request_parse(buf + pos, have, &req);
                         if (n != 0 || have == size - pos)
                                 break;
