@@ -420,6 +420,19 @@ static void helper_parent_stop(Broker *b) {
         b->helper_pid = 0;
 }
 
+/* Whether the helper parent is stopped (by a signal or a tracer). */
+static bool helper_parent_stopped(const Broker *b) {
+        char path[64], stat[512];
+        snprintf(path, sizeof(path), "/proc/%d/stat", (int) b->helper_pid);
+        _cleanup_close_ int fd = b->helper_pid > 0 ? open(path, O_RDONLY | O_CLOEXEC) : -EBADF;
+        ssize_t n = fd < 0 ? -1 : read(fd, stat, sizeof(stat) - 1);
+        if (n <= 0)
+                return false;
+        stat[n] = '\0';
+        const char *state = strrchr(stat, ')');
+        return state && (state[1] == ' ') && (state[2] == 'T' || state[2] == 't');
+}
+
 /* How long the agent waits for room in the helper parent's queue (see
  * helper_parent_send()). */
 #define HELPER_PARENT_WAIT_MS 500
@@ -1324,7 +1337,8 @@ static void pending_kill(BrokerPending *p, bool stuck) {
         int r = p->helper_pidfd < 0 ? pending_read(p, NULL) : -EAGAIN;
         if (p->helper_pidfd >= 0 && !p->answered)
                 (void) pidfd_send_signal(p->helper_pidfd, SIGKILL, NULL, 0);
-        else if (r == -EAGAIN && stuck && p->c)
+        /* One stopped after it started this helper would hold the next call too. */
+        if (stuck && p->c && ((p->helper_pidfd < 0 && r == -EAGAIN) || helper_parent_stopped(p->c->broker)))
                 helper_parent_stop(p->c->broker);
         p->answered = true;
 }

@@ -2,7 +2,8 @@
 /* stockade-helper AGENT_PID: the broker's helper parent. The agent starts it once, with a
  * SOCK_SEQPACKET socket as fd 3, and sends it the vetted calls to perform (broker-actor.h);
  * it forks a helper per call, which performs it as the caller (broker_actor_run()) and
- * answers the agent directly. Libc only and small, so that a fork costs little: the agent
+ * answers the agent directly, or where the agent asks a kept helper, to which the agent then
+ * sends calls of that caller's kind itself (broker-actor.h). Libc only and small, so that a fork costs little: the agent
  * itself maps libcurl, OpenSSL and the rest. When the agent's end closes (the agent
  * stopped, or was killed), it starts what is still queued on its socket and exits; each
  * helper finishes its call and answers it on the container's notify fd itself, so that no

@@ -13,6 +13,10 @@
  *                                                    starts for a caller's second call), then
  *                                                    stays SECONDS (it ends with its first caller)
  *   broker-probe as UID CALL...                  the call as above, as UID (gid UID, no groups)
+ *   broker-probe unshare mount SOURCE TARGET FSTYPE  the mount twice (a kept helper starts),
+ *                                                    and 200 ms later once more in a mount
+ *                                                    namespace of its own; prints how many
+ *                                                    mounts on TARGET that namespace holds
  *   broker-probe stop-helper TARGET                  mounts a proc on TARGET while a child
  *                                                    SIGSTOPs every process named
  *                                                    "stockaded" it can see; prints whether
@@ -24,6 +28,8 @@
 #include <dirent.h>
 #include <errno.h>
 #include <grp.h>
+#include <limits.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -123,6 +129,23 @@ int main(int argc, char *argv[]) {
                 fflush(stdout);
                 sleep((unsigned) atoi(argv[2]));
                 return r;
+        }
+        if (argc == 6 && strcmp(argv[1], "unshare") == 0) {
+                int r = main(argc - 1, argv + 1);
+                r = r ?: main(argc - 1, argv + 1);
+                usleep(200 * 1000); /* the agent has heard the kept helper's first answer */
+                if (r || unshare(CLONE_NEWNS) < 0 || main(argc - 1, argv + 1))
+                        return 1;
+                char line[4096], point[PATH_MAX + 2];
+                int n = 0;
+                snprintf(point, sizeof(point), " %s ", argv[4]);
+                FILE *f = fopen("/proc/self/mountinfo", "re");
+                while (f && fgets(line, sizeof(line), f))
+                        n += strstr(line, point) != NULL;
+                if (f)
+                        fclose(f);
+                printf("mounts on %s here: %d\n", argv[4], n);
+                return 0;
         }
         if (argc > 3 && strcmp(argv[1], "as") == 0) {
                 unsigned id = (unsigned) atoi(argv[2]);

@@ -9,7 +9,8 @@
 #  - pivot_root into a mask (which would uncover what it hides) is refused, runc's own
 #    pivot_root(".", ".") and unmount of the old root from "." work;
 #  - a user without capabilities gets EPERM for a tmpfs mount also while a root process of
-#    the same container holds a kept helper (one that performed its two mounts);
+#    the same container holds a kept helper (one that performed its two mounts), and a
+#    process that unshared its mount namespace after its two mounts mounts in the new one;
 #  - a container that SIGSTOPs the broker's helper still gets its call answered, and
 #    no stopped helper is left behind.
 . "$(dirname "$0")/../integration/lib.sh"
@@ -50,6 +51,15 @@ expect "uid 1000 beside root's kept helper: a tmpfs mount gets EPERM" 0 '^/mnt/u
 expect "uid 1000 beside root's kept helper: root's own mounts succeeded, no tmpfs on /mnt/u" 0 '^/mnt/r: succeeded#/mnt/r: succeeded# clean$' \
         docker exec adv sh -c 'echo "$(tr "\n" "#" </tmp/r) $(grep -q " /mnt/u " /proc/self/mountinfo || echo clean)"'
 docker rm -f adv >/dev/null 2>&1
+
+# A caller that leaves for a mount namespace of its own after its kept helper started is no
+# longer of that helper's kind (its mount namespace and its root mount differ): its next
+# mount is made in its new namespace, not the old one. With neither in the key, the third
+# mount landed in the old namespace (old namespace: 3).
+expect "a mount after unshare(CLONE_NEWNS) lands in the new namespace only" 0 \
+        '^/mnt/n: succeeded#/mnt/n: succeeded#/mnt/n: succeeded#mounts on /mnt/n here: 3# old namespace: 2$' \
+        docker_run --cap-add SYS_ADMIN -v "$SCRATCH/probe:/probe:ro" $img sh -c \
+        'mkdir -p /mnt/n; echo "$(/probe/broker-probe unshare mount none /mnt/n tmpfs | tr "\n" "#") old namespace: $(grep -c " /mnt/n " /proc/self/mountinfo)"'
 
 # Overlay layers are opened by the kernel from the layer's own mount: masks on top of it
 # (/sys/firmware) do not show through. Layers on a tmpfs: overlay refuses an upper on overlay.
