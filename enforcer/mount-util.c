@@ -130,6 +130,7 @@ const char *fs_context_message(int fs_fd, char *buf, size_t size) {
 #endif
 #define STATX_MNT_ID_UNIQUE_ 0x4000u
 #define STATMOUNT_WANT 0x3bu /* SB_BASIC, MNT_BASIC, MNT_ROOT, MNT_POINT, FS_TYPE */
+#define STATMOUNT_FS_SUBTYPE_ 0x100u /* Linux 6.11 */
 #define MOUNT_ATTR_RDONLY_ 0x1u
 
 typedef struct MountIdRequest {
@@ -147,24 +148,35 @@ typedef struct StatMount {
         uint32_t mnt_id_old, mnt_parent_id_old;
         uint64_t mnt_attr, mnt_propagation, mnt_peer_group, mnt_master, propagate_from;
         uint32_t mnt_root, mnt_point;
-        uint64_t spare[50];
+        uint64_t mnt_ns_id;
+        uint32_t fs_subtype, sb_source;
+        uint64_t spare[48];
         char str[];
 } StatMount;
 
 #define STATMOUNT_SIZE (sizeof(StatMount) + 3 * PATH_MAX)
+/* "type.subtype", as mountinfo shows a FUSE file system's type. */
+#define FSTYPE_MAX 256
 _Static_assert(STATMOUNT_SIZE % 8 == 0, "answers stay aligned");
 
-/* The mount of unique id id into sm (STATMOUNT_SIZE bytes), as ret points into it. */
-static int statmount_entry(uint64_t id, StatMount *sm, MountEntry *ret) {
-        MountIdRequest req = { .size = sizeof(req), .mnt_id = id, .param = STATMOUNT_WANT };
+/* The mount of unique id id into sm (STATMOUNT_SIZE bytes) and its type into fstype
+ * (FSTYPE_MAX bytes), as ret points into them. -EOPNOTSUPP for a FUSE file system where the
+ * kernel does not tell its subtype (before Linux 6.11). */
+static int statmount_entry(uint64_t id, StatMount *sm, char *fstype, MountEntry *ret) {
+        MountIdRequest req = { .size = sizeof(req), .mnt_id = id, .param = STATMOUNT_WANT | STATMOUNT_FS_SUBTYPE_ };
         if (syscall(__NR_statmount, &req, sm, STATMOUNT_SIZE, 0) < 0)
                 return -errno;
         if ((sm->mask & STATMOUNT_WANT) != STATMOUNT_WANT)
                 return -EOPNOTSUPP;
+        const char *type = sm->str + sm->fs_type, *subtype = sm->mask & STATMOUNT_FS_SUBTYPE_ ? sm->str + sm->fs_subtype : NULL;
+        if (!subtype && STARTSWITH(type, "fuse"))
+                return -EOPNOTSUPP;
+        if (snprintf(fstype, FSTYPE_MAX, "%s%s%s", type, subtype && *subtype ? "." : "", subtype ?: "") >= FSTYPE_MAX)
+                return -ENAMETOOLONG;
         *ret = (MountEntry) { .id = (int) sm->mnt_id_old, .parent = (int) sm->mnt_parent_id_old,
                               .major = sm->sb_dev_major, .minor = sm->sb_dev_minor, .root = sm->str + sm->mnt_root,
                               .point = sm->str + sm->mnt_point, .options = "",
-                              .read_only = sm->mnt_attr & MOUNT_ATTR_RDONLY_, .fstype = sm->str + sm->fs_type,
+                              .read_only = sm->mnt_attr & MOUNT_ATTR_RDONLY_, .fstype = fstype,
                               .super_options = "" };
         return 0;
 }
@@ -175,17 +187,18 @@ int mount_table_stat(int fd, MountTable *ret) {
                 return -errno;
         if (!(stx.stx_mask & STATX_MNT_ID_UNIQUE_))
                 return -EOPNOTSUPP;
-        _cleanup_free_ char *text = calloc(2, STATMOUNT_SIZE);
+        _cleanup_free_ char *text = calloc(2, STATMOUNT_SIZE + FSTYPE_MAX);
         _cleanup_free_ MountEntry *entries = calloc(2, sizeof(MountEntry));
         if (!text || !entries)
                 return -ENOMEM;
         StatMount *mount = (StatMount *) text, *parent = (StatMount *) (text + STATMOUNT_SIZE);
-        int r = statmount_entry(stx.stx_mnt_id, mount, &entries[0]);
+        char *fstypes = text + 2 * STATMOUNT_SIZE;
+        int r = statmount_entry(stx.stx_mnt_id, mount, fstypes, &entries[0]);
         if (r < 0)
                 return r;
         /* A parent out of the caller's reach is not in its mountinfo either. */
         size_t n = 1;
-        if (mount->mnt_parent_id != mount->mnt_id && statmount_entry(mount->mnt_parent_id, parent, &entries[1]) == 0)
+        if (mount->mnt_parent_id != mount->mnt_id && statmount_entry(mount->mnt_parent_id, parent, fstypes + FSTYPE_MAX, &entries[1]) == 0)
                 n = 2;
         *ret = (MountTable) { .text = TAKE_PTR(text), .entries = TAKE_PTR(entries), .n = n };
         return 0;

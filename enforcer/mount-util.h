@@ -40,8 +40,9 @@ int mount_table_parse(char *text, MountTable *ret);
 void mount_table_done(MountTable *t);
 /* The part of the table that holds the mount of fd and its parent, from statmount(2)
  * (Linux 6.8) in the caller's mount namespace and root: their ids, device, root, point and
- * file system type, no options. -ENOSYS, -EOPNOTSUPP or -EINVAL where the kernel has no
- * statmount; the mountinfo then has them. */
+ * file system type ("fuse.SUBTYPE" as in mountinfo), no options. -ENOSYS, -EOPNOTSUPP or
+ * -EINVAL where the kernel has no statmount, or does not tell a FUSE mount's subtype (6.11);
+ * the mountinfo then has them. */
 int mount_table_stat(int fd, MountTable *ret);
 
 /* What follows prefix in path without the slash ("" if they are equal), NULL if path is
