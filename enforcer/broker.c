@@ -107,7 +107,7 @@ struct BrokerContainer {
         int pidfd;
         int rules_fd; /* broker_rules_encode() */
         int userns_fd; /* its init's user namespace, pinned: no other takes its inode */
-        uint64_t userns;
+        uint64_t userns; /* its inode, 0 if it could not be pinned */
         char *uid_map, *gid_map; /* that namespace's, once read (written once, by the runtime) */
         SyscallNumber syscalls[SYSCALLS_MAX];
         size_t n_syscalls;
@@ -197,6 +197,14 @@ static bool kept_done(const Kept *k, pid_t pid) {
                reply.detail == BROKER_DETAIL_ANSWERED && reply.error == 0;
 }
 
+/* c's kept helper of key, or NULL. */
+static Kept *kept_find(BrokerContainer *c, const KeptKey *key) {
+        for (size_t i = 0; i < KEPT_PER_CONTAINER; i++)
+                if (c->kept[i].channel >= 0 && memcmp(&c->kept[i].key, key, sizeof(*key)) == 0)
+                        return &c->kept[i];
+        return NULL;
+}
+
 /* A slot for a new kept helper in c, or NULL. */
 static Kept *kept_slot(BrokerContainer *c) {
         Kept *free_slot = NULL;
@@ -222,10 +230,7 @@ static void kept_route(BrokerContainer *c, BrokerMessage *m, Kept **ret_kept, Ke
         KeptKey key;
         if (!broker_job_keepable(q) || !kept_key(q, &key))
                 return;
-        Kept *k = NULL;
-        for (size_t i = 0; i < KEPT_PER_CONTAINER && !k; i++)
-                if (c->kept[i].channel >= 0 && memcmp(&c->kept[i].key, &key, sizeof(key)) == 0)
-                        k = &c->kept[i];
+        Kept *k = kept_find(c, &key);
         /* A kept helper takes one job at a time: the parent forks for the others. */
         bool keep = !k && calls_again(c->broker, q->pid) && kept_slot(c);
         if (k ? k->job && !kept_done(k, q->pid) : !keep)
@@ -257,10 +262,8 @@ static void kept_route(BrokerContainer *c, BrokerMessage *m, Kept **ret_kept, Ke
 /* The first answer of the kept helper that p asked for came with its channel. */
 static void kept_add(BrokerPending *p, int channel) {
         _cleanup_close_ int fd = channel;
-        Kept *k = p->key && p->c && p->helper_pidfd >= 0 ? kept_slot(p->c) : NULL;
-        for (size_t i = 0; k && i < KEPT_PER_CONTAINER; i++)
-                if (p->c->kept[i].channel >= 0 && memcmp(&p->c->kept[i].key, p->key, sizeof(*p->key)) == 0)
-                        k = NULL; /* one came first */
+        /* Unless one of its key came first. */
+        Kept *k = p->key && p->c && p->helper_pidfd >= 0 && !kept_find(p->c, p->key) ? kept_slot(p->c) : NULL;
         if (!k) {
                 if (p->helper_pidfd >= 0) /* not needed: it ends */
                         (void) pidfd_send_signal(p->helper_pidfd, SIGKILL, NULL, 0);
@@ -687,13 +690,14 @@ int broker_container_new(Broker *b, const char *id, pid_t init_pid, uint32_t bas
 
         int r = rules_fd >= 0 ? rules_adopt(rules_fd, &c->rules_fd)
                               : rules_record(init_pid, masked, n_masked, &c->rules_fd);
+        /* Held so that no other namespace takes its inode (maps_read()); without it the maps
+         * are read at every call. Before the pid is checked again, as the rules. */
         char path[64];
         struct stat st;
         snprintf(path, sizeof(path), "/proc/%d/ns/user", (int) init_pid);
-        if (r >= 0 && (c->userns_fd = RET_NERRNO(open(path, O_RDONLY | O_CLOEXEC))) >= 0 && fstat(c->userns_fd, &st) >= 0)
+        c->userns_fd = RET_NERRNO(open(path, O_RDONLY | O_CLOEXEC));
+        if (c->userns_fd >= 0 && fstat(c->userns_fd, &st) >= 0)
                 c->userns = st.st_ino;
-        else if (r >= 0)
-                r = c->userns_fd < 0 ? c->userns_fd : -errno;
         /* The pid could have been reused before we opened its files. */
         if (r >= 0)
                 r = RET_NERRNO(pidfd_send_signal(c->pidfd, 0, NULL, 0));
