@@ -70,6 +70,23 @@ typedef struct KeptKey {
         BrokerCredentials creds;
 } KeptKey;
 
+/* A recent caller's /proc directory and status, kept open so that its next call reads them
+ * without walking a path from /proc. They name the thread, not its number: once it has
+ * ended, reads through them fail, and a new thread with its pid gets a new entry. */
+#define CALLERS_MAX 16
+
+typedef struct Caller {
+        pid_t pid;     /* 0: a free entry */
+        int dir_fd;    /* /proc/PID (O_PATH) */
+        int status_fd; /* /proc/PID/status, read again from offset 0 */
+} Caller;
+
+static void caller_forget(Caller *who) {
+        safe_close(who->dir_fd);
+        safe_close(who->status_fd);
+        *who = (Caller) { .dir_fd = -EBADF, .status_fd = -EBADF };
+}
+
 typedef struct Kept {
         KeptKey key;
         int channel; /* the jobs' way to it; -EBADF: a free slot */
@@ -82,6 +99,8 @@ struct Broker {
         unsigned helpers, queued, kept;
         pid_t recent[RECENT_MAX]; /* callers of the last calls sent to the helper parent */
         size_t next_recent;
+        Caller callers[CALLERS_MAX];
+        size_t next_caller;
         char *helper_path;  /* stockade-helper */
         pid_t helper_pid;   /* the helper parent, started on the first call that needs it */
         int helper_socket;
@@ -133,16 +152,13 @@ struct BrokerPending {
 
 /* The key of q's caller; false if it cannot be read or the caller is gone (its pid then
  * named another). */
-static bool kept_key(const BrokerJob *q, KeptKey *ret) {
-        static const char *const names[] = { "user", "mnt", "net", "ipc", "uts", "cgroup" };
+static bool kept_key(const Caller *who, const BrokerJob *q, KeptKey *ret) {
+        static const char *const names[] = { "ns/user", "ns/mnt", "ns/net", "ns/ipc", "ns/uts", "ns/cgroup" };
         _Static_assert(ELEMENTSOF(names) == ELEMENTSOF(ret->ns), "one inode per namespace");
         memset(ret, 0, sizeof(*ret));
-        for (size_t i = 0; i < ELEMENTSOF(names); i++) {
-                char path[64];
-                snprintf(path, sizeof(path), "/proc/%d/ns/%s", (int) q->pid, names[i]);
-                if (ns_inode(AT_FDCWD, path, &ret->ns[i]) < 0)
+        for (size_t i = 0; i < ELEMENTSOF(names); i++)
+                if (ns_inode(who->dir_fd, names[i], &ret->ns[i]) < 0)
                         return false;
-        }
         struct statx stx;
         if (statx(q->fds[BROKER_FD_ROOT], "", AT_EMPTY_PATH, STATX_INO | STATX_MNT_ID, &stx) < 0 ||
             !(stx.stx_mask & STATX_MNT_ID))
@@ -222,13 +238,13 @@ static Kept *kept_slot(BrokerContainer *c) {
  * (*ret_kept), else to the helper parent, asking it for a kept helper of that key (m->keep
  * and *ret_key) for a caller's second call where there is room. A kept helper's mount table
  * (but an unmount's) is read here, in the agent's cgroup namespace. */
-static void kept_route(BrokerContainer *c, BrokerMessage *m, Kept **ret_kept, KeptKey **ret_key) {
+static void kept_route(BrokerContainer *c, const Caller *who, BrokerMessage *m, Kept **ret_kept, KeptKey **ret_key) {
         *ret_kept = NULL;
         *ret_key = NULL;
         m->keep = false;
         BrokerJob *q = &m->job;
         KeptKey key;
-        if (!broker_job_keepable(q) || !kept_key(q, &key))
+        if (!broker_job_keepable(q) || !kept_key(who, q, &key))
                 return;
         Kept *k = kept_find(c, &key);
         /* A kept helper takes one job at a time: the parent forks for the others. */
@@ -385,6 +401,8 @@ int broker_new(const BrokerLimits *limits, int journal_fd, Broker **ret) {
         b->helper_socket = -EBADF;
         b->emulation_fd = -EBADF;
         b->journal_fd = -EBADF;
+        for (size_t i = 0; i < CALLERS_MAX; i++)
+                b->callers[i] = (Caller) { .dir_fd = -EBADF, .status_fd = -EBADF };
         int r = broker_set_limits(b, limits);
         if (r < 0)
                 return r;
@@ -540,6 +558,8 @@ Broker *broker_free(Broker *b) {
                 return NULL;
         assert(b->helpers == 0 && b->queued == 0);
         helper_parent_release(b);
+        for (size_t i = 0; i < CALLERS_MAX; i++)
+                caller_forget(&b->callers[i]);
         free(b->helper_path);
         safe_close(b->emulation_fd);
         if (b->journal)
@@ -832,11 +852,9 @@ static void job_done(BrokerJob *q) {
                 q->fds[i] = safe_close(q->fds[i]);
 }
 
-static int proc_open(pid_t pid, const char *what, int flags) {
-        char path[64];
-        snprintf(path, sizeof(path), "/proc/%d/%s", (int) pid, what);
-        int fd = open(path, flags | O_CLOEXEC);
-        return fd < 0 ? -errno : fd;
+/* what, in the caller's /proc directory. */
+static int proc_open(const Caller *who, const char *what, int flags) {
+        return RET_NERRNO(openat(who->dir_fd, what, flags | O_CLOEXEC));
 }
 
 /* id, an id as the agent's user namespace has it, as map (a uid_map or gid_map read from
@@ -853,10 +871,56 @@ static int id_map(const char *map, uint32_t id, uint32_t *ret) {
         return -EPERM;
 }
 
-static int proc_read(pid_t pid, const char *what, char **ret) {
-        _cleanup_close_ int fd = proc_open(pid, what, O_RDONLY);
+static int proc_read(const Caller *who, const char *what, char **ret) {
+        _cleanup_close_ int fd = proc_open(who, what, O_RDONLY);
         size_t size;
         return fd < 0 ? fd : read_full_fd(fd, 64 * 1024, ret, &size);
+}
+
+/* Its status, made anew for a read from offset 0: whole where it is shorter than the read. */
+static int caller_status(const Caller *who, char **ret) {
+        for (size_t size = 4096; size <= 64 * 1024; size *= 2) {
+                _cleanup_free_ char *text = malloc(size);
+                if (!text)
+                        return -ENOMEM;
+                ssize_t n = pread(who->status_fd, text, size - 1, 0);
+                if (n < 0)
+                        return -errno;
+                if ((size_t) n < size - 1) {
+                        text[n] = '\0';
+                        *ret = TAKE_PTR(text);
+                        return 0;
+                }
+        }
+        return -EFBIG;
+}
+
+/* The calling thread pid's entry, with its status: a new entry where it has none, or where
+ * the thread of its entry has ended (the pid is a new thread's). */
+static int caller_get(Broker *b, pid_t pid, Caller **ret_who, char **ret_status) {
+        Caller *who = NULL;
+        for (size_t i = 0; i < CALLERS_MAX && !who; i++)
+                if (b->callers[i].pid == pid)
+                        who = &b->callers[i];
+        if (who && caller_status(who, ret_status) >= 0) {
+                *ret_who = who;
+                return 0;
+        }
+        if (!who)
+                who = &b->callers[b->next_caller++ % CALLERS_MAX];
+        caller_forget(who);
+        char path[32];
+        snprintf(path, sizeof(path), "/proc/%d", (int) pid);
+        who->dir_fd = RET_NERRNO(open(path, O_PATH | O_DIRECTORY | O_CLOEXEC));
+        who->status_fd = who->dir_fd < 0 ? who->dir_fd : proc_open(who, "status", O_RDONLY);
+        int r = who->status_fd < 0 ? who->status_fd : caller_status(who, ret_status);
+        if (r < 0) {
+                caller_forget(who);
+                return r;
+        }
+        who->pid = pid;
+        *ret_who = who;
+        return 0;
 }
 
 /* The ids of a "Uid:" or "Gid:" line of /proc/PID/status, in the caller's namespace. */
@@ -883,19 +947,17 @@ static int caps_parse(const char *status, const char *key, uint64_t *ret) {
 }
 
 /* The id maps of the user namespace of pid, a caller in c: read once for c's own. */
-static int maps_read(BrokerContainer *c, pid_t pid, char **ret_uid_map, char **ret_gid_map) {
-        char path[64];
+static int maps_read(BrokerContainer *c, const Caller *who, char **ret_uid_map, char **ret_gid_map) {
         uint64_t userns;
-        snprintf(path, sizeof(path), "/proc/%d/ns/user", (int) pid);
-        bool own = ns_inode(AT_FDCWD, path, &userns) >= 0 && userns == c->userns;
+        bool own = ns_inode(who->dir_fd, "ns/user", &userns) >= 0 && userns == c->userns;
         if (own && c->uid_map) {
                 *ret_uid_map = strdup(c->uid_map);
                 *ret_gid_map = strdup(c->gid_map);
                 return *ret_uid_map && *ret_gid_map ? 0 : -ENOMEM;
         }
-        int r = proc_read(pid, "uid_map", ret_uid_map);
+        int r = proc_read(who, "uid_map", ret_uid_map);
         if (r >= 0)
-                r = proc_read(pid, "gid_map", ret_gid_map);
+                r = proc_read(who, "gid_map", ret_gid_map);
         /* A caller's user namespace is its own while it waits in the call; any process with
          * that pid later is in c's namespace only if the inode is c's. */
         if (r < 0 || !own || !**ret_uid_map || !**ret_gid_map)
@@ -912,11 +974,9 @@ static int maps_read(BrokerContainer *c, pid_t pid, char **ret_uid_map, char **r
 
 /* The calling thread's credentials, in its user namespace: -EPERM where it has ids that
  * cannot be taken there (none of its own), -E2BIG for more than BROKER_GROUPS_MAX groups. */
-static int credentials_read(BrokerContainer *c, pid_t pid, BrokerCredentials *ret) {
-        _cleanup_free_ char *status = NULL, *uid_map = NULL, *gid_map = NULL;
-        int r = proc_read(pid, "status", &status);
-        if (r >= 0)
-                r = maps_read(c, pid, &uid_map, &gid_map);
+static int credentials_read(BrokerContainer *c, const Caller *who, const char *status, BrokerCredentials *ret) {
+        _cleanup_free_ char *uid_map = NULL, *gid_map = NULL;
+        int r = maps_read(c, who, &uid_map, &gid_map);
         if (r < 0)
                 return r;
         BrokerCredentials cr = {};
@@ -962,17 +1022,15 @@ static bool same_namespace(pid_t a, pid_t b, const char *type) {
  * a thread), else its thread group's, where every namespace the helper joins is the
  * thread's too (a thread may have a network namespace of its own). Threads of Go programs
  * such as dockerd make the calls; only a group's leader has a pidfd before 6.9. */
-static int caller_pidfd(pid_t tid) {
+static int caller_pidfd(pid_t tid, const char *status) {
         int fd = RET_NERRNO(pidfd_open(tid, PIDFD_THREAD));
         if (fd == -EINVAL)
                 fd = RET_NERRNO(pidfd_open(tid, 0));
         if (fd != -EINVAL)
                 return fd;
-        _cleanup_free_ char *status = NULL;
-        int r = proc_read(tid, "status", &status);
-        const char *line = r < 0 ? NULL : strstr(status, "\nTgid:");
+        const char *line = strstr(status, "\nTgid:");
         if (!line)
-                return r < 0 ? r : -EBADMSG;
+                return -EBADMSG;
         pid_t tgid = (pid_t) strtol(line + strlen("\nTgid:"), NULL, 10);
         _cleanup_close_ int group = tgid > 0 ? RET_NERRNO(pidfd_open(tgid, 0)) : -EBADMSG;
         if (group < 0)
@@ -987,33 +1045,39 @@ static int caller_pidfd(pid_t tid) {
 /* The caller's view: its root, working directory, mknodat's dirfd, its mount table, its
  * pid namespace for a new proc, its credentials. Opened and read here, before the
  * notification id is checked again, so that they are known to be its. */
-static int job_open(BrokerContainer *c, BrokerJob *q, int dirfd_arg) {
+static int job_open(BrokerContainer *c, BrokerJob *q, int dirfd_arg, Caller **ret_who) {
         int emulation_fd = c->broker->emulation_fd;
         int *fds = q->fds;
-        fds[BROKER_FD_PIDFD] = caller_pidfd(q->pid);
+        _cleanup_free_ char *status = NULL;
+        Caller *who;
+        int r = caller_get(c->broker, q->pid, &who, &status);
+        if (r < 0)
+                return r;
+        *ret_who = who;
+        fds[BROKER_FD_PIDFD] = caller_pidfd(q->pid, status);
         if (fds[BROKER_FD_PIDFD] < 0)
                 return fds[BROKER_FD_PIDFD];
-        fds[BROKER_FD_ROOT] = proc_open(q->pid, "root", O_PATH | O_DIRECTORY);
+        fds[BROKER_FD_ROOT] = proc_open(who, "root", O_PATH | O_DIRECTORY);
         if (fds[BROKER_FD_ROOT] < 0)
                 return fds[BROKER_FD_ROOT];
-        fds[BROKER_FD_CWD] = proc_open(q->pid, "cwd", O_PATH | O_DIRECTORY);
+        fds[BROKER_FD_CWD] = proc_open(who, "cwd", O_PATH | O_DIRECTORY);
         if (fds[BROKER_FD_CWD] < 0)
                 return fds[BROKER_FD_CWD];
         if (q->syscall == BROKER_SYSCALL_MKNODAT && q->target[0] != '/' && dirfd_arg != AT_FDCWD) {
                 char what[32];
                 snprintf(what, sizeof(what), "fd/%d", dirfd_arg);
-                fds[BROKER_FD_DIR] = dirfd_arg < 0 ? -EBADF : proc_open(q->pid, what, O_PATH);
+                fds[BROKER_FD_DIR] = dirfd_arg < 0 ? -EBADF : proc_open(who, what, O_PATH);
                 if (fds[BROKER_FD_DIR] < 0)
                         return -EBADF;
         }
         if (broker_needs_mount_table(q->syscall, q->flags, q->has_fstype ? q->fstype : NULL)) {
-                fds[BROKER_FD_MOUNTINFO] = proc_open(q->pid, "mountinfo", O_RDONLY);
+                fds[BROKER_FD_MOUNTINFO] = proc_open(who, "mountinfo", O_RDONLY);
                 if (fds[BROKER_FD_MOUNTINFO] < 0)
                         return fds[BROKER_FD_MOUNTINFO];
         }
         /* A path of its own /proc (the helper's self_link_open()). */
         if (q->syscall == BROKER_SYSCALL_MOUNT && (STARTSWITH(q->target, "/proc/") || STARTSWITH(q->source, "/proc/"))) {
-                fds[BROKER_FD_PROC] = proc_open(q->pid, "", O_PATH | O_DIRECTORY);
+                fds[BROKER_FD_PROC] = proc_open(who, ".", O_PATH | O_DIRECTORY);
                 if (fds[BROKER_FD_PROC] < 0)
                         return fds[BROKER_FD_PROC];
         }
@@ -1024,11 +1088,11 @@ static int job_open(BrokerContainer *c, BrokerJob *q, int dirfd_arg) {
                         return fds[BROKER_FD_EMULATION];
         }
         if (new_fs && streq(q->fstype, "proc")) {
-                fds[BROKER_FD_PIDNS] = proc_open(q->pid, "ns/pid", O_RDONLY);
+                fds[BROKER_FD_PIDNS] = proc_open(who, "ns/pid", O_RDONLY);
                 if (fds[BROKER_FD_PIDNS] < 0)
                         return fds[BROKER_FD_PIDNS];
         }
-        return credentials_read(c, q->pid, &q->creds);
+        return credentials_read(c, who, status, &q->creds);
 }
 
 static int notify_id_valid(int notify_fd, uint64_t id) {
@@ -1097,7 +1161,8 @@ static bool helper_available(const BrokerContainer *c) {
 
 /* Hands the job to a kept helper or to the helper parent, with a socket for the helper's
  * answer: the call leaves the journal. */
-static int pending_start(BrokerContainer *c, int notify_fd, BrokerMessage *m, NotifBuffer *slot, BrokerPending **ret) {
+static int pending_start(BrokerContainer *c, const Caller *who, int notify_fd, BrokerMessage *m, NotifBuffer *slot,
+                         BrokerPending **ret) {
         Broker *b = c->broker;
         _cleanup_(broker_pending_freep) BrokerPending *p = calloc(1, sizeof(BrokerPending));
         if (!p)
@@ -1115,19 +1180,18 @@ static int pending_start(BrokerContainer *c, int notify_fd, BrokerMessage *m, No
         _cleanup_close_ int theirs = pair[1];
         /* The helper answers the call itself (the agent may be gone by then). */
         m->job.id = id;
-        m->job.fds[BROKER_FD_NOTIFY] = RET_NERRNO(fcntl(notify_fd, F_DUPFD_CLOEXEC, 3));
-        if (m->job.fds[BROKER_FD_NOTIFY] < 0)
-                return m->job.fds[BROKER_FD_NOTIFY];
         Kept *k;
-        kept_route(c, m, &k, &p->key);
+        kept_route(c, who, m, &k, &p->key);
         int fds[BROKER_MESSAGE_FDS_MAX] = { theirs, c->rules_fd };
         size_t n_fds = 2;
         m->fd_mask = 0;
-        for (size_t i = 0; i < _BROKER_FD_MAX; i++)
-                if (m->job.fds[i] >= 0) {
+        for (size_t i = 0; i < _BROKER_FD_MAX; i++) {
+                int fd = i == BROKER_FD_NOTIFY ? notify_fd : m->job.fds[i];
+                if (fd >= 0) {
                         m->fd_mask |= 1u << i;
-                        fds[n_fds++] = m->job.fds[i];
+                        fds[n_fds++] = fd;
                 }
+        }
         if (k && (p->helper_pidfd = RET_NERRNO(fcntl(k->pidfd, F_DUPFD_CLOEXEC, 3))) >= 0 &&
             message_send(k->channel, m, fds, n_fds, MSG_DONTWAIT) >= 0) {
                 k->job = p;
@@ -1193,6 +1257,7 @@ static int notification_handle(BrokerContainer *c, int notify_fd, NotifBuffer *s
         BrokerSyscall kind = syscall_classify(c, req->data.arch, req->data.nr);
         e.syscall = broker_syscall_name(kind);
         _cleanup_free_ BrokerMessage *m = NULL;
+        Caller *who = NULL;
         int r;
         if (v.action == BROKER_ACTION_CONTINUE) {
                 e.continued = true;
@@ -1216,7 +1281,7 @@ static int notification_handle(BrokerContainer *c, int notify_fd, NotifBuffer *s
                 if (v.device)
                         snprintf(q->device, sizeof(q->device), "%s", v.device);
                 if ((r = job_read(req, q, &e)) == 0)
-                        r = job_open(c, q, (int) req->data.args[0]);
+                        r = job_open(c, q, (int) req->data.args[0], &who);
         }
         /* Whatever was read or opened belongs to the caller only if it is still waiting. */
         int valid = notify_id_valid(notify_fd, req->id);
@@ -1227,7 +1292,7 @@ static int notification_handle(BrokerContainer *c, int notify_fd, NotifBuffer *s
                 return valid; /* ENOENT: gone */
         }
         if (r >= 0) {
-                r = pending_start(c, notify_fd, m, slot, ret_pending);
+                r = pending_start(c, who, notify_fd, m, slot, ret_pending);
                 /* The helper parent's queue is full: the call waits, first in its container's
                  * queue, until a helper at work ends. */
                 if (r == -EAGAIN && c->broker->helpers > 0 && queue_add(c, notify_fd, slot, true, false) >= 0) {
