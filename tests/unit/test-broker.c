@@ -1189,6 +1189,20 @@ static void scenario_unprivileged(FILE *out) {
         mkdir("/user", 0755);
         if (chown("/user", 1000, 1000) < 0)
                 die("chown");
+        /* One thread, root and then 1000 without capabilities: each call has the
+         * credentials the caller has when it makes it (the agent keeps its status open). */
+        pid_t same = fork();
+        if (same < 0)
+                die("fork");
+        if (same == 0) {
+                result(out, "before_drop_tmpfs", E(mount("none", "/mnt", "tmpfs", 0, NULL)));
+                if (setgroups(0, NULL) < 0 || setresgid(1000, 1000, 1000) < 0 || setresuid(1000, 1000, 1000) < 0)
+                        die("become 1000");
+                result(out, "after_drop_tmpfs", E(mount("none", "/mnt", "tmpfs", 0, NULL)));
+                _exit(0);
+        }
+        if (waitpid(same, NULL, 0) < 0)
+                die("wait");
         for (int round = 0; round < 2; round++) {
                 pid_t pid = fork();
                 if (pid < 0)
@@ -1258,6 +1272,8 @@ TEST(nested_user_namespace) {
 TEST(caller_credentials) {
         Run run = {};
         run_container(scenario_unprivileged, &run);
+        ASSERT_EQ(run_result(&run, "before_drop_tmpfs"), 0);
+        ASSERT_EQ(run_result(&run, "after_drop_tmpfs"), EPERM);
         ASSERT_EQ(run_result(&run, "nocaps_tmpfs"), EPERM);
         ASSERT_EQ(run_result(&run, "nocaps_bind_passwd"), EPERM);
         ASSERT_EQ(run_result(&run, "nocaps_mknod_rootonly"), EACCES);
