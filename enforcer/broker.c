@@ -94,6 +94,17 @@ typedef struct Kept {
         BrokerPending *job; /* the job of ours it has, or NULL */
 } Kept;
 
+/* Where a job goes (kept_route()), and whose it is. */
+typedef struct Route {
+        Caller *who;
+        Kept *kept;   /* the caller's kept helper, free for it, or NULL */
+        KeptKey *key; /* the key of the kept helper asked of the helper parent, or NULL */
+} Route;
+
+static void route_done(Route *r) {
+        free(r->key);
+}
+
 struct Broker {
         BrokerLimits limits;
         unsigned helpers, queued, kept;
@@ -150,8 +161,8 @@ struct BrokerPending {
 
 /* ---- kept helpers (broker-actor.h) ---- */
 
-/* The key of q's caller; false if it cannot be read or the caller is gone (its pid then
- * named another). */
+/* The key of q's caller, read through its /proc directory; false if it cannot be read (also
+ * where the caller has ended: the directory is its thread's, whatever has its pid now). */
 static bool kept_key(const Caller *who, const BrokerJob *q, KeptKey *ret) {
         static const char *const names[] = { "ns/user", "ns/mnt", "ns/net", "ns/ipc", "ns/uts", "ns/cgroup" };
         _Static_assert(ELEMENTSOF(names) == ELEMENTSOF(ret->ns), "one inode per namespace");
@@ -160,7 +171,7 @@ static bool kept_key(const Caller *who, const BrokerJob *q, KeptKey *ret) {
                 if (ns_inode(who->dir_fd, names[i], &ret->ns[i]) < 0)
                         return false;
         struct statx stx;
-        if (statx(q->fds[BROKER_FD_ROOT], "", AT_EMPTY_PATH, STATX_INO | STATX_MNT_ID, &stx) < 0 ||
+        if (statx(who->dir_fd, "root", 0, STATX_INO | STATX_MNT_ID, &stx) < 0 ||
             !(stx.stx_mask & STATX_MNT_ID))
                 return false;
         ret->root_dev = makedev(stx.stx_dev_major, stx.stx_dev_minor);
@@ -174,7 +185,7 @@ static bool kept_key(const Caller *who, const BrokerJob *q, KeptKey *ret) {
         ret->creds.cap_inh = cr->cap_inh;
         ret->creds.cap_prm = cr->cap_prm;
         ret->creds.cap_eff = cr->cap_eff;
-        return pidfd_send_signal(q->fds[BROKER_FD_PIDFD], 0, NULL, 0) == 0;
+        return true;
 }
 
 /* Forgets k and ends its helper: closing our end would not end one that is stopped. */
@@ -235,12 +246,12 @@ static Kept *kept_slot(BrokerContainer *c) {
 }
 
 /* Where m goes: to c's kept helper of its caller's key where there is one and it is free
- * (*ret_kept), else to the helper parent, asking it for a kept helper of that key (m->keep
- * and *ret_key) for a caller's second call where there is room. A kept helper's mount table
+ * (ret->kept), else to the helper parent, asking it for a kept helper of that key (m->keep
+ * and ret->key) for a caller's second call where there is room. A kept helper's mount table
  * (but an unmount's) is read here, in the agent's cgroup namespace. */
-static void kept_route(BrokerContainer *c, const Caller *who, BrokerMessage *m, Kept **ret_kept, KeptKey **ret_key) {
-        *ret_kept = NULL;
-        *ret_key = NULL;
+static void kept_route(BrokerContainer *c, const Caller *who, BrokerMessage *m, Route *ret) {
+        ret->kept = NULL;
+        ret->key = NULL;
         m->keep = false;
         BrokerJob *q = &m->job;
         KeptKey key;
@@ -265,12 +276,12 @@ static void kept_route(BrokerContainer *c, const Caller *who, BrokerMessage *m, 
                 *fd = TAKE_FD(memfd);
         }
         if (k) {
-                *ret_kept = k;
+                ret->kept = k;
                 return;
         }
-        *ret_key = malloc(sizeof(key));
-        if (*ret_key) {
-                **ret_key = key;
+        ret->key = malloc(sizeof(key));
+        if (ret->key) {
+                *ret->key = key;
                 m->keep = true;
         }
 }
@@ -1042,24 +1053,28 @@ static int caller_pidfd(pid_t tid, const char *status) {
         return TAKE_FD(group);
 }
 
-/* The caller's view: its root, working directory, mknodat's dirfd, its mount table, its
- * pid namespace for a new proc, its credentials. Opened and read here, before the
+/* What a helper that has not joined the caller yet needs: a pidfd of it and its root. */
+static int job_open_entry(const Caller *who, BrokerJob *q, const char *status) {
+        q->fds[BROKER_FD_PIDFD] = caller_pidfd(q->pid, status);
+        if (q->fds[BROKER_FD_PIDFD] < 0)
+                return q->fds[BROKER_FD_PIDFD];
+        q->fds[BROKER_FD_ROOT] = proc_open(who, "root", O_PATH | O_DIRECTORY);
+        return q->fds[BROKER_FD_ROOT] < 0 ? q->fds[BROKER_FD_ROOT] : 0;
+}
+
+/* The caller's view: its working directory, mknodat's dirfd, its mount table, its pid
+ * namespace for a new proc, its credentials; where m goes (*ret_route), and unless that is
+ * a kept helper of the caller's, its pidfd and root. Opened and read here, before the
  * notification id is checked again, so that they are known to be its. */
-static int job_open(BrokerContainer *c, BrokerJob *q, int dirfd_arg, Caller **ret_who) {
+static int job_open(BrokerContainer *c, BrokerMessage *m, int dirfd_arg, Route *ret_route) {
         int emulation_fd = c->broker->emulation_fd;
+        BrokerJob *q = &m->job;
         int *fds = q->fds;
         _cleanup_free_ char *status = NULL;
         Caller *who;
         int r = caller_get(c->broker, q->pid, &who, &status);
         if (r < 0)
                 return r;
-        *ret_who = who;
-        fds[BROKER_FD_PIDFD] = caller_pidfd(q->pid, status);
-        if (fds[BROKER_FD_PIDFD] < 0)
-                return fds[BROKER_FD_PIDFD];
-        fds[BROKER_FD_ROOT] = proc_open(who, "root", O_PATH | O_DIRECTORY);
-        if (fds[BROKER_FD_ROOT] < 0)
-                return fds[BROKER_FD_ROOT];
         fds[BROKER_FD_CWD] = proc_open(who, "cwd", O_PATH | O_DIRECTORY);
         if (fds[BROKER_FD_CWD] < 0)
                 return fds[BROKER_FD_CWD];
@@ -1092,7 +1107,12 @@ static int job_open(BrokerContainer *c, BrokerJob *q, int dirfd_arg, Caller **re
                 if (fds[BROKER_FD_PIDNS] < 0)
                         return fds[BROKER_FD_PIDNS];
         }
-        return credentials_read(c, who, status, &q->creds);
+        r = credentials_read(c, who, status, &q->creds);
+        if (r < 0)
+                return r;
+        kept_route(c, who, m, ret_route);
+        ret_route->who = who;
+        return ret_route->kept ? 0 : job_open_entry(who, q, status);
 }
 
 static int notify_id_valid(int notify_fd, uint64_t id) {
@@ -1159,9 +1179,25 @@ static bool helper_available(const BrokerContainer *c) {
         return c->helpers < b->limits.helpers_per_container && b->helpers < b->limits.helpers;
 }
 
-/* Hands the job to a kept helper or to the helper parent, with a socket for the helper's
- * answer: the call leaves the journal. */
-static int pending_start(BrokerContainer *c, const Caller *who, int notify_fd, BrokerMessage *m, NotifBuffer *slot,
+/* The fds that go with m: the helper's socket, the rules, then those of the job. */
+static size_t message_fds(BrokerMessage *m, int socket, int rules_fd, int notify_fd, int fds[BROKER_MESSAGE_FDS_MAX]) {
+        size_t n_fds = 0;
+        fds[n_fds++] = socket;
+        fds[n_fds++] = rules_fd;
+        m->fd_mask = 0;
+        for (size_t i = 0; i < _BROKER_FD_MAX; i++) {
+                int fd = i == BROKER_FD_NOTIFY ? notify_fd : m->job.fds[i];
+                if (fd >= 0) {
+                        m->fd_mask |= 1u << i;
+                        fds[n_fds++] = fd;
+                }
+        }
+        return n_fds;
+}
+
+/* Hands the job to the kept helper of route or to the helper parent, with a socket for the
+ * helper's answer: the call leaves the journal. */
+static int pending_start(BrokerContainer *c, int notify_fd, BrokerMessage *m, Route *route, NotifBuffer *slot,
                          BrokerPending **ret) {
         Broker *b = c->broker;
         _cleanup_(broker_pending_freep) BrokerPending *p = calloc(1, sizeof(BrokerPending));
@@ -1180,26 +1216,30 @@ static int pending_start(BrokerContainer *c, const Caller *who, int notify_fd, B
         _cleanup_close_ int theirs = pair[1];
         /* The helper answers the call itself (the agent may be gone by then). */
         m->job.id = id;
-        Kept *k;
-        kept_route(c, who, m, &k, &p->key);
-        int fds[BROKER_MESSAGE_FDS_MAX] = { theirs, c->rules_fd };
-        size_t n_fds = 2;
-        m->fd_mask = 0;
-        for (size_t i = 0; i < _BROKER_FD_MAX; i++) {
-                int fd = i == BROKER_FD_NOTIFY ? notify_fd : m->job.fds[i];
-                if (fd >= 0) {
-                        m->fd_mask |= 1u << i;
-                        fds[n_fds++] = fd;
-                }
-        }
+        p->key = TAKE_PTR(route->key);
+        Kept *k = route->kept;
+        int fds[BROKER_MESSAGE_FDS_MAX];
+        size_t n_fds = message_fds(m, theirs, c->rules_fd, notify_fd, fds);
         if (k && (p->helper_pidfd = RET_NERRNO(fcntl(k->pidfd, F_DUPFD_CLOEXEC, 3))) >= 0 &&
             message_send(k->channel, m, fds, n_fds, MSG_DONTWAIT) >= 0) {
                 k->job = p;
                 p->kept = k;
         } else {
-                if (k)
-                        kept_drop(c, k); /* it ended */
                 p->helper_pidfd = safe_close(p->helper_pidfd);
+                if (k) {
+                        /* It ended: the helper parent's helper needs the caller's pidfd and
+                         * root, which are the caller's while it still waits. */
+                        kept_drop(c, k);
+                        _cleanup_free_ char *status = NULL;
+                        int r = caller_status(route->who, &status);
+                        if (r >= 0)
+                                r = job_open_entry(route->who, &m->job, status);
+                        if (r >= 0)
+                                r = notify_id_valid(notify_fd, id);
+                        if (r < 0)
+                                return r;
+                        n_fds = message_fds(m, theirs, c->rules_fd, notify_fd, fds);
+                }
                 int r = helper_parent_send(b, m, fds, n_fds);
                 if (r < 0)
                         return r;
@@ -1257,7 +1297,7 @@ static int notification_handle(BrokerContainer *c, int notify_fd, NotifBuffer *s
         BrokerSyscall kind = syscall_classify(c, req->data.arch, req->data.nr);
         e.syscall = broker_syscall_name(kind);
         _cleanup_free_ BrokerMessage *m = NULL;
-        Caller *who = NULL;
+        _cleanup_(route_done) Route route = {};
         int r;
         if (v.action == BROKER_ACTION_CONTINUE) {
                 e.continued = true;
@@ -1281,7 +1321,7 @@ static int notification_handle(BrokerContainer *c, int notify_fd, NotifBuffer *s
                 if (v.device)
                         snprintf(q->device, sizeof(q->device), "%s", v.device);
                 if ((r = job_read(req, q, &e)) == 0)
-                        r = job_open(c, q, (int) req->data.args[0], &who);
+                        r = job_open(c, m, (int) req->data.args[0], &route);
         }
         /* Whatever was read or opened belongs to the caller only if it is still waiting. */
         int valid = notify_id_valid(notify_fd, req->id);
@@ -1292,7 +1332,7 @@ static int notification_handle(BrokerContainer *c, int notify_fd, NotifBuffer *s
                 return valid; /* ENOENT: gone */
         }
         if (r >= 0) {
-                r = pending_start(c, who, notify_fd, m, slot, ret_pending);
+                r = pending_start(c, notify_fd, m, &route, slot, ret_pending);
                 /* The helper parent's queue is full: the call waits, first in its container's
                  * queue, until a helper at work ends. */
                 if (r == -EAGAIN && c->broker->helpers > 0 && queue_add(c, notify_fd, slot, true, false) >= 0) {

@@ -864,6 +864,15 @@ static void scenario_umount(FILE *out) {
         result(out, "bad_flags", E(umount2("/mnt", 0x100)));
         result(out, "not_mounted", E(umount("/mnt")));
         result(out, "missing", E(umount("/nonexistent")));
+        /* The second call has a kept helper made, which takes the third and ends 2 s after
+         * it: the agent learns that only when the fourth cannot be sent to it. */
+        for (int i = 0; i < 6; i++) {
+                char name[32];
+                snprintf(name, sizeof(name), "kept_call_%d", i);
+                if (i == 3)
+                        sleep(3);
+                result(out, name, i % 2 == 0 ? E(mount("none", "/mnt", "tmpfs", 0, NULL)) : E(umount("/mnt")));
+        }
 }
 
 TEST(umount) {
@@ -886,6 +895,11 @@ TEST(umount) {
         ASSERT_EQ(run_result(&run, "bad_flags"), EINVAL);
         ASSERT_EQ(run_result(&run, "not_mounted"), EINVAL);
         ASSERT_EQ(run_result(&run, "missing"), ENOENT);
+        for (int i = 0; i < 6; i++) {
+                char name[32];
+                snprintf(name, sizeof(name), "kept_call_%d", i);
+                ASSERT_EQ(run_result(&run, name), 0);
+        }
         ASSERT_TRUE(host_mounts_clean());
         run_done(&run);
 }
@@ -1334,12 +1348,26 @@ TEST(overlay_layers) {
 }
 
 static void scenario_stopped_helper(FILE *out) {
-        /* Until the stopper caught a helper (the first one born after it attached): its call is cut off. */
+        /* Until the stopper caught a helper (the first one born after it attached): its call
+         * is cut off. Each round's calls come from a UTS namespace of their own, so that no
+         * kept helper takes them: each call has a helper born for it. */
         int r = 0;
         for (int i = 0; i < 100 && r != EINTR; i++) {
-                r = E(mount("none", "/mnt", "tmpfs", 0, NULL));
-                if (r == 0)
-                        r = E(umount2("/mnt", MNT_DETACH));
+                pid_t pid = fork();
+                if (pid < 0)
+                        die("fork");
+                if (pid == 0) {
+                        if (unshare(CLONE_NEWUTS) < 0)
+                                die("unshare");
+                        r = E(mount("none", "/mnt", "tmpfs", 0, NULL));
+                        if (r == 0)
+                                r = E(umount2("/mnt", MNT_DETACH));
+                        _exit(r);
+                }
+                int status;
+                if (waitpid(pid, &status, 0) < 0 || !WIFEXITED(status))
+                        die("wait");
+                r = WEXITSTATUS(status);
         }
         result(out, "cut_off", r);
 }
