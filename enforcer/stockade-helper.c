@@ -84,13 +84,16 @@ static bool job_map(Job *j) {
         return true;
 }
 
-/* The container's rules, from j's memfd; on failure the helper answers and exits. */
-static void rules_read(const Job *j, BrokerRules *ret, char **ret_blob, MountTable *ret_initial) {
-        const BrokerJob *q = &j->m.job;
+/* Whether q is checked against the mounts the container started with. */
+static bool needs_initial(const BrokerJob *q) {
         BrokerMountOp op = broker_mount_op(q->flags);
-        bool with_initial = (q->syscall == BROKER_SYSCALL_MOUNT &&
-                             (op == BROKER_MOUNT_REMOUNT || op == BROKER_MOUNT_REMOUNT_BIND || op == BROKER_MOUNT_MOVE)) ||
-                            q->syscall == BROKER_SYSCALL_PIVOT_ROOT;
+        return (q->syscall == BROKER_SYSCALL_MOUNT &&
+                (op == BROKER_MOUNT_REMOUNT || op == BROKER_MOUNT_REMOUNT_BIND || op == BROKER_MOUNT_MOVE)) ||
+               q->syscall == BROKER_SYSCALL_PIVOT_ROOT;
+}
+
+/* The container's rules, from j's memfd; on failure the helper answers and exits. */
+static void rules_read(const Job *j, bool with_initial, BrokerRules *ret, char **ret_blob, MountTable *ret_initial) {
         int r = broker_rules_decode(j->fds[1], with_initial, ret, ret_blob, ret_initial);
         if (r < 0)
                 helper_fail(j->fds[0], r, "cannot read the container's rules: %s", strerror(-r));
@@ -102,7 +105,7 @@ _noreturn_ static void helper_run(const Job *j) {
         BrokerRules rules;
         MountTable initial = {};
         char *blob = NULL;
-        rules_read(j, &rules, &blob, &initial);
+        rules_read(j, needs_initial(&j->m.job), &rules, &blob, &initial);
         broker_actor_run(j->fds[0], &j->m.job, &rules);
 }
 
@@ -117,20 +120,16 @@ static void children_reap(void) {
  * the agent closes its end of the channel. */
 #define KEPT_IDLE_MS 2000
 
-/* In a kept helper: performs j (its fds mapped) and closes them. For the first job
- * (ret_caller not NULL) it enters the caller's first and returns a pidfd of it. */
-static void kept_serve(int channel, int offer, Job *j, int *ret_caller) {
-        BrokerRules rules;
-        MountTable initial = {};
-        _cleanup_free_ char *blob = NULL;
-        rules_read(j, &rules, &blob, &initial);
+/* In a kept helper: performs j (its fds mapped) with its container's rules and closes them.
+ * For the first job (ret_caller not NULL) it enters the caller's first and returns a pidfd
+ * of it. */
+static void kept_serve(int channel, int offer, Job *j, const BrokerRules *rules, int *ret_caller) {
         if (ret_caller) {
                 j->fds[1] = safe_close(j->fds[1]); /* before its number is given out again */
                 broker_actor_keep(j->fds[0], &j->m.job, channel, offer);
                 *ret_caller = fcntl(j->m.job.fds[BROKER_FD_PIDFD], F_DUPFD_CLOEXEC, 3);
         }
-        broker_actor_serve(j->fds[0], &j->m.job, &rules);
-        mount_table_done(&initial);
+        broker_actor_serve(j->fds[0], &j->m.job, rules);
         job_close(j);
 }
 
@@ -139,7 +138,13 @@ static void kept_serve(int channel, int offer, Job *j, int *ret_caller) {
  * then sends them to the parent) and performs those already sent. */
 _noreturn_ static void kept_run(Job *first, int channel, int offer) {
         _cleanup_close_ int caller = -EBADF;
-        kept_serve(channel, offer, first, &caller);
+        /* Its jobs are all of one container (the agent keeps it for that one): the rules,
+         * which do not change, are read once. */
+        BrokerRules rules;
+        MountTable initial = {};
+        char *blob = NULL;
+        rules_read(first, true, &rules, &blob, &initial);
+        kept_serve(channel, offer, first, &rules, &caller);
         safe_close(offer);
         Job j = {};
         for (;;) {
@@ -153,14 +158,14 @@ _noreturn_ static void kept_run(Job *first, int channel, int offer) {
                 if (k == 0)
                         break;
                 if (k == sizeof(j.m) && job_map(&j))
-                        kept_serve(channel, -EBADF, &j, NULL);
+                        kept_serve(channel, -EBADF, &j, &rules, NULL);
                 else if (k > 0 || k == -EBADMSG)
                         job_close(&j);
         }
         (void) shutdown(channel, SHUT_RD);
         while (message_receive(channel, &j.m, j.fds, &j.n_fds) == sizeof(j.m)) {
                 if (job_map(&j))
-                        kept_serve(channel, -EBADF, &j, NULL);
+                        kept_serve(channel, -EBADF, &j, &rules, NULL);
                 else
                         job_close(&j);
         }
