@@ -163,12 +163,13 @@ struct BrokerPending {
 
 /* The key of q's caller, read through its /proc directory; false if it cannot be read (also
  * where the caller has ended: the directory is its thread's, whatever has its pid now). */
-static bool kept_key(const Caller *who, const BrokerJob *q, KeptKey *ret) {
-        static const char *const names[] = { "ns/user", "ns/mnt", "ns/net", "ns/ipc", "ns/uts", "ns/cgroup" };
-        _Static_assert(ELEMENTSOF(names) == ELEMENTSOF(ret->ns), "one inode per namespace");
+static bool kept_key(const Caller *who, uint64_t userns, const BrokerJob *q, KeptKey *ret) {
+        static const char *const names[] = { "ns/mnt", "ns/net", "ns/ipc", "ns/uts", "ns/cgroup" };
+        _Static_assert(ELEMENTSOF(names) + 1 == ELEMENTSOF(ret->ns), "one inode per namespace");
         memset(ret, 0, sizeof(*ret));
+        ret->ns[0] = userns;
         for (size_t i = 0; i < ELEMENTSOF(names); i++)
-                if (ns_inode(who->dir_fd, names[i], &ret->ns[i]) < 0)
+                if (ns_inode(who->dir_fd, names[i], &ret->ns[i + 1]) < 0)
                         return false;
         struct statx stx;
         if (statx(who->dir_fd, "root", 0, STATX_INO | STATX_MNT_ID, &stx) < 0 ||
@@ -249,13 +250,13 @@ static Kept *kept_slot(BrokerContainer *c) {
  * (ret->kept), else to the helper parent, asking it for a kept helper of that key (m->keep
  * and ret->key) for a caller's second call where there is room. A kept helper's mount table
  * (but an unmount's) is read here, in the agent's cgroup namespace. */
-static void kept_route(BrokerContainer *c, const Caller *who, BrokerMessage *m, Route *ret) {
+static void kept_route(BrokerContainer *c, const Caller *who, uint64_t userns, BrokerMessage *m, Route *ret) {
         ret->kept = NULL;
         ret->key = NULL;
         m->keep = false;
         BrokerJob *q = &m->job;
         KeptKey key;
-        if (!broker_job_keepable(q) || !kept_key(who, q, &key))
+        if (!broker_job_keepable(q) || !kept_key(who, userns, q, &key))
                 return;
         Kept *k = kept_find(c, &key);
         /* A kept helper takes one job at a time: the parent forks for the others. */
@@ -958,9 +959,8 @@ static int caps_parse(const char *status, const char *key, uint64_t *ret) {
 }
 
 /* The id maps of the user namespace of pid, a caller in c: read once for c's own. */
-static int maps_read(BrokerContainer *c, const Caller *who, char **ret_uid_map, char **ret_gid_map) {
-        uint64_t userns;
-        bool own = ns_inode(who->dir_fd, "ns/user", &userns) >= 0 && userns == c->userns;
+static int maps_read(BrokerContainer *c, const Caller *who, uint64_t userns, char **ret_uid_map, char **ret_gid_map) {
+        bool own = userns == c->userns;
         if (own && c->uid_map) {
                 *ret_uid_map = strdup(c->uid_map);
                 *ret_gid_map = strdup(c->gid_map);
@@ -985,9 +985,10 @@ static int maps_read(BrokerContainer *c, const Caller *who, char **ret_uid_map, 
 
 /* The calling thread's credentials, in its user namespace: -EPERM where it has ids that
  * cannot be taken there (none of its own), -E2BIG for more than BROKER_GROUPS_MAX groups. */
-static int credentials_read(BrokerContainer *c, const Caller *who, const char *status, BrokerCredentials *ret) {
+static int credentials_read(BrokerContainer *c, const Caller *who, uint64_t userns, const char *status,
+                            BrokerCredentials *ret) {
         _cleanup_free_ char *uid_map = NULL, *gid_map = NULL;
-        int r = maps_read(c, who, &uid_map, &gid_map);
+        int r = maps_read(c, who, userns, &uid_map, &gid_map);
         if (r < 0)
                 return r;
         BrokerCredentials cr = {};
@@ -1107,10 +1108,13 @@ static int job_open(BrokerContainer *c, BrokerMessage *m, int dirfd_arg, Route *
                 if (fds[BROKER_FD_PIDNS] < 0)
                         return fds[BROKER_FD_PIDNS];
         }
-        r = credentials_read(c, who, status, &q->creds);
+        uint64_t userns;
+        r = ns_inode(who->dir_fd, "ns/user", &userns);
+        if (r >= 0)
+                r = credentials_read(c, who, userns, status, &q->creds);
         if (r < 0)
                 return r;
-        kept_route(c, who, m, ret_route);
+        kept_route(c, who, userns, m, ret_route);
         ret_route->who = who;
         return ret_route->kept ? 0 : job_open_entry(who, q, status);
 }
