@@ -67,7 +67,10 @@ read -r agent1 _ < <(cpu_ticks "$AGENT_PID")
 read -r parent1 helpers1 < <(cpu_ticks "$helper_parent")
 ours_us=$(printf '%s\n' "${mounts[@]}" | median) runc_us=$(printf '%s\n' "${runc[@]}" | median)
 [[ -n $ours_us && -n $runc_us ]] || { echo "FAIL: bench-notify: '${mounts[*]}' '${runc[*]}'"; exit 1; }
-echo "mount+umount of a tmpfs: ${ours_us} us vetted by the agent, ${runc_us} us under runc (not vetted), ratio $(ratio "$ours_us" "$runc_us" %.1f)"
+# This machine's speed drifts within minutes: each round's vetted run is also set against
+# the runc run right after it.
+paired=$(for ((r = 0; r < rounds; r++)); do ratio "${mounts[r]}" "${runc[r]}" '%.1f\n'; done)
+echo "mount+umount of a tmpfs: ${ours_us} us vetted by the agent, ${runc_us} us under runc (not vetted), ratio $(ratio "$ours_us" "$runc_us" %.1f); per round: $(echo $paired), median $(median <<<"$paired")"
 [[ -n ${BENCH_SMOKE:-} ]] || awk -v pairs=$((rounds * n / 10)) -v hz="$(getconf CLK_TCK)" -v a=$((agent1 - agent0)) \
         -v p=$((parent1 - parent0)) -v h=$((helpers1 - helpers0)) 'BEGIN {
         f = 1e6 / hz / pairs
