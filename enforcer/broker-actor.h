@@ -33,8 +33,8 @@ typedef struct BrokerCredentials {
 
 /* The fds of a job, opened by the agent from the caller's /proc entries. */
 typedef enum BrokerJobFd {
-        BROKER_FD_PIDFD,     /* the calling thread */
-        BROKER_FD_ROOT,      /* its root */
+        BROKER_FD_PIDFD,     /* the calling thread (-EBADF in a kept helper's later jobs) */
+        BROKER_FD_ROOT,      /* its root (-EBADF in a kept helper's later jobs) */
         BROKER_FD_CWD,       /* its working directory */
         BROKER_FD_DIR,       /* mknodat: its dirfd, or -EBADF */
         BROKER_FD_MOUNTINFO, /* mount, umount2: its mountinfo, or -EBADF */
@@ -89,7 +89,8 @@ typedef struct BrokerMessage {
  * (cgroup roots as the agent's cgroup namespace shows them); an unmount's, which looks at
  * no root, is read by the kept helper. The helper parent forks one where the agent asks
  * (BrokerMessage.keep); its first answer gives the agent its channel (BROKER_DETAIL_KEPT),
- * on which the agent then sends it jobs as BrokerMessages, one at a time. */
+ * on which the agent then sends it jobs as BrokerMessages, one at a time, without the
+ * caller's pidfd and root, which it joined with the first. */
 bool broker_job_keepable(const BrokerJob *q);
 /* In a new kept helper, with q its first job: closes all fds but socket, channel, offer and
  * q's, and enters q's caller as broker_actor_run() does; exits after answering on failure.
