@@ -970,7 +970,7 @@ static int method_register(void *userdata, ControlClient *client, const cJSON *p
         if (containers_listener(a->containers))
                 cJSON_AddStringToObject(json, "seccomp_listener", containers_listener(a->containers));
         if (a->emulation)
-                cJSON_AddItemToObject(json, "procfs", emulation_json(a->emulation));
+                cJSON_AddItemToObject(json, "procfs", emulation_json(a->emulation, key));
         log_info("Container '%s' registered with uids %" PRIu32 "-%" PRIu32 "%s", key, base, base + count - 1,
                  share ? ", shared with the containers whose namespaces it joins" : map ? ", its engine's own mapping" : "");
         notify_status(a);

@@ -154,7 +154,7 @@ static void container_stop_broker(Container *c, bool forget) {
         }
         if (c->broker) {
                 if (c->owner->procfs)
-                        procfs_container_remove(c->owner->procfs, broker_container_init_pid(c->broker));
+                        procfs_container_remove(c->owner->procfs, c->key);
                 ev_io_stop(loop, &c->exit_io);
                 c->broker = broker_container_free(c->broker);
         }
@@ -399,6 +399,11 @@ static int container_start_broker(Container *c, pid_t init_pid, const char *bund
         for (size_t i = 0; i < n; i++)
                 free(masked[i]);
         free(masked);
+        if (r >= 0) {
+                char dir[PROCFS_DIR_NAME_MAX];
+                procfs_dir_name(c->key, dir);
+                broker_container_set_emulation(c->broker, dir);
+        }
         if (r >= 0 && (r = pidfd_identity(broker_container_pidfd(c->broker), init_pid, c->identity)) < 0)
                 error_set(reterr, r, "cannot tell who process %d is: %s", (int) init_pid, strerror(-r));
         if (r < 0) {
@@ -412,7 +417,7 @@ static int container_start_broker(Container *c, pid_t init_pid, const char *bund
         ev_io_init(&c->exit_io, exit_cb, broker_container_pidfd(c->broker), EV_READ);
         ev_io_start(c->owner->loop, &c->exit_io);
         c->state = CONTAINER_RUNNING;
-        if (c->owner->procfs && (r = procfs_container_add(c->owner->procfs, init_pid)) < 0)
+        if (c->owner->procfs && (r = procfs_container_add(c->owner->procfs, c->key, init_pid)) < 0)
                 log_warning_errno(r, "Container '%s' sees the VM's /proc files: %m", c->id);
         return 0;
 }
@@ -819,7 +824,7 @@ void containers_set_procfs(Containers *cs, Procfs *procfs) {
         if (e < 0)
                 log_warning_errno(e, "New proc mounts in containers show the VM's files: %m");
         for (Container *c = cs->list; c; c = c->next) {
-                int r = c->broker ? procfs_container_add(procfs, broker_container_init_pid(c->broker)) : 0;
+                int r = c->broker ? procfs_container_add(procfs, c->key, broker_container_init_pid(c->broker)) : 0;
                 if (r < 0)
                         log_warning_errno(r, "Container '%s' sees the VM's /proc files: %m", c->id);
         }

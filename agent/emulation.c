@@ -74,8 +74,11 @@ Procfs *emulation_procfs(const Emulation *e) {
         return e ? e->procfs : NULL;
 }
 
-cJSON *emulation_json(const Emulation *e) {
+cJSON *emulation_json(const Emulation *e, const char *key) {
+        char dir[PROCFS_DIR_NAME_MAX];
+        procfs_dir_name(key, dir);
         cJSON *json = cJSON_CreateObject();
+        cJSON_AddStringToObject(json, "dir", dir);
         cJSON_AddStringToObject(json, "path", procfs_mountpoint(e->procfs));
         cJSON_AddNumberToObject(json, "dev", (double) procfs_dev(e->procfs));
         return json;

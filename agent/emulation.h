@@ -23,5 +23,6 @@ int emulation_start(struct ev_loop *loop, const char *run_dir, FdStore *store, E
 Emulation *emulation_free(Emulation *e);
 DEFINE_POINTER_CLEANUP(Emulation, emulation_free);
 Procfs *emulation_procfs(const Emulation *e);
-/* {"path", "dev"}: what the runtime binds into containers and checks it against. */
-cJSON *emulation_json(const Emulation *e);
+/* {"path", "dev", "dir"}: the mount, which the runtime checks, and the directory of the
+ * container of key in it, whose files the runtime binds. */
+cJSON *emulation_json(const Emulation *e, const char *key);

@@ -870,9 +870,11 @@ void broker_actor_run(int socket, const BrokerJob *q, const BrokerRules *rules) 
                 x.devnull = devnull;
                 /* Before the caller's namespaces: the emulation's mount is in the agent's. */
                 for (size_t i = 0; q->fds[BROKER_FD_EMULATION] >= 0 && i < _PROCFS_FILE_MAX; i++) {
-                        x.emulated[i] = open_tree(q->fds[BROKER_FD_EMULATION], procfs_files[i].name, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+                        char path[BROKER_EMULATION_DIR_MAX + 32];
+                        snprintf(path, sizeof(path), "%.*s/%s", (int) sizeof(q->emulation_dir), q->emulation_dir, procfs_files[i].name);
+                        x.emulated[i] = open_tree(q->fds[BROKER_FD_EMULATION], path, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
                         if (x.emulated[i] < 0)
-                                helper_fail(socket, -errno, "cannot copy the /proc emulation's '%s': %m", procfs_files[i].name);
+                                helper_fail(socket, -errno, "cannot copy the /proc emulation's '%s': %m", path);
                 }
         }
         if (q->device[0]) {

@@ -20,6 +20,7 @@
 #define BROKER_DATA_MAX 4096
 #define BROKER_GROUPS_MAX 256
 #define BROKER_DEVICE_MAX 32
+#define BROKER_EMULATION_DIR_MAX 16
 
 /* The calling thread's credentials: ids and capabilities as its user namespace has them,
  * groups as the agent's (the helper takes them before it joins the caller's). */
@@ -40,7 +41,7 @@ typedef enum BrokerJobFd {
         BROKER_FD_MOUNTINFO, /* mount, umount2: its mountinfo, or -EBADF */
         BROKER_FD_PIDNS,     /* a new proc: its pid namespace, or -EBADF */
         BROKER_FD_PROC,      /* a mount naming a path under /proc/: its /proc/PID directory, or -EBADF */
-        BROKER_FD_EMULATION, /* a new proc or sysfs: the /proc emulation's mount, or -EBADF */
+        BROKER_FD_EMULATION, /* a new proc or sysfs: the /proc emulation's mount (its root), or -EBADF */
         BROKER_FD_NOTIFY,    /* the container's seccomp notify fd, to answer the call on */
         _BROKER_FD_MAX,
 } BrokerJobFd;
@@ -57,6 +58,7 @@ typedef struct BrokerJob {
         int fds[_BROKER_FD_MAX];
         bool has_source, has_fstype, has_data;
         char device[BROKER_DEVICE_MAX]; /* mknod(at): the VM's node to bind */
+        char emulation_dir[BROKER_EMULATION_DIR_MAX]; /* with BROKER_FD_EMULATION: the container's directory there */
         char target[PATH_MAX], source[PATH_MAX], fstype[BROKER_FSTYPE_MAX], data[BROKER_DATA_MAX + 1];
 } BrokerJob;
 

@@ -21,6 +21,7 @@
 #include "broker.h"
 #include "helper.h"
 #include "mount-util.h"
+#include "procfs.h"
 #include "spec.h"
 #include "uidrange.h"
 #include "util.h"
@@ -134,6 +135,7 @@ struct BrokerContainer {
         char *id;
         pid_t init_pid;
         uint32_t base;
+        char emulation_dir[BROKER_EMULATION_DIR_MAX]; /* its directory in the /proc emulation */
         int pidfd;
         int rules_fd; /* broker_rules_encode() */
         int userns_fd; /* its init's user namespace, pinned: no other takes its inode */
@@ -579,6 +581,11 @@ Broker *broker_free(Broker *b) {
         safe_close(b->journal_fd);
         free(b);
         return NULL;
+}
+
+void broker_container_set_emulation(BrokerContainer *c, const char *dir) {
+        static_assert(PROCFS_DIR_NAME_MAX <= BROKER_EMULATION_DIR_MAX, "a directory name fits a job");
+        snprintf(c->emulation_dir, sizeof(c->emulation_dir), "%s", dir);
 }
 
 int broker_set_emulation(Broker *b, const char *path) {
@@ -1098,10 +1105,11 @@ static int job_open(BrokerContainer *c, BrokerMessage *m, int dirfd_arg, Route *
                         return fds[BROKER_FD_PROC];
         }
         bool new_fs = q->syscall == BROKER_SYSCALL_MOUNT && broker_mount_op(q->flags) == BROKER_MOUNT_NEW;
-        if (new_fs && emulation_fd >= 0 && (streq(q->fstype, "proc") || streq(q->fstype, "sysfs"))) {
+        if (new_fs && emulation_fd >= 0 && c->emulation_dir[0] && (streq(q->fstype, "proc") || streq(q->fstype, "sysfs"))) {
                 fds[BROKER_FD_EMULATION] = RET_NERRNO(fcntl(emulation_fd, F_DUPFD_CLOEXEC, 3));
                 if (fds[BROKER_FD_EMULATION] < 0)
                         return fds[BROKER_FD_EMULATION];
+                memcpy(q->emulation_dir, c->emulation_dir, sizeof(q->emulation_dir));
         }
         if (new_fs && streq(q->fstype, "proc")) {
                 fds[BROKER_FD_PIDNS] = proc_open(who, "ns/pid", O_RDONLY);

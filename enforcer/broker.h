@@ -117,6 +117,9 @@ int broker_masked_paths(const char *bundle, char ***ret, size_t *ret_n, char **r
  * those the container made since), masked unused. */
 int broker_container_new(Broker *b, const char *id, pid_t init_pid, uint32_t base, const char *const *masked,
                          size_t n_masked, int rules_fd, BrokerContainer **ret, char **reterr);
+/* The container's directory in the /proc emulation (procfs_dir_name()), whose files cover
+ * those of each new proc and sysfs it mounts. */
+void broker_container_set_emulation(BrokerContainer *c, const char *dir);
 /* The container's rules (masked paths, initial mounts) as a sealed memfd, to keep across
  * the agent's restarts. */
 int broker_container_rules_fd(const BrokerContainer *c);

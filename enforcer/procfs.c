@@ -2,16 +2,16 @@
 #define FUSE_USE_VERSION 34
 #include <fcntl.h>
 #include <fuse3/fuse_lowlevel.h>
+#include <inttypes.h>
 #include <linux/fuse.h>
-#include <linux/nsfs.h>
-#include <sys/ioctl.h>
 #include <sys/mount.h>
-#include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <openssl/sha.h>
 
 #include "mount-util.h"
 #include "procfs-render.h"
@@ -20,24 +20,29 @@
 
 #define REQUESTS_PER_CALL 64
 #define LOAD_TASKS_MAX 65536
-#define INO_FILE(f) ((fuse_ino_t) (f) + 2) /* 1 is the root */
+/* Nodes: the root (1), the VM's files in it, each container's directory (a hash of its
+ * key, shifted) and the files in that. */
+#define INO_FILE(f) ((fuse_ino_t) (f) + 2)
+#define DIR_SHIFT 8
+#define DIR_FILE(dir, f) ((dir) | ((fuse_ino_t) (f) + 1))
+#define DIR_HEX 14 /* 56 bits of the hash */
+
+/* One rendering of a file: what reads of it are served until the next. */
+typedef struct Render {
+        char *text;
+        size_t size;
+        struct timespec at; /* its mtime: a new one makes the kernel drop its cached pages */
+        double when;        /* boottime, to drop old ones */
+} Render;
 
 typedef struct Container {
-        ino_t pidns;
-        pid_t init_pid;
+        fuse_ino_t dir;
         ProcfsCgroups cgroups;
         double started;
         ProcfsLoad load;
+        Render renders[_PROCFS_FILE_MAX];
         struct Container *next;
 } Container;
-
-/* The text one open rendered, until its release. */
-typedef struct Handle {
-        uint64_t fh;
-        fuse_ino_t ino;
-        char *text;
-        size_t size;
-} Handle;
 
 struct Procfs {
         struct fuse_session *se;
@@ -49,15 +54,9 @@ struct Procfs {
         struct fuse_buf buf;
         Container *containers;
         size_t n_containers;
-        /* Handles live in slots; fh is the slot index below a salt drawn at start, so
-         * that handles of a previous run (after adoption) are never taken for ours. */
-        Handle **slots;
-        uint32_t n_slots, *free_slots, n_free;
-        uint32_t salt;
+        Render vm[_PROCFS_FILE_MAX]; /* the root's files, and those of an unknown directory */
         bool swallow_reply;
 };
-
-/* ---- callers ---- */
 
 static double boottime(void) {
         struct timespec ts;
@@ -65,56 +64,31 @@ static double boottime(void) {
         return (double) ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-static int pidns_of(int proc_fd, pid_t pid, ino_t *ret) {
-        char path[64];
-        uint64_t ino;
-        snprintf(path, sizeof(path), "%d/ns/pid", (int) pid);
-        int r = ns_inode(proc_fd, path, &ino);
-        if (r >= 0)
-                *ret = (ino_t) ino;
-        return r;
+static void render_clear(Render *r) {
+        free(r->text);
+        *r = (Render) {};
 }
 
-static Container *container_of_pidns(const Procfs *p, ino_t ns) {
+/* ---- containers ---- */
+
+static fuse_ino_t dir_of_key(const char *key) {
+        unsigned char md[SHA256_DIGEST_LENGTH];
+        SHA256((const unsigned char *) key, strlen(key), md);
+        uint64_t h = 0;
+        for (size_t i = 0; i < DIR_HEX / 2; i++)
+                h = h << 8 | md[i];
+        return (fuse_ino_t) (h ? h : 1) << DIR_SHIFT;
+}
+
+void procfs_dir_name(const char *key, char ret[PROCFS_DIR_NAME_MAX]) {
+        snprintf(ret, PROCFS_DIR_NAME_MAX, "%0*" PRIx64, DIR_HEX, (uint64_t) (dir_of_key(key) >> DIR_SHIFT));
+}
+
+static Container *container_of_dir(const Procfs *p, fuse_ino_t dir) {
         for (Container *c = p->containers; c; c = c->next)
-                if (c->pidns == ns)
+                if (c->dir == dir)
                         return c;
         return NULL;
-}
-
-/* The container of pid's pid namespace, or of the nearest one it is nested in (a proc a
- * container mounted for a pid namespace of its own, as Docker-in-Docker's containers do). */
-static Container *container_of_pid(const Procfs *p, pid_t pid) {
-        ino_t ns;
-        if (pid <= 0 || !p->containers || pidns_of(p->proc_fd, pid, &ns) < 0)
-                return NULL;
-        Container *c = container_of_pidns(p, ns);
-        if (c)
-                return c;
-        char path[64];
-        snprintf(path, sizeof(path), "%d/ns/pid", (int) pid);
-        int fd = openat(p->proc_fd, path, O_RDONLY | O_CLOEXEC);
-        for (int depth = 0; !c && fd >= 0 && depth < 32; depth++) { /* the kernel nests at most 32 */
-                int parent = ioctl(fd, NS_GET_PARENT);
-                struct stat st;
-                safe_close(fd);
-                fd = parent;
-                if (fd >= 0 && fstat(fd, &st) == 0)
-                        c = container_of_pidns(p, st.st_ino);
-        }
-        safe_close(fd);
-        return c;
-}
-
-static ProcfsContext context(const Procfs *p, const Container *c) {
-        return (ProcfsContext) {
-                .proc_fd = p->proc_fd,
-                .cgroup_fd = p->cgroup_fd,
-                .cgroups = c ? &c->cgroups : NULL,
-                .now = boottime(),
-                .started = c ? c->started : 0,
-                .load = c ? &c->load : NULL,
-        };
 }
 
 /* The start of init_pid in seconds since boot: field 22 of /proc/PID/stat. */
@@ -137,45 +111,50 @@ static int start_time(const Procfs *p, pid_t pid, double *ret) {
         return 0;
 }
 
-int procfs_container_add(Procfs *p, pid_t init_pid) {
+static Container *container_free(Container *c) {
+        procfs_cgroups_done(&c->cgroups);
+        for (size_t i = 0; i < _PROCFS_FILE_MAX; i++)
+                render_clear(&c->renders[i]);
+        free(c);
+        return NULL;
+}
+
+int procfs_container_add(Procfs *p, const char *key, pid_t init_pid) {
         if (p->n_containers >= PROCFS_CONTAINERS_MAX)
                 return -ENOSPC;
-        _cleanup_free_ Container *c = calloc(1, sizeof(Container));
+        fuse_ino_t dir = dir_of_key(key);
+        if (container_of_dir(p, dir))
+                return -EEXIST;
+        Container *c = calloc(1, sizeof(Container));
         if (!c)
                 return -ENOMEM;
-        c->init_pid = init_pid;
+        c->dir = dir;
         char path[64];
         _cleanup_free_ char *text = NULL;
         size_t size;
         snprintf(path, sizeof(path), "%d/cgroup", (int) init_pid);
-        int r = pidns_of(p->proc_fd, init_pid, &c->pidns);
-        if (r >= 0)
-                r = start_time(p, init_pid, &c->started);
+        int r = start_time(p, init_pid, &c->started);
         if (r >= 0)
                 r = read_full_file(p->proc_fd, path, 65536, &text, &size);
         if (r >= 0)
                 r = procfs_cgroups_parse(p->cgroup_fd, text, &c->cgroups);
-        if (r < 0)
+        if (r < 0) {
+                free(c);
                 return r;
-        /* The pid namespace may already be served (a container that joins another's). */
-        for (Container *o = p->containers; o; o = o->next)
-                if (o->pidns == c->pidns) {
-                        procfs_cgroups_done(&c->cgroups);
-                        return 0;
-                }
+        }
         c->next = p->containers;
-        p->containers = TAKE_PTR(c);
+        p->containers = c;
         p->n_containers++;
         return 0;
 }
 
-void procfs_container_remove(Procfs *p, pid_t init_pid) {
+void procfs_container_remove(Procfs *p, const char *key) {
+        fuse_ino_t dir = dir_of_key(key);
         for (Container **q = &p->containers; *q; q = &(*q)->next)
-                if ((*q)->init_pid == init_pid) {
+                if ((*q)->dir == dir) {
                         Container *c = *q;
                         *q = c->next;
-                        procfs_cgroups_done(&c->cgroups);
-                        free(c);
+                        container_free(c);
                         p->n_containers--;
                         return;
                 }
@@ -185,152 +164,166 @@ size_t procfs_containers(const Procfs *p) {
         return p->n_containers;
 }
 
+static ProcfsContext context(const Procfs *p, const Container *c) {
+        return (ProcfsContext) {
+                .proc_fd = p->proc_fd,
+                .cgroup_fd = p->cgroup_fd,
+                .cgroups = c ? &c->cgroups : NULL,
+                .now = boottime(),
+                .started = c ? c->started : 0,
+                .load = c ? &c->load : NULL,
+        };
+}
+
+/* Samples the load and drops renderings older than the period (their readers are done). */
 void procfs_sample(Procfs *p) {
+        double old = boottime() - PROCFS_SAMPLE_SEC;
+        for (size_t i = 0; i < _PROCFS_FILE_MAX; i++)
+                if (p->vm[i].text && p->vm[i].when < old)
+                        render_clear(&p->vm[i]);
         for (Container *c = p->containers; c; c = c->next) {
                 ProcfsContext ctx = context(p, c);
                 procfs_load_sample(&ctx, LOAD_TASKS_MAX, &c->load);
+                for (size_t i = 0; i < _PROCFS_FILE_MAX; i++)
+                        if (c->renders[i].text && c->renders[i].when < old)
+                                render_clear(&c->renders[i]);
         }
 }
 
-/* ---- handles ---- */
+/* ---- nodes ---- */
 
-static Handle *handle_find(const Procfs *p, uint64_t fh, fuse_ino_t ino) {
-        uint32_t i = (uint32_t) fh;
-        if ((fh >> 32) != p->salt || i >= p->n_slots || !p->slots[i] || p->slots[i]->ino != ino)
-                return NULL;
-        return p->slots[i];
-}
-
-static void handle_free(Procfs *p, Handle *h) {
-        uint32_t i = (uint32_t) h->fh;
-        p->slots[i] = NULL;
-        p->free_slots[p->n_free++] = i;
-        free(h->text);
-        free(h);
-}
-
-/* Renders the file for the caller of req into a new handle. */
-static int handle_new(Procfs *p, fuse_req_t req, fuse_ino_t ino, Handle **ret) {
-        if (p->n_free == 0) {
-                if (p->n_slots >= PROCFS_HANDLES_MAX)
-                        return -EMFILE;
-                uint32_t n = p->n_slots ? p->n_slots * 2 : 64;
-                Handle **slots = reallocarray(p->slots, n, sizeof(Handle *));
-                if (slots)
-                        p->slots = slots;
-                uint32_t *free_slots = reallocarray(p->free_slots, n, sizeof(uint32_t));
-                if (free_slots)
-                        p->free_slots = free_slots;
-                if (!slots || !free_slots)
-                        return -ENOMEM;
-                for (uint32_t i = n; i > p->n_slots; i--) {
-                        p->slots[i - 1] = NULL;
-                        p->free_slots[p->n_free++] = i - 1;
-                }
-                p->n_slots = n;
+/* What ino is: *ret_dir the root or a container's directory, *ret_file a file in it or -1
+ * (the directory itself). */
+static bool node_parse(fuse_ino_t ino, fuse_ino_t *ret_dir, int *ret_file) {
+        fuse_ino_t sub = ino & ((1 << DIR_SHIFT) - 1);
+        if (ino == FUSE_ROOT_ID || (ino >= INO_FILE(0) && ino < INO_FILE(_PROCFS_FILE_MAX))) {
+                *ret_dir = FUSE_ROOT_ID;
+                *ret_file = ino == FUSE_ROOT_ID ? -1 : (int) (ino - INO_FILE(0));
+                return true;
         }
-        _cleanup_free_ Handle *h = calloc(1, sizeof(Handle));
-        if (!h)
-                return -ENOMEM;
-        ProcfsContext ctx = context(p, container_of_pid(p, fuse_req_ctx(req)->pid));
-        int r = procfs_render((ProcfsFile) (ino - 2), &ctx, &h->text, &h->size);
-        if (r < 0)
-                return r;
-        uint32_t i = p->free_slots[--p->n_free];
-        h->fh = (uint64_t) p->salt << 32 | i;
-        h->ino = ino;
-        p->slots[i] = h;
-        *ret = TAKE_PTR(h);
+        if (ino >> DIR_SHIFT == 0 || sub > _PROCFS_FILE_MAX)
+                return false;
+        *ret_dir = ino - sub;
+        *ret_file = (int) sub - 1;
+        return true;
+}
+
+static fuse_ino_t node_of(fuse_ino_t dir, size_t file) {
+        return dir == FUSE_ROOT_ID ? INO_FILE(file) : DIR_FILE(dir, file);
+}
+
+/* The file's latest rendering, made anew with fresh (or where there is none): a directory
+ * whose container is not (or no longer) served gets the VM's files. */
+static int node_render(Procfs *p, fuse_ino_t dir, int file, bool fresh, const Render **ret) {
+        Container *c = dir == FUSE_ROOT_ID ? NULL : container_of_dir(p, dir);
+        Render *r = c ? &c->renders[file] : &p->vm[file];
+        if (fresh || !r->text) {
+                ProcfsContext ctx = context(p, c);
+                Render n = { .when = ctx.now };
+                int e = procfs_render((ProcfsFile) file, &ctx, &n.text, &n.size);
+                if (e < 0)
+                        return e;
+                clock_gettime(CLOCK_REALTIME, &n.at);
+                render_clear(r);
+                *r = n;
+        }
+        *ret = r;
+        return 0;
+}
+
+/* A file's attributes come with a fresh rendering, its size and time; the kernel keeps
+ * them PROCFS_TTL_SEC and serves reads from its page cache meanwhile. */
+static int node_attr(Procfs *p, fuse_ino_t ino, struct stat *st, double *ret_timeout) {
+        fuse_ino_t dir;
+        int file;
+        if (!node_parse(ino, &dir, &file))
+                return -ENOENT;
+        *st = (struct stat) { .st_ino = ino, .st_nlink = file < 0 ? 2 : 1, .st_mode = file < 0 ? S_IFDIR | 0555 : S_IFREG | 0444 };
+        *ret_timeout = file < 0 ? 3600 : PROCFS_TTL_SEC;
+        if (file < 0)
+                return 0;
+        const Render *r;
+        int e = node_render(p, dir, file, true, &r);
+        if (e < 0)
+                return e;
+        st->st_size = (off_t) r->size;
+        st->st_mtim = st->st_ctim = r->at;
         return 0;
 }
 
 /* ---- FUSE operations ---- */
 
-static bool ino_is_file(fuse_ino_t ino) {
-        return ino >= 2 && ino < INO_FILE(_PROCFS_FILE_MAX);
+static void op_init(void *userdata, struct fuse_conn_info *conn) {
+        /* A read asks for the attributes once they are old, and a new mtime drops the pages. */
+        conn->want |= conn->capable & FUSE_CAP_AUTO_INVAL_DATA;
 }
 
-static void fill_attr(fuse_ino_t ino, struct stat *st) {
-        *st = (struct stat) { .st_ino = ino, .st_nlink = 1 };
-        if (ino == FUSE_ROOT_ID) {
-                st->st_mode = S_IFDIR | 0555;
-                st->st_nlink = 2;
-        } else {
-                st->st_mode = S_IFREG | 0444;
-                /* /proc's files say 0 bytes, sysfs's a page; readers go to the end either way. */
-                st->st_size = STARTSWITH(procfs_files[ino - 2].path, "/sys/") ? 4096 : 0;
+static bool dir_name_parse(const char *name, fuse_ino_t *ret) {
+        uint64_t h = 0;
+        size_t n = 0;
+        for (; name[n] && n < DIR_HEX; n++) {
+                int d = name[n] >= '0' && name[n] <= '9' ? name[n] - '0' : name[n] >= 'a' && name[n] <= 'f' ? name[n] - 'a' + 10 : -1;
+                if (d < 0)
+                        return false;
+                h = h << 4 | (uint64_t) d;
         }
+        if (n != DIR_HEX || name[n] || h == 0)
+                return false;
+        *ret = (fuse_ino_t) h << DIR_SHIFT;
+        return true;
 }
 
 static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name) {
-        for (size_t i = 0; parent == FUSE_ROOT_ID && i < _PROCFS_FILE_MAX; i++)
-                if (streq(name, procfs_files[i].name)) {
-                        struct fuse_entry_param e = { .ino = INO_FILE(i), .attr_timeout = 3600, .entry_timeout = 3600 };
-                        fill_attr(e.ino, &e.attr);
-                        fuse_reply_entry(req, &e);
-                        return;
-                }
-        fuse_reply_err(req, ENOENT);
+        Procfs *p = fuse_req_userdata(req);
+        fuse_ino_t dir, ino = 0;
+        int file;
+        if (node_parse(parent, &dir, &file) && file < 0) {
+                for (size_t i = 0; !ino && i < _PROCFS_FILE_MAX; i++)
+                        if (streq(name, procfs_files[i].name))
+                                ino = node_of(dir, i);
+                if (!ino && dir == FUSE_ROOT_ID && !dir_name_parse(name, &ino))
+                        ino = 0;
+        }
+        struct fuse_entry_param e = { .ino = ino, .entry_timeout = 3600 };
+        int r = ino ? node_attr(p, ino, &e.attr, &e.attr_timeout) : -ENOENT;
+        if (r < 0)
+                fuse_reply_err(req, -r);
+        else
+                fuse_reply_entry(req, &e);
 }
 
 static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
-        if (ino != FUSE_ROOT_ID && !ino_is_file(ino)) {
-                fuse_reply_err(req, ENOENT);
-                return;
-        }
         struct stat st;
-        fill_attr(ino, &st);
-        fuse_reply_attr(req, &st, 3600);
+        double timeout;
+        int r = node_attr(fuse_req_userdata(req), ino, &st, &timeout);
+        if (r < 0)
+                fuse_reply_err(req, -r);
+        else
+                fuse_reply_attr(req, &st, timeout);
 }
 
+/* No open is needed: ENOSYS tells the kernel to stop sending them (and their releases). */
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
-        Procfs *p = fuse_req_userdata(req);
-        if (!ino_is_file(ino)) {
-                fuse_reply_err(req, ino == FUSE_ROOT_ID ? EISDIR : ENOENT);
-                return;
-        }
-        if ((fi->flags & O_ACCMODE) != O_RDONLY) {
-                fuse_reply_err(req, EACCES);
-                return;
-        }
-        Handle *h;
-        int r = handle_new(p, req, ino, &h);
-        if (r < 0) {
-                fuse_reply_err(req, -r);
-                return;
-        }
-        fi->fh = h->fh;
-        fi->direct_io = 1; /* every read comes here: the sizes are not known in advance */
-        if (fuse_reply_open(req, fi) < 0)
-                handle_free(p, h); /* the opener is gone: no release will come */
+        fuse_reply_err(req, (fi->flags & O_ACCMODE) != O_RDONLY ? EACCES : ENOSYS);
 }
 
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi) {
-        Procfs *p = fuse_req_userdata(req);
-        Handle *h = handle_find(p, fi->fh, ino);
-        /* A file opened before the agent restarted: each read renders it afresh. */
-        bool stale = !h;
-        int r = stale ? (ino_is_file(ino) ? handle_new(p, req, ino, &h) : -EBADF) : 0;
-        if (r < 0) {
-                fuse_reply_err(req, -r);
+        fuse_ino_t dir;
+        int file;
+        const Render *r;
+        int e = node_parse(ino, &dir, &file) && file >= 0 ? node_render(fuse_req_userdata(req), dir, file, false, &r) : -EISDIR;
+        if (e < 0) {
+                fuse_reply_err(req, -e);
                 return;
         }
-        size_t start = off < 0 || (size_t) off > h->size ? h->size : (size_t) off;
-        fuse_reply_buf(req, h->text + start, h->size - start < size ? h->size - start : size);
-        if (stale)
-                handle_free(p, h);
-}
-
-static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
-        Procfs *p = fuse_req_userdata(req);
-        Handle *h = handle_find(p, fi->fh, ino);
-        if (h)
-                handle_free(p, h);
-        fuse_reply_err(req, 0);
+        size_t start = off < 0 || (size_t) off > r->size ? r->size : (size_t) off;
+        fuse_reply_buf(req, r->text + start, r->size - start < size ? r->size - start : size);
 }
 
 static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi) {
-        if (ino != FUSE_ROOT_ID) {
+        fuse_ino_t dir;
+        int file;
+        if (!node_parse(ino, &dir, &file) || file >= 0) {
                 fuse_reply_err(req, ENOTDIR);
                 return;
         }
@@ -338,9 +331,7 @@ static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, s
         size_t used = 0, limit = size < sizeof(buf) ? size : sizeof(buf);
         /* entries ".", "..", then the files; off is the index of the next one */
         for (off_t i = off; i < 2 + _PROCFS_FILE_MAX; i++) {
-                struct stat st;
-                fuse_ino_t e = i < 2 ? FUSE_ROOT_ID : INO_FILE(i - 2);
-                fill_attr(e, &st);
+                struct stat st = { .st_ino = i < 2 ? dir : node_of(dir, (size_t) i - 2), .st_mode = i < 2 ? S_IFDIR : S_IFREG };
                 const char *name = i == 0 ? "." : i == 1 ? ".." : procfs_files[i - 2].name;
                 size_t need = fuse_add_direntry(req, buf + used, limit - used, name, &st, i + 1);
                 if (used + need > limit)
@@ -351,11 +342,11 @@ static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, s
 }
 
 static const struct fuse_lowlevel_ops ops = {
+        .init = op_init,
         .lookup = op_lookup,
         .getattr = op_getattr,
         .open = op_open,
         .read = op_read,
-        .release = op_release,
         .readdir = op_readdir,
 };
 
@@ -428,7 +419,7 @@ static int fuse_mount_new(const char *path, int *ret_fd) {
         char options[128];
         snprintf(options, sizeof(options), "fd=%d,rootmode=%o,user_id=%u,group_id=%u,allow_other", fd,
                  (unsigned) S_IFDIR, (unsigned) getuid(), (unsigned) getgid());
-        if (mount("stockade", path, PROCFS_FSTYPE, MS_NOSUID | MS_NODEV, options) < 0)
+        if (mount("stockade", path, PROCFS_FSTYPE, MS_RDONLY | MS_NOSUID | MS_NODEV, options) < 0)
                 return -errno;
         *ret_fd = TAKE_FD(fd);
         return 0;
@@ -448,8 +439,6 @@ int procfs_new(const char *mountpoint, int adopt_fd, Procfs **ret, char **reterr
         p->proc_fd = p->cgroup_fd = -EBADF;
         p->ticks_per_sec = (double) sysconf(_SC_CLK_TCK);
         _cleanup_(procfs_unmountp) Procfs *cleanup = p;
-        if (getrandom(&p->salt, sizeof(p->salt), 0) != sizeof(p->salt))
-                p->salt = (uint32_t) getpid() ^ (uint32_t) time(NULL);
         if ((p->proc_fd = open("/proc", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
                 return error_set(reterr, -errno, "cannot open /proc: %m");
         if ((p->cgroup_fd = open("/sys/fs/cgroup", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
@@ -496,13 +485,13 @@ Procfs *procfs_free(Procfs *p, bool keep_mounted) {
         if (p->se)
                 fuse_session_destroy(p->se);
         free(p->buf.mem);
-        while (p->containers)
-                procfs_container_remove(p, p->containers->init_pid);
-        for (uint32_t i = 0; i < p->n_slots; i++)
-                if (p->slots[i])
-                        free(p->slots[i]->text), free(p->slots[i]);
-        free(p->slots);
-        free(p->free_slots);
+        while (p->containers) {
+                Container *c = p->containers;
+                p->containers = c->next;
+                container_free(c);
+        }
+        for (size_t i = 0; i < _PROCFS_FILE_MAX; i++)
+                render_clear(&p->vm[i]);
         safe_close(p->proc_fd);
         safe_close(p->cgroup_fd);
         free(p->mountpoint);

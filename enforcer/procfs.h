@@ -2,13 +2,18 @@
 #pragma once
 
 /* The FUSE file system that serves each container its own /proc and /sys files (see
- * procfs-render.h): a flat directory of the files in procfs_files[], read-only, mounted
- * once. A request is answered for the container whose pid namespace the calling process is
- * in (its init registered with procfs_container_add()); any other process gets the VM's
- * file unchanged. Each open renders the file once and keeps the text until release, so
- * reads at any offset and size see one moment. No event loop here: the caller polls
- * procfs_fd() and calls procfs_process(), and calls procfs_sample() every
- * PROCFS_SAMPLE_SEC for the load averages. */
+ * procfs-render.h), read-only, mounted once. Its root holds the files in procfs_files[] as
+ * the VM sees them, and a directory per container (procfs_dir_name() of its key, not
+ * listed) holds the container's own, once it is registered with procfs_container_add()
+ * (the VM's until then). What a process reads depends on the file, never on who reads it.
+ *
+ * Reads come from the kernel's page cache, with no request: a file's attributes carry the
+ * size and time of a fresh rendering and are kept PROCFS_TTL_SEC, after which the next read
+ * asks for them again, and a new time drops the cached pages, which are filled from that
+ * rendering. So a file is at most PROCFS_TTL_SEC old, opens cost nothing here, and a read
+ * within one page sees one moment. No event loop here: the caller polls procfs_fd() and
+ * calls procfs_process(), and calls procfs_sample() every PROCFS_SAMPLE_SEC for the load
+ * averages. */
 
 #include <stdbool.h>
 #include <sys/types.h>
@@ -18,8 +23,9 @@
 /* The type of the emulation's mount, and so of each of its files bound into a container. */
 #define PROCFS_FSTYPE "fuse.stockade"
 #define PROCFS_SAMPLE_SEC 5
+#define PROCFS_TTL_SEC 0.1
 #define PROCFS_CONTAINERS_MAX 4096
-#define PROCFS_HANDLES_MAX 65536
+#define PROCFS_DIR_NAME_MAX 15
 
 typedef struct Procfs Procfs;
 
@@ -40,9 +46,12 @@ const char *procfs_mountpoint(const Procfs *p);
  * while it stays readable). -ENODEV: the file system was unmounted. */
 int procfs_process(Procfs *p);
 
-/* Serves the container of init_pid (its pid namespace, cgroups and start time, read now);
- * remove drops it. */
-int procfs_container_add(Procfs *p, pid_t init_pid);
-void procfs_container_remove(Procfs *p, pid_t init_pid);
+/* The name of the directory of the container with key (a container's key, as the agent
+ * records it): 14 hex digits of its SHA-256, the same in every run. */
+void procfs_dir_name(const char *key, char ret[PROCFS_DIR_NAME_MAX]);
+/* Serves the container of key in its directory, from init_pid's cgroups and start time
+ * (read now); -EEXIST: that directory is another's. remove drops it. */
+int procfs_container_add(Procfs *p, const char *key, pid_t init_pid);
+void procfs_container_remove(Procfs *p, const char *key);
 size_t procfs_containers(const Procfs *p);
 void procfs_sample(Procfs *p);

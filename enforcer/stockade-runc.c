@@ -555,12 +555,13 @@ static int prepare_mounts(cJSON *spec, const SpecBinds *binds, const char *dir, 
 }
 
 /* Binds the agent's /proc emulation into the container. The mount checked is the one
- * bound: the agent's FUSE mount (its root, the device the agent named) is cloned into the
- * container's directory and the spec's binds name files below that clone only. */
+ * bound: the container's directory in the agent's FUSE mount (its root, the device the
+ * agent named) is cloned into the container's directory and the spec's binds name files
+ * below that clone only. */
 static int prepare_procfs(cJSON *spec, const cJSON *procfs, const char *dir, char **reterr) {
-        const char *path = json_get_string(procfs, "path");
+        const char *path = json_get_string(procfs, "path"), *name = json_get_string(procfs, "dir");
         const cJSON *dev = cJSON_GetObjectItemCaseSensitive(procfs, "dev");
-        if (!path || !cJSON_IsNumber(dev))
+        if (!path || !cJSON_IsNumber(dev) || !name || !*name || strspn(name, "0123456789abcdef") != strlen(name))
                 return error_set(reterr, -EBADMSG, "stockade: the agent's reply is malformed");
         _cleanup_close_ int fd = -EBADF, tree = -EBADF;
         SourceId id;
@@ -584,7 +585,7 @@ static int prepare_procfs(cJSON *spec, const cJSON *procfs, const char *dir, cha
         snprintf(target, sizeof(target), "%s/procfs", dir);
         if (mkdir(target, 0755) < 0 && errno != EEXIST)
                 return error_set(reterr, -errno, "stockade: cannot create '%s': %m", target);
-        tree = open_tree(fd, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH);
+        tree = open_tree(fd, name, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_SYMLINK_NOFOLLOW);
         if (tree < 0 || move_mount(tree, "", AT_FDCWD, target, MOVE_MOUNT_F_EMPTY_PATH) < 0)
                 return error_set(reterr, -errno, "stockade: cannot bind the agent's /proc emulation at '%s': %m", target);
         if ((r = spec_add_procfs_binds(spec, target)) < 0 || (r = spec_mask_cpus(spec, (unsigned) get_nprocs_conf())) < 0)
