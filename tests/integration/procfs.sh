@@ -103,6 +103,13 @@ else
         fail "a VM process reads the VM's meminfo through the mount" "$(grep ^MemTotal "$SCRATCH/run/procfs/meminfo" 2>&1)"
 fi
 
+# The root lists the VM's files only; a container's directory is found by its name alone.
+expect "the mount's root lists the VM's files, no directory" 0 '^cpu-online cpuinfo diskstats loadavg meminfo stat swaps uptime $' \
+        sh -c "ls '$SCRATCH/run/procfs' | sort | tr '\n' ' '"
+expect "a name that is not 14 hex digits is no directory" 2 'No such file' ls "$SCRATCH/run/procfs/0000000000000g"
+expect "the directory of a container the agent does not serve shows the VM's meminfo" 0 "^$vm\$" \
+        grep ^MemTotal "$SCRATCH/run/procfs/00000000000001/meminfo"
+
 # Network sysctls belong to the container's own network namespace: --sysctl sets them, and
 # a --privileged container may (only /proc/sys/net is writable there).
 vm_forward=$(cat /proc/sys/net/ipv4/ip_forward) vm_ttl=$(cat /proc/sys/net/ipv4/ip_default_ttl)
