@@ -212,12 +212,14 @@ static fuse_ino_t node_of(fuse_ino_t dir, size_t file) {
         return dir == FUSE_ROOT_ID ? INO_FILE(file) : DIR_FILE(dir, file);
 }
 
-/* The file's latest rendering, made anew with fresh (or where there is none): a directory
- * whose container is not (or no longer) served gets the VM's files. */
+/* The file's latest rendering, made anew where there is none, or with fresh where it is
+ * half PROCFS_TTL_SEC old: a reader that asks for the attributes again and again (statx()
+ * with AT_STATX_FORCE_SYNC) gets no more renderings than that. A directory whose container
+ * is not (or no longer) served gets the VM's files. */
 static int node_render(Procfs *p, fuse_ino_t dir, int file, bool fresh, const Render **ret) {
         Container *c = dir == FUSE_ROOT_ID ? NULL : container_of_dir(p, dir);
         Render *r = c ? &c->renders[file] : &p->vm[file];
-        if (fresh || !r->text) {
+        if (!r->text || (fresh && boottime() - r->when >= PROCFS_TTL_SEC / 2)) {
                 ProcfsContext ctx = context(p, c);
                 Render n = { .when = ctx.now };
                 int e = procfs_render((ProcfsFile) file, &ctx, &n.text, &n.size);

@@ -2,11 +2,15 @@
 /* procfs-read DIR ITERATIONS [EXPECT]: open+read+close of DIR/{meminfo,uptime,stat,cpuinfo}
  * ITERATIONS times each (DIR is /proc, or an emulation's mount); prints "name µs-per-read"
  * per file. With EXPECT (a meminfo line such as "MemTotal: 262144 kB", spaces squeezed),
- * every meminfo read is checked and "wrong N" printed. Static, for the bench's images. */
+ * every meminfo read is checked and "wrong N" printed. Static, for the bench's images.
+ * procfs-read --force-sync FILE ITERATIONS: statx() of FILE with AT_STATX_FORCE_SYNC, which
+ * asks a FUSE file system for the attributes each time, ITERATIONS times. */
+#define _GNU_SOURCE
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -27,6 +31,15 @@ static int first_line_matches(const char *buf, const char *expect) {
 }
 
 int main(int argc, char *argv[]) {
+        if (argc == 4 && strcmp(argv[1], "--force-sync") == 0) {
+                struct statx stx;
+                for (long i = atol(argv[3]); i > 0; i--)
+                        if (statx(AT_FDCWD, argv[2], AT_STATX_FORCE_SYNC, STATX_SIZE, &stx) < 0) {
+                                perror(argv[2]);
+                                return 1;
+                        }
+                return 0;
+        }
         if (argc < 3)
                 return 2;
         const char *names[] = { "meminfo", "uptime", "stat", "cpuinfo" };

@@ -93,6 +93,18 @@ for m in 128 256; do
                 timeout -s KILL 20 docker exec "reader$m" grep ^wrong /tmp/out
 done
 
+# An attack on the agent's time: each statx() with AT_STATX_FORCE_SYNC asks the agent for
+# the attributes, but a file is rendered at most every 0.05 s (a rendering costs about
+# 100 us here: 5000 of them would take the agent 0.5 s).
+ticks() { awk '{print $14 + $15}' "/proc/$AGENT_PID/stat"; }
+t0=$(ticks)
+expect "a container makes 5000 forced statx() of /proc/meminfo" 0 '^$' run $img procfs-read --force-sync /proc/meminfo 5000
+t1=$(ticks)
+hz=$(getconf CLK_TCK)
+awk -v t=$((t1 - t0)) -v h="$hz" 'BEGIN { exit !(t / h < 0.25) }' &&
+        pass "they cost the agent less than 0.25 s of CPU ($((t1 - t0)) ticks of 1/$hz s)" ||
+        fail "they cost the agent less than 0.25 s of CPU" "$((t1 - t0)) ticks of 1/$hz s"
+
 # A process outside any container gets the VM's file.
 vm=$(grep ^MemTotal /proc/meminfo)
 if [[ "$(grep ^MemTotal "$SCRATCH/run/procfs/meminfo")" == "$vm" ]]; then
