@@ -726,6 +726,15 @@ static cJSON *status_json(const Agent *a) {
         cJSON_AddNumberToObject(limits, "queued", l->queued);
         cJSON_AddItemToObject(containers, "list", containers_status(a->containers));
         cJSON_AddItemToObject(containers, "engine_sockets", engine_sockets_status(a->engine_sockets));
+
+        const Procfs *p = emulation_procfs(a->emulation);
+        if (p) {
+                cJSON *procfs = cJSON_AddObjectToObject(json, "procfs");
+                cJSON_AddStringToObject(procfs, "mount", procfs_mountpoint(p));
+                cJSON_AddNumberToObject(procfs, "containers", (double) procfs_containers(p));
+                cJSON_AddNumberToObject(procfs, "renderings", (double) procfs_renderings(p));
+        } else
+                cJSON_AddNullToObject(json, "procfs");
         return json;
 }
 

@@ -545,6 +545,13 @@ static void print_status(const cJSON *st) {
                        base + UID_RANGE_SIZE - 1, cJSON_GetNumberValue(cJSON_GetObjectItem(item, "allowed")),
                        cJSON_GetNumberValue(cJSON_GetObjectItem(item, "denied")));
         }
+        const cJSON *procfs = cJSON_GetObjectItem(st, "procfs");
+        if (cJSON_IsObject(procfs))
+                printf("/proc:      served from %s to %.0f containers, %.0f files rendered\n", json_text(procfs, "mount", "?"),
+                       cJSON_GetNumberValue(cJSON_GetObjectItem(procfs, "containers")),
+                       cJSON_GetNumberValue(cJSON_GetObjectItem(procfs, "renderings")));
+        else
+                printf("/proc:      not emulated\n");
         cJSON_ArrayForEach(item, cJSON_GetObjectItem(containers, "engine_sockets")) {
                 const char *key = json_text(item, "key", "?"), *slash = strrchr(key, '/');
                 if (cJSON_GetObjectItem(item, "socket"))

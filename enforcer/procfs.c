@@ -55,6 +55,7 @@ struct Procfs {
         Container *containers;
         size_t n_containers;
         Render vm[_PROCFS_FILE_MAX]; /* the root's files, and those of an unknown directory */
+        uint64_t renderings;
         bool swallow_reply;
 };
 
@@ -164,6 +165,10 @@ size_t procfs_containers(const Procfs *p) {
         return p->n_containers;
 }
 
+uint64_t procfs_renderings(const Procfs *p) {
+        return p->renderings;
+}
+
 static ProcfsContext context(const Procfs *p, const Container *c) {
         return (ProcfsContext) {
                 .proc_fd = p->proc_fd,
@@ -226,6 +231,7 @@ static int node_render(Procfs *p, fuse_ino_t dir, int file, bool fresh, const Re
                 if (e < 0)
                         return e;
                 clock_gettime(CLOCK_REALTIME, &n.at);
+                p->renderings++;
                 render_clear(r);
                 *r = n;
         }

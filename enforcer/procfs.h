@@ -16,6 +16,7 @@
  * averages. */
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "macros.h"
@@ -54,4 +55,6 @@ void procfs_dir_name(const char *key, char ret[PROCFS_DIR_NAME_MAX]);
 int procfs_container_add(Procfs *p, const char *key, pid_t init_pid);
 void procfs_container_remove(Procfs *p, const char *key);
 size_t procfs_containers(const Procfs *p);
+/* How many times a file was rendered since procfs_new(). */
+uint64_t procfs_renderings(const Procfs *p);
 void procfs_sample(Procfs *p);
