@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The cost of reading an emulated /proc file (open+read+close of meminfo, uptime, stat,
-# cpuinfo): in a Stockade container (served by the agent's loop), natively (the VM's
+# cpuinfo): in a Stockade container (from the page cache, which the agent's loop fills
+# anew once a rendering is 0.1 s old), natively (the VM's
 # /proc), and through LXCFS (Debian's lxcfs, started here on a mount point of its own and
 # read by a VM process), all in the same run; the ratio Stockade/LXCFS per file (target:
 # at most 0.25). Then N containers read in a loop at once: the agent's CPU time, the
