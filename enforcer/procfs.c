@@ -121,15 +121,13 @@ static Container *container_free(Container *c) {
 }
 
 int procfs_container_add(Procfs *p, const char *key, pid_t init_pid) {
+        procfs_container_remove(p, key); /* served again from what is read now */
         if (p->n_containers >= PROCFS_CONTAINERS_MAX)
                 return -ENOSPC;
-        fuse_ino_t dir = dir_of_key(key);
-        if (container_of_dir(p, dir))
-                return -EEXIST;
         Container *c = calloc(1, sizeof(Container));
         if (!c)
                 return -ENOMEM;
-        c->dir = dir;
+        c->dir = dir_of_key(key);
         char path[64];
         _cleanup_free_ char *text = NULL;
         size_t size;

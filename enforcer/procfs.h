@@ -51,7 +51,7 @@ int procfs_process(Procfs *p);
  * records it): 14 hex digits of its SHA-256, the same in every run. */
 void procfs_dir_name(const char *key, char ret[PROCFS_DIR_NAME_MAX]);
 /* Serves the container of key in its directory, from init_pid's cgroups and start time
- * (read now); -EEXIST: that directory is another's. remove drops it. */
+ * (read now, again where it was served already); remove drops it. */
 int procfs_container_add(Procfs *p, const char *key, pid_t init_pid);
 void procfs_container_remove(Procfs *p, const char *key);
 size_t procfs_containers(const Procfs *p);

@@ -93,6 +93,12 @@ for m in 128 256; do
                 timeout -s KILL 20 docker exec "reader$m" grep ^wrong /tmp/out
 done
 
+# A container in another's pid namespace has its own cgroup, and its own figures.
+timeout -s KILL 60 docker run -d --name pidhost -m 256m $img sleep 600 >/dev/null
+on_exit "docker rm -f pidhost >/dev/null 2>&1"
+expect "a container joining another's pid namespace (-m 128m, the other 256m) sees its own MemTotal" 0 '^MemTotal: +131072 kB$' \
+        run --pid container:pidhost -m 128m $img grep MemTotal /proc/meminfo
+
 # An attack on the agent's time: each statx() with AT_STATX_FORCE_SYNC asks the agent for
 # the attributes, but a file is rendered at most every 0.05 s (a rendering costs about
 # 100 us here).
