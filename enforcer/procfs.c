@@ -336,7 +336,7 @@ static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, s
         char buf[4096];
         size_t used = 0, limit = size < sizeof(buf) ? size : sizeof(buf);
         /* entries ".", "..", then the files; off is the index of the next one */
-        for (off_t i = off; i < 2 + _PROCFS_FILE_MAX; i++) {
+        for (off_t i = off < 0 ? 2 + _PROCFS_FILE_MAX : off; i < 2 + _PROCFS_FILE_MAX; i++) {
                 struct stat st = { .st_ino = i < 2 ? dir : node_of(dir, (size_t) i - 2), .st_mode = i < 2 ? S_IFDIR : S_IFREG };
                 const char *name = i == 0 ? "." : i == 1 ? ".." : procfs_files[i - 2].name;
                 size_t need = fuse_add_direntry(req, buf + used, limit - used, name, &st, i + 1);
@@ -438,7 +438,7 @@ static void procfs_unmountp(Procfs **p) {
 int procfs_new(const char *mountpoint, int adopt_fd, Procfs **ret, char **reterr) {
         _cleanup_close_ int fuse_fd = adopt_fd;
         Procfs *p = calloc(1, sizeof(Procfs));
-        if (!p || !(p->mountpoint = strdup(mountpoint))) {
+        if (!p || (mountpoint && !(p->mountpoint = strdup(mountpoint)))) {
                 free(p);
                 return -ENOMEM;
         }
@@ -449,12 +449,13 @@ int procfs_new(const char *mountpoint, int adopt_fd, Procfs **ret, char **reterr
                 return error_set(reterr, -errno, "cannot open /proc: %m");
         if ((p->cgroup_fd = open("/sys/fs/cgroup", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
                 return error_set(reterr, -errno, "cannot open /sys/fs/cgroup: %m");
-        if (mkdir(mountpoint, 0755) < 0 && errno != EEXIST)
+        if (mountpoint && mkdir(mountpoint, 0755) < 0 && errno != EEXIST)
                 return error_set(reterr, -errno, "cannot create '%s': %m", mountpoint);
 
-        dev_t dev;
-        if (fuse_fd >= 0 && mount_dev(mountpoint, &dev) < 0)
+        dev_t dev = 0;
+        if (mountpoint && fuse_fd >= 0 && mount_dev(mountpoint, &dev) < 0)
                 fuse_fd = safe_close(fuse_fd); /* nothing to serve again: a fresh mount */
+        bool adopted = mountpoint && fuse_fd >= 0;
 
         char *argv[] = { (char *) "stockaded", NULL };
         struct fuse_args args = FUSE_ARGS_INIT(1, argv);
@@ -462,18 +463,18 @@ int procfs_new(const char *mountpoint, int adopt_fd, Procfs **ret, char **reterr
         fuse_opt_free_args(&args); /* libfuse's copy of them */
         if (!p->se)
                 return error_set(reterr, -EINVAL, "cannot start a FUSE session");
-        bool fresh = fuse_fd < 0;
         int r;
+        bool fresh = mountpoint && !adopted;
         if (fresh && (r = fuse_mount_new(mountpoint, &fuse_fd)) < 0)
                 return error_set(reterr, r, "cannot mount FUSE at '%s' (is /dev/fuse there?): %s", mountpoint, strerror(-r));
-        p->mounted = true;
+        p->mounted = mountpoint;
         if (fresh && (r = mount_dev(mountpoint, &dev)) < 0)
                 return error_set(reterr, r, "cannot stat '%s': %s", mountpoint, strerror(-r));
         static const struct fuse_custom_io io = { .writev = io_writev, .read = io_read };
         if (fuse_session_custom_io(p->se, &io, fuse_fd) < 0)
                 return error_set(reterr, -EINVAL, "cannot serve the FUSE fd");
         fuse_fd = -EBADF; /* the session's */
-        if (!fresh && (r = replay_init(p)) < 0)
+        if (adopted && (r = replay_init(p)) < 0)
                 return error_set(reterr, r, "cannot resume the FUSE session at '%s'", mountpoint);
         p->dev = dev;
         int fd = fuse_session_fd(p->se);

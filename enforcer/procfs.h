@@ -33,7 +33,8 @@ typedef struct Procfs Procfs;
 /* Mounts the file system at mountpoint (created 0755 if missing). With adopt_fd (>= 0, a
  * /dev/fuse fd that served a mount at mountpoint before, e.g. from the agent's previous
  * run) the existing mount is served again instead, and every bind of it with it; it is
- * taken over even on failure. */
+ * taken over even on failure. With mountpoint NULL nothing is mounted: adopt_fd is served
+ * as it is, its FUSE_INIT still to come (the fuzz target's socket). */
 int procfs_new(const char *mountpoint, int adopt_fd, Procfs **ret, char **reterr);
 /* Stops serving; unmounts unless keep_mounted (the fd lives on elsewhere and a later
  * procfs_new() adopts it). */
