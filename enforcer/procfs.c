@@ -238,15 +238,17 @@ static int node_render(Procfs *p, fuse_ino_t dir, int file, bool fresh, const Re
 }
 
 /* A file's attributes come with a fresh rendering, its size and time; the kernel keeps
- * them PROCFS_TTL_SEC and serves reads from its page cache meanwhile. */
-static int node_attr(Procfs *p, fuse_ino_t ino, struct stat *st, double *ret_timeout) {
+ * them PROCFS_TTL_SEC and serves reads from its page cache meanwhile. Without render (a
+ * lookup: the runtime and the broker's helpers look files up to bind them, and nobody may
+ * read them) they are given as already old, so that the first read asks for them. */
+static int node_attr(Procfs *p, fuse_ino_t ino, bool render, struct stat *st, double *ret_timeout) {
         fuse_ino_t dir;
         int file;
         if (!node_parse(ino, &dir, &file))
                 return -ENOENT;
         *st = (struct stat) { .st_ino = ino, .st_nlink = file < 0 ? 2 : 1, .st_mode = file < 0 ? S_IFDIR | 0555 : S_IFREG | 0444 };
-        *ret_timeout = file < 0 ? 3600 : PROCFS_TTL_SEC;
-        if (file < 0)
+        *ret_timeout = file < 0 ? 3600 : render ? PROCFS_TTL_SEC : 0;
+        if (file < 0 || !render)
                 return 0;
         const Render *r;
         int e = node_render(p, dir, file, true, &r);
@@ -291,7 +293,7 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name) {
                         ino = 0;
         }
         struct fuse_entry_param e = { .ino = ino, .entry_timeout = 3600 };
-        int r = ino ? node_attr(p, ino, &e.attr, &e.attr_timeout) : -ENOENT;
+        int r = ino ? node_attr(p, ino, false, &e.attr, &e.attr_timeout) : -ENOENT;
         if (r < 0)
                 fuse_reply_err(req, -r);
         else
@@ -301,7 +303,7 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name) {
 static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
         struct stat st;
         double timeout;
-        int r = node_attr(fuse_req_userdata(req), ino, &st, &timeout);
+        int r = node_attr(fuse_req_userdata(req), ino, true, &st, &timeout);
         if (r < 0)
                 fuse_reply_err(req, -r);
         else
