@@ -100,6 +100,7 @@ typedef struct Entry {
 
 typedef struct Narrowing {
         cJSON *rules;                 /* the new "syscalls" */
+        cJSON *unconditional;         /* one rule per action and errno, joined to rules at the end */
         const char *default_action;   /* the engine's */
         bool trap;                    /* the agent listens */
         bool trapped;                 /* some rule is SCMP_ACT_NOTIFY */
@@ -133,15 +134,16 @@ static int errno_of(const cJSON *rule) {
         return json_is_int(e, 0, 4095) ? (int) e->valuedouble : -1;
 }
 
-/* Names the syscall in the unconditional rule with this action and errno, made on first use. */
+/* Names the syscall in the unconditional rule with this action and errno, made on first use.
+ * Only Stockade's syscalls get here, so there are a few hundred such rules at most. */
 static int add_unconditional(Narrowing *n, const char *name, const char *action, int errno_ret) {
         cJSON *rule;
-        cJSON_ArrayForEach(rule, n->rules)
-                if (!has_args(rule) && streq(action_of(rule), action) && errno_of(rule) == errno_ret)
+        cJSON_ArrayForEach(rule, n->unconditional)
+                if (errno_of(rule) == errno_ret && streq(action_of(rule), action))
                         break;
         if (!rule) {
                 rule = cJSON_CreateObject();
-                if (!rule || !cJSON_AddItemToArray(n->rules, rule) || !cJSON_AddArrayToObject(rule, "names") ||
+                if (!rule || !cJSON_AddItemToArray(n->unconditional, rule) || !cJSON_AddArrayToObject(rule, "names") ||
                     !cJSON_AddStringToObject(rule, "action", action) ||
                     (errno_ret >= 0 && !cJSON_AddNumberToObject(rule, "errnoRet", errno_ret)))
                         return -ENOMEM;
@@ -158,23 +160,25 @@ static int add_denial(Narrowing *n, const char *name, const cJSON *rule) {
         return add_unconditional(n, name, action_of(rule), errno_of(rule));
 }
 
-/* A copy of an engine rule for this name alone, with its arguments; action NULL keeps the rule's. */
+/* A copy of an engine rule for this name alone, with its arguments; action NULL keeps the
+ * rule's. The rule's other names are not copied: a rule naming a syscall many times would
+ * cost their square. */
 static cJSON *add_copy(Narrowing *n, const char *name, const cJSON *rule, const char *action) {
-        cJSON *copy = cJSON_Duplicate(rule, true);
+        cJSON *copy = cJSON_CreateObject(), *names;
         if (!copy || !cJSON_AddItemToArray(n->rules, copy)) {
                 cJSON_Delete(copy);
                 return NULL;
         }
-        cJSON_DeleteItemFromObjectCaseSensitive(copy, "names");
-        cJSON *names = cJSON_AddArrayToObject(copy, "names");
-        if (!names || !cJSON_AddItemToArray(names, cJSON_CreateString(name)))
-                return NULL;
-        if (action) {
-                cJSON_DeleteItemFromObjectCaseSensitive(copy, "errnoRet");
-                cJSON_DeleteItemFromObjectCaseSensitive(copy, "action");
-                if (!cJSON_AddStringToObject(copy, "action", action))
+        const cJSON *item;
+        cJSON_ArrayForEach(item, rule) {
+                if (streq(item->string, "names") || (action && (streq(item->string, "errnoRet") || streq(item->string, "action"))))
+                        continue;
+                if (!cJSON_AddItemToObject(copy, item->string, cJSON_Duplicate(item, true)))
                         return NULL;
         }
+        if (!(names = cJSON_AddArrayToObject(copy, "names")) || !cJSON_AddItemToArray(names, cJSON_CreateString(name)) ||
+            (action && !cJSON_AddStringToObject(copy, "action", action)))
+                return NULL;
         n->trapped = n->trapped || streq(action_of(copy), "SCMP_ACT_NOTIFY");
         return copy;
 }
@@ -244,7 +248,8 @@ static int add_socket_rule(Narrowing *n, const char *action, const char *op, int
 static int add_conditional(Narrowing *n, const Entry *group, size_t count, SyscallKind kind) {
         for (size_t i = 0; i < count; i++) {
                 const cJSON *rule = group[i].rule;
-                if (!rule || !has_args(rule))
+                /* A rule naming the syscall again is copied once (a rule's entries are adjacent). */
+                if (!rule || !has_args(rule) || (i > 0 && group[i - 1].rule == rule))
                         continue;
                 bool permitting = permits(action_of(rule));
                 const char *action = !permitting && !denial_kept(action_of(rule)) ? "SCMP_ACT_ERRNO" :
@@ -375,12 +380,14 @@ int seccomp_profile_narrow(cJSON *linux_obj, const char *listener_path, const ch
             (flags && !cJSON_AddItemToObject(seccomp, "flags", cJSON_Duplicate(flags, true))))
                 return -ENOMEM;
 
+        _cleanup_json_ cJSON *unconditional = cJSON_CreateArray();
         Narrowing n = {
                 .rules = cJSON_AddArrayToObject(seccomp, "syscalls"),
+                .unconditional = unconditional,
                 .default_action = default_action,
                 .trap = listener_path != NULL,
         };
-        if (!n.rules)
+        if (!n.rules || !unconditional)
                 return -ENOMEM;
         _cleanup_free_ Entry *entries = NULL;
         size_t count;
@@ -392,6 +399,8 @@ int seccomp_profile_narrow(cJSON *linux_obj, const char *listener_path, const ch
         }
         if (r < 0)
                 return r;
+        for (cJSON *rule; (rule = cJSON_DetachItemFromArray(unconditional, 0));)
+                cJSON_AddItemToArray(n.rules, rule);
         /* The metadata ties the notify fd to the registered container. */
         if (n.trapped && (!cJSON_AddStringToObject(seccomp, "listenerPath", listener_path) ||
                           !cJSON_AddStringToObject(seccomp, "listenerMetadata", metadata)))

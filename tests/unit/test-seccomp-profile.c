@@ -277,3 +277,33 @@ TEST(unknown_architectures_and_the_engine_listener) {
         const cJSON *flags = cJSON_GetObjectItem(cJSON_GetObjectItem(l, "seccomp"), "flags");
         ASSERT_STREQ(cJSON_GetArrayItem(flags, 0)->valuestring, "SECCOMP_FILTER_FLAG_LOG");
 }
+
+/* A user's profile (--security-opt seccomp=FILE) reaches stockade-runc, which runs as root.
+ * A conditional rule naming syscalls again and again gets one copy per syscall, each with
+ * that syscall alone: it was one copy per name, each with every name, which kept the runtime
+ * busy for minutes with a 2 MB profile. */
+TEST(a_name_repeated_is_copied_once) {
+        enum { NAMES = 20000 };
+        static const char *const repeated[] = { "read", "write", "personality", "socket" };
+        _cleanup_json_ cJSON *profile = cJSON_Parse("{\"defaultAction\": \"SCMP_ACT_ERRNO\", \"syscalls\": [{\"names\": [],"
+                                                    "\"action\": \"SCMP_ACT_ALLOW\", \"args\": [{\"index\": 1, \"value\": 1,"
+                                                    "\"op\": \"SCMP_CMP_EQ\"}]}]}");
+        ASSERT_TRUE(profile);
+        cJSON *list = cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(profile, "syscalls"), 0), "names");
+        for (size_t i = 0; i < NAMES; i++)
+                ASSERT_TRUE(cJSON_AddItemToArray(list, cJSON_CreateString(repeated[i % ELEMENTSOF(repeated)])));
+        _cleanup_free_ char *text = cJSON_PrintUnformatted(profile);
+        ASSERT_TRUE(text);
+        _cleanup_json_ cJSON *l = narrow(text, LISTENER);
+        ASSERT_VERDICTS(l, { "read", 0, 1, "ALLOW" },
+                        { "read", 0, 2, "ERRNO 1" },
+                        { "socket", AF_INET_NUMBER, 1, "ALLOW" },
+                        { "socket", AF_VSOCK_NUMBER, 1, "NOTIFY" });
+        const cJSON *rule;
+        size_t copies = 0;
+        cJSON_ArrayForEach(rule, cJSON_GetObjectItem(cJSON_GetObjectItem(l, "seccomp"), "syscalls")) {
+                ASSERT_TRUE(cJSON_GetArraySize(cJSON_GetObjectItem(rule, "names")) <= 400);
+                copies += names(rule, "read") || names(rule, "write");
+        }
+        ASSERT_TRUE(copies == 2);
+}
