@@ -196,10 +196,11 @@ unsigned broker_mount_restrictions(const BrokerRules *rules, const MountTable *t
                                    bool *ret_initial) {
         unsigned r = 0;
         bool initial = false;
+        /* Matched by what the mount shows, not by its ID: an initial mount shows its own
+         * device and root, and the kernel gives a freed mount's ID to the next new one. */
         for (size_t i = 0; rules->initial && i < rules->initial->n; i++) {
                 const MountEntry *m = &rules->initial->entries[i];
-                if (m->id == e->id ||
-                    (m->major == e->major && m->minor == e->minor && path_startswith(e->root, m->root))) {
+                if (m->major == e->major && m->minor == e->minor && path_startswith(e->root, m->root)) {
                         r |= (unsigned) options_bits(m->options, attr_options, ELEMENTSOF(attr_options));
                         initial = true;
                 }

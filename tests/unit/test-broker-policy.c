@@ -167,6 +167,31 @@ TEST(decisions_by_table) {
         mount_table_done(&initial);
 }
 
+/* The kernel gives a freed mount's ID to the next mount made (anywhere): a container that
+ * unmounted one it started with, and then made a root for a container of its own (Docker in
+ * Docker), may get the old ID for it. */
+TEST(an_initial_mount_id_given_again) {
+        MountTable table = {}, initial = {};
+        ASSERT_OK(mount_table_parse(strdup("100 90 0:50 / / rw - overlay overlay rw\n"
+                                           "120 100 0:60 / /scratch rw - tmpfs tmpfs rw\n"), &initial));
+        ASSERT_OK(mount_table_parse(strdup("100 90 0:50 / / rw - overlay overlay rw\n"
+                                           "120 100 0:61 / /inner rw - overlay overlay rw\n"), &table));
+        BrokerRules rules = { masked, ELEMENTSOF(masked), &initial };
+        BrokerRequest q = PIVOT("/inner");
+        q.table = &table;
+        q.mount = broker_table_find(&table, 120);
+        BrokerDecision d;
+        broker_decide(&rules, &q, &d);
+        ASSERT_TRUE(d.action == BROKER_ACTION_PERFORM);
+        q = (BrokerRequest) PIVOT("/");
+        q.table = &table;
+        q.mount = broker_table_find(&table, 100);
+        broker_decide(&rules, &q, &d);
+        ASSERT_TRUE(d.action == BROKER_ACTION_REFUSE && d.error == -EPERM);
+        mount_table_done(&table);
+        mount_table_done(&initial);
+}
+
 TEST(mknod_emulation_and_flags) {
         BrokerDecision d;
         broker_decide(NULL, &(BrokerRequest) MKNOD(S_IFCHR | 0620, DEV(1, 5)), &d);
