@@ -100,7 +100,7 @@ typedef struct Entry {
 
 typedef struct Narrowing {
         cJSON *rules;                 /* the new "syscalls" */
-        cJSON *unconditional;         /* one rule per action and errno, joined to rules at the end */
+        cJSON *unconditional;         /* references to the unconditional ones of rules */
         const char *default_action;   /* the engine's */
         bool trap;                    /* the agent listens */
         bool trapped;                 /* some rule is SCMP_ACT_NOTIFY */
@@ -137,13 +137,17 @@ static int errno_of(const cJSON *rule) {
 /* Names the syscall in the unconditional rule with this action and errno, made on first use.
  * Only Stockade's syscalls get here, so there are a few hundred such rules at most. */
 static int add_unconditional(Narrowing *n, const char *name, const char *action, int errno_ret) {
-        cJSON *rule;
-        cJSON_ArrayForEach(rule, n->unconditional)
-                if (errno_of(rule) == errno_ret && streq(action_of(rule), action))
+        cJSON *ref, *rule = NULL;
+        cJSON_ArrayForEach(ref, n->unconditional)
+                if (errno_of(ref->child) == errno_ret && streq(action_of(ref->child), action)) {
+                        rule = ref->child;
                         break;
+                }
         if (!rule) {
                 rule = cJSON_CreateObject();
-                if (!rule || !cJSON_AddItemToArray(n->unconditional, rule) || !cJSON_AddArrayToObject(rule, "names") ||
+                if (!rule || !cJSON_AddItemToArray(n->rules, rule) ||
+                    !cJSON_AddItemToArray(n->unconditional, cJSON_CreateObjectReference(rule)) ||
+                    !cJSON_AddArrayToObject(rule, "names") ||
                     !cJSON_AddStringToObject(rule, "action", action) ||
                     (errno_ret >= 0 && !cJSON_AddNumberToObject(rule, "errnoRet", errno_ret)))
                         return -ENOMEM;
@@ -399,8 +403,6 @@ int seccomp_profile_narrow(cJSON *linux_obj, const char *listener_path, const ch
         }
         if (r < 0)
                 return r;
-        for (cJSON *rule; (rule = cJSON_DetachItemFromArray(unconditional, 0));)
-                cJSON_AddItemToArray(n.rules, rule);
         /* The metadata ties the notify fd to the registered container. */
         if (n.trapped && (!cJSON_AddStringToObject(seccomp, "listenerPath", listener_path) ||
                           !cJSON_AddStringToObject(seccomp, "listenerMetadata", metadata)))
